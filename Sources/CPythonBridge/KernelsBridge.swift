@@ -1,0 +1,103 @@
+import CPython
+import SAATCore
+
+// saat._core entry points for the raw kernels (saat.kernels in Python).
+
+/// sgemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0):
+/// out ← alpha·op(a)·op(b) + beta·out, float32, C-contiguous, OpenBLAS.
+let sgemmFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("sgemm", args, nargs, kw, names: ["a", "b", "out", "trans_a", "trans_b", "alpha", "beta"], required: 3)
+        let ta = try a.bool("trans_a", false), tb = try a.bool("trans_b", false)
+        let alpha = Float(try a.finite("alpha", 1)), beta = Float(try a.finite("beta", 0))
+        try f32(a.required("a"), "a", shape: [nil, nil]) { A in
+            try f32(a.required("b"), "b", shape: [nil, nil]) { B in
+                let m = ta ? A.dim(1) : A.dim(0), k = ta ? A.dim(0) : A.dim(1)
+                let kb = tb ? B.dim(1) : B.dim(0), n = tb ? B.dim(0) : B.dim(1)
+                if k != kb {
+                    throw valueError("argument 'b': inner dimensions differ: op(a) is (\(m), \(k)), op(b) is (\(kb), \(n))")
+                }
+                try f32(a.required("out"), "out", shape: [m, n], writable: true) { C in
+                    withoutGIL {
+                        BLAS.sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: alpha,
+                                   a: A.constPtr, lda: A.dim(1), b: B.constPtr, ldb: B.dim(1),
+                                   beta: beta, c: C.ptr, ldc: n)
+                    }
+                }
+            }
+        }
+        return saat_none()
+    }
+}
+
+/// pack_codes(codes, out): ±1 codes (n, K) int8 → packed bits (n, ⌈K/64⌉) uint64.
+let packCodesFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("pack_codes", args, nargs, kw, names: ["codes", "out"], required: 2)
+        try withArray(a.required("codes"), "codes", .int8, as: Int8.self, shape: [nil, nil]) { c in
+            let n = c.dim(0), bits = c.dim(1)
+            try require(bits > 0, "codes", "at least one bit per code")
+            try withArray(a.required("out"), "out", .uint64, as: UInt64.self, shape: [n, Hamming.words(bits)], writable: true) { o in
+                withoutGIL { Hamming.pack(codes: c.constPtr, n: n, bits: bits, out: o.ptr) }
+            }
+        }
+        return saat_none()
+    }
+}
+
+/// hamming_distances(query, database, out): ±1 int8 codes (nq, K), (nd, K) → int32 (nq, nd).
+let hammingDistancesFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("hamming_distances", args, nargs, kw, names: ["query", "database", "out"], required: 3)
+        try withArray(a.required("query"), "query", .int8, as: Int8.self, shape: [nil, nil]) { q in
+            let bits = q.dim(1)
+            try require(bits > 0, "query", "codes with at least one bit")
+            try withArray(a.required("database"), "database", .int8, as: Int8.self, shape: [nil, bits]) { d in
+                let nq = q.dim(0), nd = d.dim(0), w = Hamming.words(bits)
+                try withArray(a.required("out"), "out", .int32, as: Int32.self, shape: [nq, nd], writable: true) { o in
+                    withoutGIL {
+                        var qp = [UInt64](repeating: 0, count: nq * w)
+                        var dp = [UInt64](repeating: 0, count: nd * w)
+                        Hamming.pack(codes: q.constPtr, n: nq, bits: bits, out: &qp)
+                        Hamming.pack(codes: d.constPtr, n: nd, bits: bits, out: &dp)
+                        Hamming.distances(query: qp, nq: nq, database: dp, nd: nd, words: w, out: o.ptr)
+                    }
+                }
+            }
+        }
+        return saat_none()
+    }
+}
+
+/// info() → dict: version, BLAS config and core name, BLAS threads, target CPU.
+let infoFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        _ = try Args("info", args, nargs, kw, names: [], required: 0)
+        return pyDict([
+            ("core_version", pyStr(SAATCoreInfo.version)),
+            ("blas", pyStr(BLAS.config)),
+            ("blas_core", pyStr(BLAS.coreName)),
+            ("blas_threads", pyInt(BLAS.threads)),
+            ("target_cpu", pyStr(BuildInfo.targetCPU)),
+        ])
+    }
+}
+
+/// set_blas_threads(n): sets the OpenBLAS thread count used by the core.
+let setBlasThreadsFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("set_blas_threads", args, nargs, kw, names: ["n"], required: 1)
+        let n = try a.int("n")
+        try require(n >= 1 && n <= 256, "n", "a thread count in 1...256, got \(n)")
+        BLAS.setThreads(n)
+        return saat_none()
+    }
+}
+
+let kernelMethods: [PyMethodDef] = [
+    method("sgemm", sgemmFn, "sgemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0)"),
+    method("pack_codes", packCodesFn, "pack_codes(codes, out)"),
+    method("hamming_distances", hammingDistancesFn, "hamming_distances(query, database, out)"),
+    method("info", infoFn, "info() -> dict"),
+    method("set_blas_threads", setBlasThreadsFn, "set_blas_threads(n)"),
+]

@@ -1,0 +1,80 @@
+import CBLAS
+
+/// Thin, documented wrappers over OpenBLAS (Debian's pthreads build).
+///
+/// All matrices are row-major. OpenBLAS keeps its own thread pool: saat never wraps
+/// these calls in a parallel loop of its own (that oversubscribes the cores).
+public enum BLAS {
+    /// C ← α·op(A)·op(B) + β·C with op(X) = Xᵀ when `transX`.
+    /// A is (m, k) after op, B is (k, n) after op, C is (m, n); `lda/ldb/ldc` are row strides.
+    @inlinable
+    public static func sgemm(transA: Bool = false, transB: Bool = false,
+                             m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int,
+                             b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0,
+                             c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            // BLAS semantics: C ← β·C.
+            for i in 0..<m { for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Dense C(m,n) = A(m,k)·B(k,n), contiguous, no transposes.
+    @inlinable
+    public static func matmul(m: Int, n: Int, k: Int,
+                              a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                              c: UnsafeMutablePointer<Float>) {
+        sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
+    }
+
+    /// y ← α·x + y.
+    @inlinable
+    public static func saxpy(n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        if n == 0 { return }
+        cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
+    }
+
+    /// Number of threads OpenBLAS uses.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// Sets the OpenBLAS thread count (1...number of cores).
+    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+
+    /// OpenBLAS build configuration string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64".
+    public static var config: String {
+        guard let p = openblas_get_config() else { return "unknown" }
+        return String(cString: p)
+    }
+
+    /// Name of the CPU kernel set OpenBLAS picked at run time (e.g. "Cooperlake", "Haswell").
+    public static var coreName: String {
+        guard let p = openblas_get_corename() else { return "unknown" }
+        return String(cString: p)
+    }
+}
+
+/// The CPU the Swift kernels were compiled for (`SAAT_TARGET_CPU` at build time).
+public enum BuildInfo {
+    public static var targetCPU: String {
+        #if SAAT_CPU_haswell
+        return "haswell"
+        #elseif SAAT_CPU_x86_64
+        return "x86-64"
+        #elseif SAAT_CPU_znver4
+        return "znver4"
+        #elseif SAAT_CPU_znver3
+        return "znver3"
+        #elseif SAAT_CPU_skylake_avx512
+        return "skylake-avx512"
+        #elseif SAAT_CPU_native
+        return "native"
+        #else
+        return "other"
+        #endif
+    }
+}

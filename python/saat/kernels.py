@@ -1,0 +1,57 @@
+"""Low-level kernels of the Swift core, exposed for testing and benchmarking.
+
+These entry points are strict: they never convert dtypes or copy, so a wrong dtype, shape or a
+non-contiguous array raises instead of silently costing a copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._validate import check_array
+
+__all__ = ["sgemm", "pack_codes", "hamming_distances", "set_blas_threads"]
+
+
+def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, trans_a: bool = False,
+          trans_b: bool = False, alpha: float = 1.0, beta: float = 0.0) -> np.ndarray:
+    """``out ← alpha · op(a) @ op(b) + beta · out`` through OpenBLAS ``cblas_sgemm``.
+
+    Parameters
+    ----------
+    a, b : float32 C-contiguous 2-d arrays; ``op(x)`` is ``x.T`` when ``trans_x``.
+    out : float32 C-contiguous writable array of shape (m, n), allocated when None
+        (then ``beta`` multiplies zeros).
+    Raises TypeError for a wrong dtype, ValueError for a wrong shape, a non-contiguous input or a
+    read-only ``out``.
+    """
+    check_array(a, "a", np.float32, ndim=2)
+    check_array(b, "b", np.float32, ndim=2)
+    m = a.shape[1] if trans_a else a.shape[0]
+    n = b.shape[0] if trans_b else b.shape[1]
+    if out is None:
+        out = np.zeros((m, n), dtype=np.float32)
+    _core.sgemm(a, b, out, trans_a=bool(trans_a), trans_b=bool(trans_b), alpha=alpha, beta=beta)
+    return out
+
+
+def pack_codes(codes: np.ndarray) -> np.ndarray:
+    """Pack ±1 int8 codes of shape (n, K) into bits: (n, ceil(K/64)) uint64, bit j = [code_j > 0]."""
+    check_array(codes, "codes", np.int8, ndim=2)
+    out = np.empty((codes.shape[0], (codes.shape[1] + 63) // 64), dtype=np.uint64)
+    _core.pack_codes(codes, out)
+    return out
+
+
+def hamming_distances(query: np.ndarray, database: np.ndarray) -> np.ndarray:
+    """Hamming distances (nq, nd) int32 between ±1 int8 codes (nq, K) and (nd, K), by popcount."""
+    check_array(query, "query", np.int8, ndim=2)
+    check_array(database, "database", np.int8, ndim=2)
+    out = np.empty((query.shape[0], database.shape[0]), dtype=np.int32)
+    _core.hamming_distances(query, database, out)
+    return out
+
+
+def set_blas_threads(n: int) -> None:
+    """Set the number of OpenBLAS threads the core uses (default: OpenBLAS's own choice)."""
+    _core.set_blas_threads(n)

@@ -1,0 +1,124 @@
+"""saat.kernels against numpy: sgemm (OpenBLAS) and popcount Hamming distances."""
+import numpy as np
+import pytest
+
+import saat
+from saat import kernels
+
+
+def test_info_reports_build():
+    d = saat.info()
+    assert d["version"] == saat.__version__
+    assert "OpenBLAS" in d["blas"]
+    assert d["blas_threads"] >= 1
+    assert d["target_cpu"] in {"haswell", "x86-64", "znver4", "znver3", "skylake-avx512", "native", "other"}
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+def test_sgemm_matches_numpy(ta, tb):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((37, 19) if not ta else (19, 37)).astype(np.float32)
+    b = rng.standard_normal((19, 23) if not tb else (23, 19)).astype(np.float32)
+    ref = (a.T if ta else a).astype(np.float64) @ (b.T if tb else b).astype(np.float64)
+    out = kernels.sgemm(a, b, trans_a=ta, trans_b=tb)
+    assert out.shape == (37, 23)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_sgemm_alpha_beta_accumulates_into_out():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((8, 5)).astype(np.float32)
+    b = rng.standard_normal((5, 6)).astype(np.float32)
+    c = rng.standard_normal((8, 6)).astype(np.float32)
+    ref = 2.0 * (a @ b) + 0.5 * c
+    kernels.sgemm(a, b, c, alpha=2.0, beta=0.5)
+    np.testing.assert_allclose(c, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_sgemm_large_square():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((256, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 256)).astype(np.float32)
+    np.testing.assert_allclose(kernels.sgemm(a, b), a @ b, rtol=1e-3, atol=1e-3)
+
+
+def test_sgemm_rejects_float64():
+    a = np.ones((3, 3))
+    with pytest.raises(TypeError, match="'a'.*float32.*float64"):
+        kernels.sgemm(a, np.ones((3, 3), np.float32))
+    # the raw core entry point gives the same kind of message
+    with pytest.raises(TypeError, match="'a'.*float32.*float64"):
+        saat._core.sgemm(a, np.ones((3, 3), np.float32), np.zeros((3, 3), np.float32))
+
+
+def test_sgemm_rejects_wrong_shapes():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        kernels.sgemm(a, np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match="'out'.*shape"):
+        kernels.sgemm(a, np.ones((4, 2), np.float32), np.zeros((3, 3), np.float32))
+    with pytest.raises(ValueError, match="'a'.*2-d"):
+        saat._core.sgemm(np.ones(3, np.float32), np.ones((4, 2), np.float32), np.zeros((3, 2), np.float32))
+
+
+def test_sgemm_rejects_non_contiguous_and_read_only():
+    a = np.ones((6, 4), np.float32)[::2]
+    with pytest.raises(ValueError, match="'a'.*C-contiguous"):
+        kernels.sgemm(a, np.ones((4, 2), np.float32))
+    with pytest.raises(ValueError, match="'a'.*C-contiguous"):
+        saat._core.sgemm(np.ones((4, 3), np.float32).T, np.ones((4, 2), np.float32), np.zeros((3, 2), np.float32))
+    out = np.zeros((3, 2), np.float32)
+    out.flags.writeable = False
+    with pytest.raises(ValueError, match="'out'.*read-only"):
+        kernels.sgemm(np.ones((3, 4), np.float32), np.ones((4, 2), np.float32), out)
+    with pytest.raises(ValueError, match="'out'.*read-only"):
+        saat._core.sgemm(np.ones((3, 4), np.float32), np.ones((4, 2), np.float32), out)
+
+
+def test_core_argument_errors():
+    with pytest.raises(TypeError, match="missing required argument 'out'"):
+        saat._core.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))
+    with pytest.raises(TypeError, match="unexpected keyword argument 'gamma'"):
+        saat._core.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), gamma=1)
+    with pytest.raises(TypeError, match="'a'.*got list"):
+        saat._core.sgemm([[1.0]], np.ones((1, 1), np.float32), np.ones((1, 1), np.float32))
+    with pytest.raises(ValueError, match="'alpha'.*finite"):
+        saat._core.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), alpha=float("nan"))
+
+
+def test_sgemm_empty_dimensions():
+    out = kernels.sgemm(np.ones((0, 3), np.float32), np.ones((3, 4), np.float32))
+    assert out.shape == (0, 4)
+    out = kernels.sgemm(np.ones((2, 0), np.float32), np.ones((0, 4), np.float32))
+    np.testing.assert_array_equal(out, np.zeros((2, 4), np.float32))
+
+
+def _ref_hamming(q, d):
+    return (q[:, None, :] != d[None, :, :]).sum(-1)
+
+
+@pytest.mark.parametrize("bits", [1, 16, 32, 63, 64, 65, 128, 200])
+def test_hamming_distances_match_numpy(bits):
+    rng = np.random.default_rng(bits)
+    q = np.where(rng.random((13, bits)) > 0.5, 1, -1).astype(np.int8)
+    d = np.where(rng.random((29, bits)) > 0.5, 1, -1).astype(np.int8)
+    got = kernels.hamming_distances(q, d)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, _ref_hamming(q, d))
+    # d_H = (K - q.d) / 2 for ±1 codes
+    np.testing.assert_array_equal(got, (bits - q.astype(np.int32) @ d.astype(np.int32).T) // 2)
+
+
+def test_pack_codes_bits():
+    codes = np.array([[1, -1, 1, 1] + [-1] * 60 + [1]], dtype=np.int8)
+    packed = kernels.pack_codes(codes)
+    assert packed.shape == (1, 2)
+    assert int(packed[0, 0]) == 0b1101
+    assert int(packed[0, 1]) == 1
+
+
+def test_hamming_rejects_bad_codes():
+    with pytest.raises(TypeError, match="'query'.*int8"):
+        kernels.hamming_distances(np.ones((2, 8), np.float32), np.ones((2, 8), np.int8))
+    with pytest.raises(ValueError, match="'database'.*shape"):
+        saat._core.hamming_distances(np.ones((2, 8), np.int8), np.ones((2, 9), np.int8), np.zeros((2, 2), np.int32))
