@@ -10,6 +10,12 @@ public func PyInit__core() -> UnsafeMutablePointer<PyObject>? {
     if moduleDef == nil {
         var table: [PyMethodDef] = []
         table += kernelMethods
+        table += modelMethods
+        table += lossMethods
+        table += trainingMethods
+        table += metricMethods
+        table += codeMethods
+        table += attackMethods
         table.append(PyMethodDef(ml_name: nil, ml_meth: nil, ml_flags: 0, ml_doc: nil))   // sentinel
         let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: table.count)
         methods.initialize(from: table, count: table.count)

@@ -1,0 +1,7 @@
+import CPython
+import SAATCore
+
+// saat._core entry points for SAATCore/Metrics (saat.metrics in Python).
+
+let metricMethods: [PyMethodDef] = [
+]
