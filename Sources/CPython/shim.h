@@ -28,6 +28,9 @@ static inline int saat_is_float(PyObject *o) { return PyFloat_Check(o); }
 static inline int saat_is_bool(PyObject *o) { return PyBool_Check(o); }
 static inline int saat_is_callable(PyObject *o) { return PyCallable_Check(o); }
 static inline int saat_is_tuple(PyObject *o) { return PyTuple_Check(o); }
+static inline int saat_is_dict(PyObject *o) { return PyDict_Check(o); }
+static inline char *saat_bytearray_data(PyObject *o) { return PyByteArray_AS_STRING(o); }
+static inline PyObject *saat_false_borrowed(void) { return Py_False; }
 static inline Py_ssize_t saat_tuple_size(PyObject *o) { return PyTuple_GET_SIZE(o); }
 static inline PyObject *saat_tuple_item(PyObject *o, Py_ssize_t i) { return PyTuple_GET_ITEM(o, i); }
 #endif

@@ -11,8 +11,14 @@ __version__ = "0.1.0"
 
 from . import _core
 from . import kernels
+from . import models, losses, metrics, codes, training, attacks, defences, datasets, evaluation, experiments
+from .models import HashingModel, from_torch_state_dict
+from .training import train
+from .evaluation import evaluate_attack
 
-__all__ = ["info", "kernels", "__version__"]
+__all__ = ["info", "HashingModel", "from_torch_state_dict", "train", "evaluate_attack", "kernels", "models",
+           "losses", "metrics", "codes", "training", "attacks", "defences", "datasets", "evaluation", "experiments",
+           "__version__"]
 
 
 def info() -> dict:

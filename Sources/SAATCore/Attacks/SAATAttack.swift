@@ -1,0 +1,61 @@
+/// SAAT's mainstay-guided attack (SAAT `adv_attack.py`, `model/adv_generator/pgd.py`).
+///
+/// With b the DMFL mainstay code of the query's true labels (non-targeted) or of the target labels
+/// (targeted) and s_ik = F(x')_ik · b_ik, the masked loss minimised by ℓ∞ PGD is
+///   non-targeted: L = Σ m (s + 2) s / Σ m,  m_ik = [s_ik > −0.5]  (bits already flipped past −0.5 drop out)
+///   targeted:     L = −Σ m (s + 2) s / Σ m, m_ik = [s_ik < 0.5]
+/// with the mask held constant for the gradient. Defaults: ε = 8/255, step 1/255, 100 iterations,
+/// uniform random start, α schedule on tanh(α·g). Sums run over the chunk of images attacked
+/// together; the sign step makes each image's update independent of that grouping.
+public final class MainstayMaskedObjective: AttackObjective {
+    public let codes: Tensor
+    public let targeted: Bool
+
+    public init(codes: Tensor, targeted: Bool) {
+        self.codes = codes
+        self.targeted = targeted
+    }
+
+    public func evaluate(f: Tensor, rows: Range<Int>, iteration t: Int) -> (loss: Double, grad: Tensor) {
+        let k = f.shape[1], cnt = f.count
+        var g = Tensor(zeros: f.shape)
+        var loss: Double = 0, msum: Double = 0
+        codes.data.withUnsafeBufferPointer { cb in
+            let c = cb.baseAddress! + rows.lowerBound * k
+            f.data.withUnsafeBufferPointer { fp in
+                g.data.withUnsafeMutableBufferPointer { gp in
+                    for i in 0..<cnt {
+                        let s = fp[i] * c[i]
+                        let on = targeted ? s < 0.5 : s > -0.5
+                        if on {
+                            msum += 1
+                            loss += Double((s + 2) * s)
+                            gp[i] = (2 * s + 2) * c[i]
+                        }
+                    }
+                    if msum > 0 {
+                        let scale = Float((targeted ? -1 : 1) / msum)
+                        for i in 0..<cnt { gp[i] *= scale }
+                    }
+                }
+            }
+        }
+        return (msum > 0 ? (targeted ? -loss : loss) / msum : 0, g)
+    }
+}
+
+public enum SAATAttack {
+    /// Mainstay codes of `labels` from the training codes, then the masked PGD.
+    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor,
+                           trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
+                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
+        try config.validate()
+        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
+        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
+        let codes = try SemanticCodes.compute(.mainstay, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
+        try AttackEngine.run(model: model, images: images, n: n,
+                             objective: MainstayMaskedObjective(codes: codes, targeted: targeted),
+                             config: config, out: out, shouldStop: shouldStop)
+        return codes
+    }
+}

@@ -1,0 +1,116 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SDHA, "Smart Deep Hashing Attack" (Lu et al., ICMR 2021), as re-implemented in SAAT
+/// `model/attack_model/sdha.py`: Adam on the image (lr 0.01, β (0.9, 0.999)), 1500 iterations,
+/// α schedule, loss MSE(x', x) + (25/K)·L_sur, projected to the ε-ball and [0,1].
+///
+/// For query i with relevant training codes R_i (training items sharing a label with the query's
+/// labels — or the target labels when targeted) and q = F(x'_i; α):
+///   non-targeted: L_sur = −(1/B) Σ_i mean_{r∈R_i} [ (½Σ_k|q_k − r_k|σ(5q_k r_k) + Σ_k(1 − σ(5q_k r_k)))
+///                                                   · (d_H(sign q, r) + 1e-8)^(−1/2) ]
+///   targeted:     L_sur = +(1/B) Σ_i mean_{r∈R_i} [ ½Σ_k|q_k − r_k|σ(−10q_k r_k) · (d_H(sign q, r) + 1e-8)^0.3 ]
+/// The Hamming factor is held constant for the gradient (sign has none). A query with no relevant
+/// training item uses its own clean code as R_i (non-targeted) or contributes nothing (targeted).
+public final class SDHAObjective: AttackObjective {
+    let trainCodes: Tensor
+    /// Relevant training rows of every attacked image (global row order).
+    let relevant: [[Int]]
+    let clean: Tensor
+    let targeted: Bool
+    let weight: Float
+
+    public init(trainCodes: Tensor, relevant: [[Int]], clean: Tensor, targeted: Bool) {
+        self.trainCodes = trainCodes
+        self.relevant = relevant
+        self.clean = clean
+        self.targeted = targeted
+        self.weight = 25 / Float(trainCodes.shape[1])
+    }
+
+    @inline(__always) static func sigmoid(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
+
+    public func evaluate(f: Tensor, rows: Range<Int>, iteration: Int) -> (loss: Double, grad: Tensor) {
+        let n = f.batch, k = f.shape[1]
+        var g = Tensor(zeros: f.shape)
+        var total = 0.0
+        let bInv = 1 / Float(n)
+        var r = [Float](repeating: 0, count: k)
+        for i in 0..<n {
+            let q = Array(f.data[(i * k)..<((i + 1) * k)])
+            var set = relevant[rows.lowerBound + i]
+            var useClean = false
+            if set.isEmpty {
+                if targeted { continue }
+                useClean = true
+                set = [-1]
+            }
+            let scale = weight * bInv / Float(set.count)
+            var sumI = 0.0
+            for j in set {
+                if useClean {
+                    for t in 0..<k { r[t] = clean.data[(rows.lowerBound + i) * k + t] >= 0 ? 1 : -1 }
+                } else {
+                    for t in 0..<k { r[t] = trainCodes.data[j * k + t] }
+                }
+                var dh: Float = 0
+                for t in 0..<k where (q[t] >= 0 ? 1 : -1) != r[t] { dh += 1 }
+                if !targeted {
+                    let fac = powf(dh + 1e-8, -0.5)
+                    var term: Float = 0
+                    for t in 0..<k {
+                        let qr = q[t] * r[t], s = SDHAObjective.sigmoid(5 * qr), d = q[t] - r[t]
+                        term += 0.5 * abs(d) * s + (1 - s)
+                        let ds = s * (1 - s) * 5 * r[t]
+                        let dterm = 0.5 * (d > 0 ? 1 : (d < 0 ? -1 : 0)) * s + 0.5 * abs(d) * ds - ds
+                        // L_sur carries a minus sign: gradient −fac·dterm.
+                        g.data[i * k + t] -= scale * fac * dterm
+                    }
+                    sumI -= Double(term * fac)
+                } else {
+                    let fac = powf(dh + 1e-8, 0.3)
+                    var term: Float = 0
+                    for t in 0..<k {
+                        let qr = q[t] * r[t], s = SDHAObjective.sigmoid(-10 * qr), d = q[t] - r[t]
+                        term += 0.5 * abs(d) * s
+                        let ds = s * (1 - s) * (-10) * r[t]
+                        let dterm = 0.5 * (d > 0 ? 1 : (d < 0 ? -1 : 0)) * s + 0.5 * abs(d) * ds
+                        g.data[i * k + t] += scale * fac * dterm
+                    }
+                    sumI += Double(term * fac)
+                }
+            }
+            total += sumI / Double(set.count)
+        }
+        return (Double(weight) * total * Double(bInv), g)
+    }
+}
+
+public enum SDHAAttack {
+    /// Rows of `trainLabels` sharing a label with each row of `labels`.
+    static func relevantSets(labels: Tensor, trainLabels: Tensor) -> [[Int]] {
+        let b = labels.batch, n = trainLabels.batch, c = labels.shape[1]
+        var s = Tensor(zeros: [b, n])
+        labels.data.withUnsafeBufferPointer { y in trainLabels.data.withUnsafeBufferPointer { l in
+            s.data.withUnsafeMutableBufferPointer { o in
+                BLAS.sgemm(transB: true, m: b, n: n, k: c, a: y.baseAddress!, lda: c, b: l.baseAddress!, ldb: c,
+                           c: o.baseAddress!, ldc: n)
+            } } }
+        return (0..<b).map { i in (0..<n).filter { s.data[i * n + $0] > 0 } }
+    }
+
+    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor,
+                           trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
+                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws {
+        try config.validate()
+        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
+        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
+        var clean = Tensor(zeros: [n, model.bits])
+        try clean.data.withUnsafeMutableBufferPointer { try model.predict(images: images, n: n, out: $0.baseAddress!, shouldStop: shouldStop) }
+        let objective = SDHAObjective(trainCodes: trainCodes, relevant: relevantSets(labels: labels, trainLabels: trainLabels),
+                                      clean: clean, targeted: targeted)
+        try AttackEngine.run(model: model, images: images, n: n, objective: objective, config: config, out: out,
+                             shouldStop: shouldStop)
+    }
+}

@@ -1,0 +1,217 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deep hashing network F(x; α) = tanh(α · g(x)) ∈ (−1, 1)^K on images x ∈ [0,1]^{C×H×W}.
+///
+/// g is a backbone (see `Backbone`) ending in a K-unit linear hash layer; the per-channel input
+/// normalisation (x − mean)/std happens inside, so attacks clamp in [0,1] pixel space (SAAT/CgAT
+/// `model/backbone.py`). Binary codes are b = sign(F(x)) with sign(0) = +1 (documented deviation
+/// from torch.sign, which gives 0; an exact 0 output has probability ~0 with float inputs).
+///
+/// Batches use NCHW. `forward` caches activations for the *last* call so `backward` can return
+/// ∂L/∂x; `inputGradient` combines both for arbitrarily many images in internal chunks.
+///
+/// Thread safety: every public entry point of the bridge takes `lock` (a mutex) for the whole
+/// call, so concurrent calls on one model are serialised; the model itself is not re-entrant.
+public final class HashingModel {
+    public let backbone: Backbone
+    public let bits: Int
+    public let seed: UInt64
+    /// Per-channel normalisation (x − mean)/std applied to the input.
+    public var mean: [Float]
+    public var std: [Float]
+    public var mode: Mode = .eval
+    public private(set) var layers: [(name: String, layer: Layer)]
+
+    // Caches of the last forward pass.
+    private var lastOutput: Tensor?
+    private var lastAlpha: Float = 1
+    private var lastInputShape: [Int] = []
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+
+    /// Builds a freshly initialised model. Weights: PyTorch-default uniform init drawn from a
+    /// `SeededRNG(seed)` in layer order; hash layer N(0, 0.01), bias 0.
+    public init(backbone: Backbone, bits: Int, seed: UInt64 = 0,
+                mean: [Float]? = nil, std: [Float]? = nil) throws {
+        try require(bits >= 1 && bits <= 4096, "bits", "a code length in 1...4096, got \(bits)")
+        let m = mean ?? backbone.defaultMean, s = std ?? backbone.defaultStd
+        try require(m.count == backbone.inputShape[0] && m.allSatisfy(\.isFinite), "mean",
+                    "\(backbone.inputShape[0]) finite values")
+        try require(s.count == backbone.inputShape[0] && s.allSatisfy { $0.isFinite && $0 > 0 }, "std",
+                    "\(backbone.inputShape[0]) finite positive values")
+        self.backbone = backbone
+        self.bits = bits
+        self.seed = seed
+        self.mean = m
+        self.std = s
+        var rng = SeededRNG(seed: seed)
+        self.layers = backbone.makeLayers(bits: bits, rng: &rng, seed: seed).map { (name: $0.0, layer: $0.1) }
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    /// Runs `body` holding the model's mutex (blocking). Call it without holding the GIL.
+    public func withLock<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    public var inputShape: [Int] { backbone.inputShape }
+
+    /// Named parameters in PyTorch `state_dict` order ("features.0.weight", …).
+    public var namedParams: [(name: String, param: Param)] {
+        layers.flatMap { l in l.layer.params.map { (name: "\(l.name).\($0.name)", param: $0) } }
+    }
+
+    public var params: [Param] { layers.flatMap { $0.layer.params } }
+
+    public func zeroGrad() { for p in params { p.grad.zero() } }
+
+    /// Checks an input batch: shape (N, C, H, W) matching the backbone and finite values.
+    public func validateInput(_ shape: [Int], argument: String = "x") throws {
+        try require(shape.count == 4 && Array(shape.dropFirst()) == inputShape, argument,
+                    "images of shape (N, \(inputShape.map(String.init).joined(separator: ", "))), got \(shape)")
+    }
+
+    // MARK: forward / backward
+
+    /// F(x; α) for a batch; caches activations for `backward`.
+    public func forward(_ x: Tensor, alpha: Float = 1) -> Tensor {
+        precondition(x.rank == 4 && Array(x.shape.dropFirst()) == inputShape, "forward: bad input shape \(x.shape)")
+        var h = normalise(x)
+        for l in layers { h = l.layer.forward(h, mode: mode) }
+        let n = h.batch
+        precondition(h.shape == [n, bits])
+        h.data.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = tanhf(alpha * p[i]) }
+        }
+        lastOutput = h
+        lastAlpha = alpha
+        lastInputShape = x.shape
+        return h
+    }
+
+    /// ∂L/∂x (pixel space) for the last `forward`, given ∂L/∂F (N×K). Accumulates parameter
+    /// gradients into `Param.grad` when `paramGrads`.
+    public func backward(_ gradOut: Tensor, paramGrads: Bool) -> Tensor {
+        guard let y = lastOutput else { preconditionFailure("backward before forward") }
+        precondition(gradOut.shape == y.shape, "backward: gradOut \(gradOut.shape) vs output \(y.shape)")
+        var g = gradOut
+        let a = lastAlpha
+        g.data.withUnsafeMutableBufferPointer { gp in
+            y.data.withUnsafeBufferPointer { yp in
+                for i in 0..<gp.count { gp[i] *= a * (1 - yp[i] * yp[i]) }
+            }
+        }
+        for l in layers.reversed() { g = l.layer.backward(g, paramGrads: paramGrads) }
+        // Undo the normalisation: ∂/∂x = ∂/∂x̂ / std.
+        let c = lastInputShape[1], hw = lastInputShape[2] * lastInputShape[3]
+        let inv = std.map { 1 / $0 }
+        g.data.withUnsafeMutableBufferPointer { p in
+            for n in 0..<lastInputShape[0] {
+                for ch in 0..<c {
+                    let base = (n * c + ch) * hw, s = inv[ch]
+                    for i in 0..<hw { p[base + i] *= s }
+                }
+            }
+        }
+        return g
+    }
+
+    private func normalise(_ x: Tensor) -> Tensor {
+        if mean.allSatisfy({ $0 == 0 }) && std.allSatisfy({ $0 == 1 }) { return x }
+        var out = x
+        let c = x.shape[1], hw = x.shape[2] * x.shape[3]
+        out.data.withUnsafeMutableBufferPointer { p in
+            for n in 0..<x.shape[0] {
+                for ch in 0..<c {
+                    let base = (n * c + ch) * hw, m = mean[ch], s = 1 / std[ch]
+                    for i in 0..<hw { p[base + i] = (p[base + i] - m) * s }
+                }
+            }
+        }
+        return out
+    }
+
+    // MARK: chunked inference over many images
+
+    /// F(x; α) for `n` images read from `images` (n×C×H×W floats), written into `out` (n×K),
+    /// in chunks (no activations kept). `shouldStop` is polled between chunks.
+    public func predict(images: UnsafePointer<Float>, n: Int, alpha: Float = 1,
+                        out: UnsafeMutablePointer<Float>,
+                        shouldStop: () -> Bool = { false }) throws {
+        let item = inputShape.reduce(1, *)
+        let chunk = backbone.inferenceChunk
+        var start = 0
+        while start < n {
+            if shouldStop() { throw SAATError.interrupted }
+            let m = min(chunk, n - start)
+            let x = Tensor(shape: [m] + inputShape, copying: images + start * item)
+            let y = forward(x, alpha: alpha)
+            y.data.withUnsafeBufferPointer { (out + start * bits).update(from: $0.baseAddress!, count: m * bits) }
+            start += m
+        }
+        lastOutput = nil
+    }
+
+    /// Vector–Jacobian product (∂F/∂x)ᵀ·g for `n` images: `gradOut` is n×K, result n×C×H×W.
+    /// Parameter gradients are not computed.
+    public func inputGradient(images: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, n: Int,
+                              alpha: Float = 1, out: UnsafeMutablePointer<Float>,
+                              shouldStop: () -> Bool = { false }) throws {
+        let item = inputShape.reduce(1, *)
+        let chunk = backbone == .cnnSmall ? 128 : 8
+        var start = 0
+        while start < n {
+            if shouldStop() { throw SAATError.interrupted }
+            let m = min(chunk, n - start)
+            let x = Tensor(shape: [m] + inputShape, copying: images + start * item)
+            _ = forward(x, alpha: alpha)
+            let g = backward(Tensor(shape: [m, bits], copying: gradOut + start * bits), paramGrads: false)
+            g.data.withUnsafeBufferPointer { (out + start * item).update(from: $0.baseAddress!, count: m * item) }
+            start += m
+        }
+        lastOutput = nil
+    }
+
+    // MARK: state dict
+
+    /// (name, tensor) pairs in PyTorch order with PyTorch shapes.
+    public func stateDict() -> [(String, Tensor)] {
+        namedParams.map { ($0.name, $0.param.value) }
+    }
+
+    /// Loads parameters by name. Every parameter of the model must be present with its exact
+    /// shape and finite values; unknown names are an error (strict, like PyTorch's default).
+    public func loadStateDict(_ dict: [String: Tensor]) throws {
+        let named = namedParams
+        let known = Set(named.map(\.name))
+        for key in dict.keys.sorted() where !known.contains(key) {
+            throw SAATError.invalidArgument("state_dict", "only parameters of a \(backbone.rawValue) \(bits)-bit model; unexpected key '\(key)'")
+        }
+        for (name, p) in named {
+            guard let t = dict[name] else {
+                throw SAATError.invalidArgument("state_dict", "a value for '\(name)' (missing)")
+            }
+            try require(t.shape == p.value.shape, "state_dict", "'\(name)' of shape \(p.value.shape), got \(t.shape)")
+            try require(t.allFinite, "state_dict", "finite values in '\(name)'")
+        }
+        for (name, p) in named { p.value = dict[name]! }
+    }
+
+    /// Random-number states of the dropout layers (for checkpoints).
+    public var dropoutStates: [[UInt64]] {
+        get { layers.compactMap { ($0.layer as? Dropout)?.rng.stateWords } }
+        set {
+            var i = 0
+            for l in layers { if let d = l.layer as? Dropout { d.rng = SeededRNG(state: newValue[i]); i += 1 } }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+/// ATRDH, the targeted adversarial training of "Targeted Attack and Defense for Deep Hashing"
+/// (Wang et al., SIGIR 2021), as re-implemented in SAAT `model/defense_model/atrdh.py`.
+///
+/// A prototype network P (label → code, `PrototypeNet`) is trained alongside the model. Per batch
+/// (x, y, idx):
+///   o_ben = F(x); U_ben[idx] ← o_ben; codes[idx] ← sign(o_ben)
+///   one Adam step of P on random unique training label vectors (circle loss against `codes`)
+///   y_t ← random unique training label vectors sharing no class with y (when one exists)
+///   x' = PGD-7 (ε 8/255, step 2/255, random start) maximising mean(F(x') ⊙ sign(P(y_t)))
+///   loss = L_hash(o_ben, y, idx) + 2·Σ_{i,j}(F(x'_i)ᵀU_ben,j / K − S̃_ij)² / (N·B),  S̃ = 2·[y_iᵀL_j > 0] − 1
+///   one Adam step of the model (lr 1e-4, β = (0.5, 0.999)); lr × 0.1 at 50 %/75 %.
+/// U_ben starts at zero as in the official code. Deviations (documented): the codes P trains
+/// against start as sign(F(x)) of the training set instead of being filled batch by batch, and
+/// target labels come from the training labels (the training set is a subset of the database).
+public final class ATRDHTraining: TrainingMethod {
+    public let model: HashingModel
+    public let loss: HashingLoss
+    public let optimizer: Optimizer
+    public let prototype: PrototypeNet
+    public let inner: InnerAttack
+    public let trainLabels: Tensor
+    public let advWeight: Float
+    private var benign: Tensor       // U_ben, continuous
+    private var codes: Tensor        // sign codes P trains against
+    private var rng: SeededRNG
+    private var uniqueLabels: [[Float]] = []
+
+    public init(model: HashingModel, loss: HashingLoss, trainLabels: Tensor, lr: Float = 1e-4,
+                advWeight: Float = 2, inner: InnerAttack = InnerAttack(), seed: UInt64 = 0) throws {
+        try require(advWeight.isFinite && advWeight >= 0, "adv_weight", "a finite value ≥ 0, got \(advWeight)")
+        self.model = model
+        self.loss = loss
+        self.optimizer = try Adam(params: model.params, learningRate: lr, beta1: 0.5, beta2: 0.999)
+        self.prototype = try PrototypeNet(classes: trainLabels.shape[1], bits: model.bits, seed: seed, learningRate: lr)
+        self.inner = inner
+        self.trainLabels = trainLabels
+        self.advWeight = advWeight
+        self.benign = Tensor(zeros: [trainLabels.batch, model.bits])
+        self.codes = benign
+        self.rng = SeededRNG(seed: seed &+ 0xA7D0_0000)
+        self.uniqueLabels = ATRDHTraining.unique(trainLabels)
+    }
+
+    static func unique(_ labels: Tensor) -> [[Float]] {
+        let c = labels.shape[1]
+        var seen = Set<[Float]>(), out: [[Float]] = []
+        for i in 0..<labels.batch {
+            let row = Array(labels.data[(i * c)..<((i + 1) * c)])
+            if row.contains(where: { $0 > 0 }) && seen.insert(row).inserted { out.append(row) }
+        }
+        return out.isEmpty ? [[Float](repeating: 1, count: c)] : out
+    }
+
+    public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {
+        codes = try AdversarialCommon.encodeAll(model: model, images: images, shouldStop: shouldStop)
+    }
+
+    public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
+
+    /// B random unique label vectors; with `avoiding`, each shares no class with its row when possible.
+    func sampleLabels(_ b: Int, avoiding y: Tensor? = nil) -> Tensor {
+        let c = trainLabels.shape[1]
+        var out = Tensor(zeros: [b, c])
+        for i in 0..<b {
+            var pick = uniqueLabels[rng.below(uniqueLabels.count)]
+            if let y {
+                for _ in 0..<20 {
+                    var overlap = false
+                    for t in 0..<c where pick[t] > 0 && y.data[i * c + t] > 0 { overlap = true }
+                    if !overlap { break }
+                    pick = uniqueLabels[rng.below(uniqueLabels.count)]
+                }
+            }
+            for t in 0..<c { out.data[i * c + t] = pick[t] }
+        }
+        return out
+    }
+
+    public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
+        let b = x.batch, k = model.bits, n = trainLabels.batch, c = trainLabels.shape[1]
+        // Benign outputs first (they update the codes the prototype net learns from).
+        let oBen0 = model.forward(x)
+        AdversarialCommon.setRows(&codes, indices, signOf: oBen0)
+        prototype.trainStep(y: sampleLabels(b), trainCodes: codes, trainLabels: trainLabels)
+        let target = prototype.codes(sampleLabels(b, avoiding: labels))
+        let xAdv = try inner.run(model: model, x: x, codes: target, towards: true, seed: rng.next())
+        let out = model.forward(AdversarialCommon.stack(xAdv, x))
+        let oAdv = out.slice(0, b), oBen = out.slice(b, b)
+        for (r, i) in indices.enumerated() {
+            for t in 0..<k { benign.data[i * k + t] = oBen.data[r * k + t] }
+        }
+        let (lHash, gBen) = loss.lossAndGradient(u: oBen, labels: labels, indices: indices)
+        // R = F(x')·U_benᵀ/K − S̃ (B×N); L_adv = w·ΣR²/(N·B); ∂/∂F(x') = 2w/(N·B)·R·U_ben/K.
+        var r = Tensor(zeros: [b, n]), s = Tensor(zeros: [b, n])
+        oAdv.data.withUnsafeBufferPointer { a in benign.data.withUnsafeBufferPointer { u in
+            r.data.withUnsafeMutableBufferPointer { o in
+                BLAS.sgemm(transB: true, m: b, n: n, k: k, alpha: 1 / Float(k), a: a.baseAddress!, lda: k,
+                           b: u.baseAddress!, ldb: k, c: o.baseAddress!, ldc: n)
+            } } }
+        labels.data.withUnsafeBufferPointer { y in trainLabels.data.withUnsafeBufferPointer { l in
+            s.data.withUnsafeMutableBufferPointer { o in
+                BLAS.sgemm(transB: true, m: b, n: n, k: c, a: y.baseAddress!, lda: c, b: l.baseAddress!, ldb: c,
+                           c: o.baseAddress!, ldc: n)
+            } } }
+        var adv = 0.0
+        for i in 0..<(b * n) {
+            let st: Float = s.data[i] > 0 ? 1 : -1
+            r.data[i] -= st
+            adv += Double(r.data[i] * r.data[i])
+        }
+        let scale = advWeight / Float(n * b)
+        var gAdv = Tensor(zeros: [b, k])
+        r.data.withUnsafeBufferPointer { rp in benign.data.withUnsafeBufferPointer { u in
+            gAdv.data.withUnsafeMutableBufferPointer { o in
+                BLAS.sgemm(m: b, n: k, k: n, alpha: 2 * scale / Float(k), a: rp.baseAddress!, lda: n,
+                           b: u.baseAddress!, ldb: k, c: o.baseAddress!, ldc: k)
+            } } }
+        model.zeroGrad()
+        _ = model.backward(AdversarialCommon.stack(gAdv, gBen), paramGrads: true)
+        optimizer.step()
+        return lHash + Double(scale) * adv
+    }
+
+    public func saveState() -> [String: Tensor] {
+        var s = loss.saveState().reduce(into: [String: Tensor]()) { $0["loss/\($1.key)"] = $1.value }
+        for (k, v) in prototype.saveState() { s["prototype/\(k)"] = v }
+        s["memory"] = loss.memory
+        s["benign"] = benign
+        s["codes"] = codes
+        s["rng"] = wordsTensor(rng.stateWords)
+        return s
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        guard let m = state["memory"], m.shape == loss.memory.shape, let bn = state["benign"], bn.shape == benign.shape,
+              let cd = state["codes"], cd.shape == codes.shape, let r = state["rng"] else {
+            throw SAATError.corrupt("checkpoint", "ATRDH state missing or mis-shaped")
+        }
+        loss.memory = m; benign = bn; codes = cd
+        rng = SeededRNG(state: try words(r))
+        var ls: [String: Tensor] = [:], ps: [String: Tensor] = [:]
+        for (k, v) in state {
+            if k.hasPrefix("loss/") { ls[String(k.dropFirst(5))] = v }
+            if k.hasPrefix("prototype/") { ps[String(k.dropFirst(10))] = v }
+        }
+        try loss.loadState(ls)
+        try prototype.loadState(ps)
+    }
+}

@@ -1,0 +1,46 @@
+/// Clean deep-hashing training: minimise a hashing loss (DPSH by default) of F(x) with SGD.
+///
+/// Per batch (SAAT `hashing.py`, CgAT `hashing.py`): u = F(x) in train mode; (L, ∂L/∂u) from the
+/// loss, which first writes u into its memory U at the batch indices; backward; SGD step.
+/// Defaults follow the official code: SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr × 0.1 at
+/// 1/3 and 2/3 of the run.
+public final class HashTraining: TrainingMethod {
+    public let model: HashingModel
+    public let loss: HashingLoss
+    public let optimizer: Optimizer
+
+    public init(model: HashingModel, loss: HashingLoss, optimizer: Optimizer) {
+        self.model = model
+        self.loss = loss
+        self.optimizer = optimizer
+    }
+
+    public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {}
+
+    public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
+
+    public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
+        let u = model.forward(x)
+        let (l, g) = loss.lossAndGradient(u: u, labels: labels, indices: indices)
+        model.zeroGrad()
+        _ = model.backward(g, paramGrads: true)
+        optimizer.step()
+        return l
+    }
+
+    public func saveState() -> [String: Tensor] {
+        var s = loss.saveState().reduce(into: [String: Tensor]()) { $0["loss/\($1.key)"] = $1.value }
+        s["memory"] = loss.memory
+        return s
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        guard let m = state["memory"], m.shape == loss.memory.shape else {
+            throw SAATError.corrupt("checkpoint", "hashing-loss memory missing or of the wrong shape")
+        }
+        loss.memory = m
+        var ls: [String: Tensor] = [:]
+        for (k, v) in state where k.hasPrefix("loss/") { ls[String(k.dropFirst(5))] = v }
+        try loss.loadState(ls)
+    }
+}

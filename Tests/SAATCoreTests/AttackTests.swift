@@ -1,0 +1,145 @@
+import XCTest
+@testable import SAATCore
+
+final class AttackObjectiveTests: XCTestCase {
+    /// ∂loss/∂F of an objective against central differences (F kept away from mask kinks).
+    func checkObjective(_ obj: AttackObjective, f: Tensor, rows: Range<Int>, rtol: Double = 1e-2, atol: Double = 1e-4,
+                        h: Float = 1e-3, file: StaticString = #filePath, line: UInt = #line) {
+        let (_, g) = obj.evaluate(f: f, rows: rows, iteration: 0)
+        let fd = centralDifference(f, h: h) { obj.evaluate(f: $0, rows: rows, iteration: 0).loss }
+        for (i, v) in fd { assertClose(Double(g.data[i]), v, rtol: rtol, atol: atol, "∂L/∂F[\(i)]", file: file, line: line) }
+    }
+
+    /// Outputs in (−0.9, 0.9) avoiding |s| near 0.5 (SAAT mask kinks) for ±1 codes.
+    func outputs(_ n: Int, _ k: Int, seed: UInt64) -> Tensor {
+        var t = randomTensor([n, k], seed: seed, lo: -0.9, hi: 0.9)
+        for i in 0..<t.count where abs(abs(t.data[i]) - 0.5) < 0.05 { t.data[i] += 0.1 }
+        return t
+    }
+
+    func testMeanProductGradient() {
+        let codes = randomCodes(6, 8, seed: 1)
+        checkObjective(CodeAwayObjective(codes: codes), f: outputs(4, 8, seed: 2), rows: 2..<6)
+        checkObjective(CodeAwayObjective(codes: codes, towards: true), f: outputs(4, 8, seed: 3), rows: 0..<4)
+    }
+
+    func testSAATMaskedLossGradientAndMask() {
+        var codes = randomCodes(3, 10, seed: 4)
+        codes.data[3] = 0   // a tied bit contributes nothing
+        for targeted in [false, true] {
+            let obj = MainstayMaskedObjective(codes: codes, targeted: targeted)
+            checkObjective(obj, f: outputs(3, 10, seed: 5), rows: 0..<3)
+        }
+        // Non-targeted: a bit already flipped past −0.5 is masked out (zero gradient).
+        let obj = MainstayMaskedObjective(codes: Tensor(shape: [1, 2], data: [1, 1]), targeted: false)
+        let (l, g) = obj.evaluate(f: Tensor(shape: [1, 2], data: [-0.8, 0.3]), rows: 0..<1, iteration: 0)
+        XCTAssertEqual(g.data[0], 0)
+        XCTAssertEqual(l, Double((0.3 + 2) * 0.3), accuracy: 1e-6)
+        XCTAssertEqual(g.data[1], 2 * 0.3 + 2, accuracy: 1e-6)
+    }
+
+    func testHAGGradient() {
+        let clean = randomTensor([5, 12], seed: 6, lo: -0.9, hi: 0.9)
+        // keep |ĥ − sign h| away from the 1.5 mask edge
+        var f = outputs(3, 12, seed: 7)
+        for i in 0..<f.count {
+            let s: Float = clean.data[2 * 12 + i] >= 0 ? 1 : -1
+            if abs(abs(f.data[i] - s) - 1.5) < 0.05 { f.data[i] *= 0.8 }
+        }
+        checkObjective(HAGObjective(clean: clean), f: f, rows: 2..<5, atol: 1e-5)
+    }
+
+    func testSDHAGradient() {
+        let train = randomCodes(20, 8, seed: 8)
+        let rel: [[Int]] = [[0, 3, 5], [], [1, 2, 7, 19]]
+        let clean = randomTensor([3, 8], seed: 9)
+        for targeted in [false, true] {
+            let obj = SDHAObjective(trainCodes: train, relevant: rel, clean: clean, targeted: targeted)
+            // d_H is piecewise constant: keep F away from 0 so sign(q) is stable under ±h
+            var f = outputs(3, 8, seed: 10)
+            for i in 0..<f.count where abs(f.data[i]) < 0.05 { f.data[i] = 0.2 }
+            // The loss sums float32 terms: h = 3e-3 keeps rounding noise below the tolerance
+            // (the objective is smooth where sign(q) is fixed, so truncation error is ~h²).
+            checkObjective(obj, f: f, rows: 0..<3, rtol: 2e-2, atol: 1e-5, h: 3e-3)
+        }
+    }
+
+    func testCircleLossGradient() {
+        let p = randomTensor([4, 6], seed: 11, lo: -0.8, hi: 0.8)
+        let y = randomLabels(4, 5, seed: 12), tc = randomCodes(15, 6, seed: 13), tl = randomLabels(15, 5, seed: 14)
+        let (_, g) = PrototypeNet.circleLoss(p: p, y: y, trainCodes: tc, trainLabels: tl)
+        let fd = centralDifference(p, h: 1e-3) { PrototypeNet.circleLoss(p: $0, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0 }
+        for (i, v) in fd { assertClose(Double(g.data[i]), v, rtol: 2e-2, atol: 1e-4, "∂L/∂p[\(i)]") }
+    }
+
+    func testAlphaSchedule() {
+        XCTAssertEqual((0..<100).map { AlphaSchedule.alpha(iteration: $0, of: 100) }.filter { $0 == 0.1 }.count, 50)
+        XCTAssertEqual(AlphaSchedule.alpha(iteration: 55, of: 100), 0.2)
+        XCTAssertEqual(AlphaSchedule.alpha(iteration: 99, of: 100), 1.0)
+        XCTAssertEqual(AlphaSchedule.alpha(iteration: 6, of: 7), 0.7)   // ⌊10·6/7⌋ = 8
+        XCTAssertEqual(AlphaSchedule.alpha(iteration: 0, of: 1), 0.1)
+    }
+}
+
+final class AttackEngineTests: XCTestCase {
+    func model() throws -> HashingModel {
+        let m = try HashingModel(backbone: .cnnSmall, bits: 16, seed: 1)
+        for p in m.namedParams where p.name == "hash_layer.weight" {
+            for i in 0..<p.param.value.count { p.param.value.data[i] *= 10 }
+        }
+        return m
+    }
+
+    func testEveryUpdateRespectsTheBallAndRangeAndIsSeeded() throws {
+        let m = try model()
+        let n = 3
+        let x = randomTensor([n, 3, 32, 32], seed: 3, lo: 0, hi: 1)
+        let codes = randomCodes(n, 16, seed: 4)
+        for update in [ImageUpdate.sign(step: 2 / 255), .sgd(lr: 100, momentum: 0.9), .adam(lr: 0.01, beta1: 0.9, beta2: 0.999)] {
+            let cfg = AttackConfig(eps: 8 / 255, steps: 4, update: update, randomStart: true, alphaSchedule: true, mseWeight: 1, seed: 9)
+            var a = [Float](repeating: 0, count: x.count), b = a
+            try x.data.withUnsafeBufferPointer { xp in
+                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeAwayObjective(codes: codes), config: cfg, out: &a)
+                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeAwayObjective(codes: codes), config: cfg, out: &b)
+            }
+            XCTAssertEqual(a, b, "same seed, same result (\(update))")
+            var maxDiff: Float = 0
+            for i in 0..<x.count {
+                XCTAssertGreaterThanOrEqual(a[i], 0); XCTAssertLessThanOrEqual(a[i], 1)
+                maxDiff = max(maxDiff, abs(a[i] - x.data[i]))
+            }
+            XCTAssertLessThanOrEqual(maxDiff, 8 / 255 + 1e-6)
+            XCTAssertGreaterThan(maxDiff, 1 / 255)
+        }
+    }
+
+    func testPGDMovesCodesAwayFromCleanCodes() throws {
+        let m = try model()
+        let n = 8
+        let x = randomTensor([n, 3, 32, 32], seed: 5, lo: 0, hi: 1)
+        let cfg = AttackConfig(eps: 8 / 255, steps: 10, update: .sign(step: 2 / 255), randomStart: true, alphaSchedule: false, seed: 0)
+        var adv = [Float](repeating: 0, count: x.count)
+        let clean = try x.data.withUnsafeBufferPointer { try PGDAttack.cleanCodes(model: m, images: $0.baseAddress!, n: n) }
+        try x.data.withUnsafeBufferPointer { try PGDAttack.run(model: m, images: $0.baseAddress!, n: n, config: cfg, out: &adv) }
+        let f = m.forward(Tensor(shape: x.shape, data: adv))
+        var flipped = 0
+        for i in 0..<f.count where (f.data[i] >= 0 ? 1 : -1) != clean.data[i] { flipped += 1 }
+        XCTAssertGreaterThan(flipped, f.count / 4, "PGD should flip a good share of bits")
+    }
+
+    func testInvalidConfigsThrow() {
+        XCTAssertThrowsError(try AttackConfig(eps: -1, steps: 1, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
+        XCTAssertThrowsError(try AttackConfig(eps: 0.1, steps: 0, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
+        XCTAssertThrowsError(try AttackConfig(eps: 0.1, steps: 1, update: .sign(step: 0), randomStart: false, alphaSchedule: false).validate())
+        XCTAssertThrowsError(try AttackConfig(eps: .nan, steps: 1, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
+    }
+
+    func testDHTAAnchorIsComponentVote() throws {
+        let db = Tensor(shape: [3, 2], data: [1, 1, 1, -1, -1, -1])
+        let dl = Tensor(shape: [3, 2], data: [1, 0, 1, 0, 0, 1])
+        var rng = SeededRNG(seed: 1)
+        let a = try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [0, 1]), dbCodes: db, dbLabels: dl, nt: 9, rng: &rng)
+        XCTAssertEqual(a.data, [-1, -1])
+        XCTAssertThrowsError(try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [1, 1]), dbCodes: db, dbLabels: dl, nt: 9, rng: &rng))
+    }
+}

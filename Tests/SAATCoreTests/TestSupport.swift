@@ -1,0 +1,42 @@
+import XCTest
+@testable import SAATCore
+
+/// Central-difference gradient of a scalar function of a float tensor, evaluated in Float with
+/// step h (callers pick h and tolerances for float32 noise).
+func centralDifference(_ x: Tensor, h: Float = 1e-3, indices: [Int]? = nil, _ f: (Tensor) -> Double) -> [Int: Double] {
+    var out: [Int: Double] = [:]
+    for i in indices ?? Array(0..<x.count) {
+        var xp = x, xm = x
+        xp.data[i] += h
+        xm.data[i] -= h
+        out[i] = (f(xp) - f(xm)) / Double(2 * h)
+    }
+    return out
+}
+
+func randomTensor(_ shape: [Int], seed: UInt64, lo: Float = -1, hi: Float = 1) -> Tensor {
+    var rng = SeededRNG(seed: seed)
+    let n = shape.reduce(1, *)
+    return Tensor(shape: shape, data: (0..<n).map { _ in rng.uniform(lo, hi) })
+}
+
+/// Random multi-hot labels with at least one class per row.
+func randomLabels(_ n: Int, _ c: Int, seed: UInt64) -> Tensor {
+    var rng = SeededRNG(seed: seed)
+    var t = Tensor(zeros: [n, c])
+    for i in 0..<n {
+        t.data[i * c + rng.below(c)] = 1
+        if rng.uniform() < 0.4 { t.data[i * c + rng.below(c)] = 1 }
+    }
+    return t
+}
+
+func randomCodes(_ n: Int, _ k: Int, seed: UInt64) -> Tensor {
+    var rng = SeededRNG(seed: seed)
+    return Tensor(shape: [n, k], data: (0..<(n * k)).map { _ in rng.uniform() < 0.5 ? -1 : 1 })
+}
+
+func assertClose(_ a: Double, _ b: Double, rtol: Double, atol: Double, _ msg: String = "",
+                 file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertLessThanOrEqual(abs(a - b), atol + rtol * abs(b), "\(msg): \(a) vs \(b)", file: file, line: line)
+}

@@ -1,0 +1,73 @@
+"""Input conversion for the public API: numpy-like inputs become the arrays the core expects.
+
+Accepted image inputs: numpy arrays (or anything ``numpy.asarray`` understands, e.g. CPU torch
+tensors) of float32, float64 or uint8, in C or Fortran order. uint8 is scaled by 1/255; floats must
+already be in [0, 1]. A conversion (dtype or memory order) costs one copy of the batch; C-contiguous
+float32 input is used without a copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_FLOAT_KINDS = (np.float32, np.float64, np.float16)
+
+
+def as_images(x, name: str, item_shape, *, check_range: bool = True) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 array of shape (N, *item_shape) in [0, 1]."""
+    if isinstance(x, (list, tuple)) and len(x) == 0:
+        x = np.zeros((0, *item_shape), np.float32)
+    try:
+        arr = np.asarray(x)
+    except Exception as e:  # e.g. a CUDA tensor
+        raise TypeError(f"argument '{name}': expected an array of images, got {type(x).__name__} ({e})") from None
+    want = "(N, " + ", ".join(map(str, item_shape)) + ")"
+    if arr.dtype == np.uint8:
+        arr = arr.astype(np.float32) * np.float32(1 / 255)
+    elif arr.dtype.type in _FLOAT_KINDS:
+        pass
+    else:
+        raise TypeError(f"argument '{name}': expected images of dtype float32, float64 or uint8, got {arr.dtype}")
+    if arr.ndim == len(item_shape) and tuple(arr.shape) == tuple(item_shape):
+        raise ValueError(f"argument '{name}': expected a batch of shape {want}, got a single image of shape "
+                         f"{arr.shape} (add a leading batch axis: x[None])")
+    if arr.ndim != len(item_shape) + 1 or tuple(arr.shape[1:]) != tuple(item_shape):
+        raise ValueError(f"argument '{name}': expected shape {want}, got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size:
+        if not np.isfinite(arr).all():
+            raise ValueError(f"argument '{name}': expected finite pixel values, found NaN or inf")
+        if check_range:
+            lo, hi = float(arr.min()), float(arr.max())
+            if lo < 0.0 or hi > 1.0:
+                raise ValueError(f"argument '{name}': expected pixel values in [0, 1] (scale 0..255 images "
+                                 f"by 1/255 or pass uint8), got range [{lo:.4g}, {hi:.4g}]")
+    return arr
+
+
+def as_float_matrix(x, name: str, rows: int | None = None, cols: int | None = None) -> np.ndarray:
+    """A finite 2-d float32 C-contiguous array, converted from any real dtype."""
+    try:
+        arr = np.asarray(x)
+    except Exception as e:
+        raise TypeError(f"argument '{name}': expected a 2-d array, got {type(x).__name__} ({e})") from None
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        raise TypeError(f"argument '{name}': expected a numeric array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"argument '{name}': expected a 2-d array, got shape {arr.shape}")
+    if rows is not None and arr.shape[0] != rows:
+        raise ValueError(f"argument '{name}': expected {rows} rows, got shape {arr.shape}")
+    if cols is not None and arr.shape[1] != cols:
+        raise ValueError(f"argument '{name}': expected {cols} columns, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.size and not np.isfinite(arr).all():
+        raise ValueError(f"argument '{name}': expected finite values, found NaN or inf")
+    return arr
+
+
+def as_labels(y, name: str, rows: int | None = None, classes: int | None = None) -> np.ndarray:
+    """Multi-hot labels as float32 (N, C) with values in {0, 1}."""
+    arr = as_float_matrix(y, name, rows, classes)
+    if arr.size and not np.isin(arr, (0.0, 1.0)).all():
+        bad = arr[~np.isin(arr, (0.0, 1.0))][0]
+        raise ValueError(f"argument '{name}': expected multi-hot 0/1 labels, found value {bad}")
+    return arr

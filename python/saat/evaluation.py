@@ -1,0 +1,75 @@
+"""Evaluate an attack the way the papers' tables do: clean MAP, MAP (or t-MAP) under attack, the
+"theory" MAP of the guiding code itself, and the perceptibility of the perturbation."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from . import metrics
+from ._convert import as_images, as_labels
+from ._validate import check_int
+from .attacks import Attack
+from .codes import as_pm1
+
+__all__ = ["evaluate_attack"]
+
+
+def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes, db_labels, *, k: int = 5000,
+                    target_labels=None, return_images: bool = False) -> dict:
+    """Attack the queries and measure retrieval against a database.
+
+    Parameters
+    ----------
+    model : HashingModel whose codes are evaluated (normally ``attack.model``).
+    attack : a saat attack object.
+    query_images : (Q, C, H, W) in [0, 1];  query_labels : (Q, C) multi-hot.
+    db_codes : (N, K) ±1 database codes (e.g. ``model.encode(db_images)``); db_labels : (N, C).
+    k : MAP@k cut-off (5000 in the papers; at most the database size).
+    target_labels : (Q, C) target labels for a targeted attack (e.g. from
+        :func:`saat.attacks.select_target_labels`); required iff ``attack.targeted``.
+
+    Returns
+    -------
+    dict with ``clean_map`` (MAP@k of the clean queries w.r.t. their true labels), ``adv_map``
+    (MAP@k of the adversarial queries w.r.t. the true labels), for targeted attacks also
+    ``clean_tmap`` and ``adv_tmap`` (relevance from the target labels), ``theory_map`` (MAP of the
+    guide code itself: −b for non-targeted, t-MAP of b for targeted; None for attacks without a
+    guide code; a 0 bit of the guide code counts as +1 here), ``linf``/``l2``/``mse`` (mean
+    perceptibility, see :func:`saat.metrics.perceptibility`) and ``seconds`` (attack time).
+    """
+    x = as_images(query_images, "query_images", model.input_shape)
+    y = as_labels(query_labels, "query_labels", rows=x.shape[0])
+    dbc = as_pm1(db_codes, "db_codes", bits=model.bits)
+    dbl = as_labels(db_labels, "db_labels", rows=dbc.shape[0], classes=y.shape[1])
+    k = check_int(k, "k", 1)
+    if attack.targeted:
+        if target_labels is None:
+            raise TypeError("argument 'target_labels': required for a targeted attack")
+        t = as_labels(target_labels, "target_labels", rows=x.shape[0], classes=y.shape[1])
+    elif target_labels is not None:
+        raise ValueError("argument 'target_labels': only for targeted attacks (attack.targeted is False)")
+    clean_codes = model.encode(x)
+    t0 = time.perf_counter()
+    adv = attack(x, t if attack.targeted else y)
+    seconds = time.perf_counter() - t0
+    adv_codes = model.encode(adv)
+    res = {"attack": type(attack).__name__, "targeted": attack.targeted, "seconds": seconds,
+           "clean_map": metrics.map_at_k(clean_codes, dbc, y, dbl, k=k),
+           "adv_map": metrics.map_at_k(adv_codes, dbc, y, dbl, k=k)}
+    guide = attack.last_codes
+    if attack.targeted:
+        res["clean_tmap"] = metrics.t_map_at_k(clean_codes, dbc, t, dbl, k=k)
+        res["adv_tmap"] = metrics.t_map_at_k(adv_codes, dbc, t, dbl, k=k)
+    if guide is None:
+        res["theory_map"] = None
+    else:
+        g = np.where(guide >= 0, 1, -1).astype(np.int8)
+        if attack.targeted:
+            res["theory_map"] = metrics.t_map_at_k(g, dbc, t, dbl, k=k)
+        else:
+            res["theory_map"] = metrics.map_at_k(-g, dbc, y, dbl, k=k)
+    res.update(metrics.perceptibility(adv, x))
+    if return_images:
+        res["adv_images"] = adv
+    return res

@@ -1,0 +1,249 @@
+"""The papers' experiment: train a hashing model, attack it, harden it with SAAT / CgAT / ATRDH,
+attack the hardened models, and tabulate MAP@k (Tables I–II of SAAT) with PR and P@N curves.
+
+Everything heavy runs in the Swift core; this module only orchestrates, caches trained models in
+the output folder (a rerun reuses them), and writes ``table.json``, ``table.md`` and PNG plots.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import attacks as A
+from . import metrics
+from .defences import DEFENCES
+from .models import HashingModel
+from .training import train
+
+__all__ = ["ExperimentConfig", "Table", "robustness_table", "PROFILES"]
+
+NON_TARGETED = ("pgd", "hag", "sdha", "center", "saat")
+TARGETED = ("dhta", "p2p", "tha", "saat_t")
+
+
+@dataclass
+class ExperimentConfig:
+    """Every knob of :func:`robustness_table`. ``PROFILES`` holds two presets: ``"paper"`` (the
+    official code's iteration counts and epochs; hours on a CPU) and ``"demo"`` (the same methods
+    with fewer iterations/epochs, minutes on a 2-core laptop). Any field can be overridden."""
+    backbone: str = "cnn-small"
+    loss: str = "dpsh"
+    bits: tuple = (32,)
+    defences: tuple = ("none", "atrdh", "cgat", "saat")
+    k: int = 5000
+    seed: int = 0
+    # clean training
+    clean_epochs: int = 100
+    clean_batch: int = 32
+    clean_lr: float = 0.01
+    # adversarial training
+    defence_epochs: dict = field(default_factory=lambda: {"saat": 20, "cgat": 30, "atrdh": 100})
+    defence_batch: int = 32
+    # attacks: iterations (eps/step are the papers')
+    pgd_steps: int = 10
+    saat_steps: int = 100
+    center_steps: int = 100
+    hag_steps: int = 2000
+    sdha_steps: int = 1500
+    dhta_steps: int = 2000
+    tha_steps: int = 100
+    tha_prototype_steps: int = 30000
+    # which attacks run on defended models (Table II) and on the undefended one (Table I)
+    defended_attacks: tuple = NON_TARGETED
+    targeted_attacks: tuple = TARGETED
+    n_query_attack: int | None = None   # None = every query
+    curve_attack: str = "saat"          # attack whose PR / P@N curves are plotted per defence
+
+
+PROFILES = {
+    "paper": ExperimentConfig(),
+    "demo": ExperimentConfig(
+        k=5000, clean_epochs=12, clean_batch=32, clean_lr=0.01,
+        defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3}, pgd_steps=10, saat_steps=100, center_steps=100,
+        hag_steps=100, sdha_steps=100, dhta_steps=100, tha_steps=100, tha_prototype_steps=1500,
+        n_query_attack=250),
+}
+
+
+class Table:
+    """Rows of the robustness table (one per (bits, defence)), with helpers to print and save."""
+
+    def __init__(self, rows, config: ExperimentConfig, curves=None):
+        self.rows = rows
+        self.config = config
+        self.curves = curves or {}
+
+    def columns(self):
+        cols = ["bits", "defence", "clean"]
+        for r in self.rows:
+            for c in r:
+                if c not in cols and c not in ("seconds",):
+                    cols.append(c)
+        return cols
+
+    def to_markdown(self) -> str:
+        cols = self.columns()
+        lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in self.rows:
+            cells = []
+            for c in cols:
+                v = r.get(c, "")
+                cells.append(f"{100 * v:.2f}" if isinstance(v, float) else str(v))
+            lines.append("| " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+    def to_dataframe(self):
+        """A pandas DataFrame (requires pandas)."""
+        import pandas as pd
+        return pd.DataFrame(self.rows, columns=self.columns())
+
+    def __repr__(self):
+        return self.to_markdown()
+
+
+def _model_path(out, cfg, bits, defence):
+    return os.path.join(out, "models", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-seed{cfg.seed}.npz")
+
+
+def _log(msg, verbose):
+    if verbose:
+        print(f"[saat] {msg}", flush=True)
+
+
+def _train_models(data, cfg, bits, out, progress, verbose):
+    """Clean model plus each defence, loading any that a previous run saved."""
+    models = {}
+    path = _model_path(out, cfg, bits, "none")
+    if os.path.exists(path):
+        models["none"] = HashingModel.load(path)
+        _log(f"{bits} bits: loaded clean model from {path}", verbose)
+    else:
+        t0 = time.perf_counter()
+        m = HashingModel(cfg.backbone, bits, seed=cfg.seed)
+        train(m, data.train.images, data.train.labels, loss=cfg.loss, epochs=cfg.clean_epochs,
+              batch_size=cfg.clean_batch, lr=cfg.clean_lr, seed=cfg.seed, progress=progress)
+        m.save(path)
+        models["none"] = m
+        _log(f"{bits} bits: clean {cfg.loss.upper()} model trained in {time.perf_counter() - t0:.0f} s", verbose)
+    for d in cfg.defences:
+        if d == "none":
+            continue
+        if d not in DEFENCES:
+            raise ValueError(f"argument 'defences': expected names from {['none', *DEFENCES]}, got '{d}'")
+        path = _model_path(out, cfg, bits, d)
+        if os.path.exists(path):
+            models[d] = HashingModel.load(path)
+            _log(f"{bits} bits: loaded {d} model from {path}", verbose)
+            continue
+        t0 = time.perf_counter()
+        m = HashingModel.load(_model_path(out, cfg, bits, "none"))
+        DEFENCES[d](m, loss=cfg.loss, epochs=cfg.defence_epochs.get(d, 1), batch_size=cfg.defence_batch,
+                    seed=cfg.seed).fit(data.train.images, data.train.labels, progress=progress)
+        m.save(path)
+        models[d] = m
+        _log(f"{bits} bits: {d} adversarial training in {time.perf_counter() - t0:.0f} s", verbose)
+    return models
+
+
+def _attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg):
+    s = cfg.seed
+    if name == "pgd":
+        return A.PGD(model, steps=cfg.pgd_steps, seed=s)
+    if name == "saat":
+        return A.SAATAttack(model, train_codes, train_labels, steps=cfg.saat_steps, seed=s)
+    if name == "saat_t":
+        return A.SAATAttack(model, train_codes, train_labels, steps=cfg.saat_steps, targeted=True, seed=s)
+    if name == "center":
+        return A.CenterAttack(model, train_codes, train_labels, steps=cfg.center_steps, step=1 / 255, seed=s)
+    if name == "hag":
+        return A.HAG(model, steps=cfg.hag_steps, seed=s)
+    if name == "sdha":
+        return A.SDHA(model, train_codes, train_labels, steps=cfg.sdha_steps, seed=s)
+    if name == "dhta":
+        return A.DHTA(model, db_codes, db_labels, steps=cfg.dhta_steps, seed=s)
+    if name == "p2p":
+        return A.P2P(model, db_codes, db_labels, steps=cfg.dhta_steps, seed=s)
+    if name == "tha":
+        return A.THA(model, db_codes, db_labels, prototype_steps=cfg.tha_prototype_steps, steps=cfg.tha_steps, seed=s)
+    raise ValueError(f"unknown attack '{name}'")
+
+
+def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "saat-out", *,
+                     progress=True, verbose: bool = True, plots: bool = True, **overrides) -> Table:
+    """Train/load, attack and tabulate; the layout of SAAT's Tables I–II.
+
+    Parameters
+    ----------
+    data : a dataset with ``.train``, ``.query`` and ``.database`` splits (``.images``, ``.labels``),
+        e.g. :func:`saat.datasets.mosaic` or :func:`saat.datasets.load_list_dataset`.
+    config : an :class:`ExperimentConfig` or the name of a profile in ``PROFILES``.
+    out : output folder: ``models/`` (trained weights, reused by reruns), ``table.json``,
+        ``table.md``, ``pr_<bits>.png`` and ``pn_<bits>.png``.
+    overrides : fields of the config to replace (e.g. ``bits=(16, 32, 64)``).
+
+    Returns
+    -------
+    Table: one row per (bits, defence) with ``clean`` (MAP@k), MAP@k under each non-targeted
+    attack, and for the undefended model t-MAP@k under each targeted attack (``*_t`` keys), plus
+    ``theory_saat`` (MAP of −mainstay code) and ``theory_saat_t``.
+    """
+    cfg = PROFILES[config] if isinstance(config, str) else config
+    if not isinstance(cfg, ExperimentConfig):
+        raise TypeError(f"argument 'config': expected an ExperimentConfig or one of {list(PROFILES)}")
+    if overrides:
+        cfg = ExperimentConfig(**{**asdict(cfg), **overrides})
+    os.makedirs(os.path.join(out, "models"), exist_ok=True)
+    q_img, q_lab = data.query.images, data.query.labels
+    if cfg.n_query_attack is not None:
+        q_img, q_lab = q_img[: cfg.n_query_attack], q_lab[: cfg.n_query_attack]
+    db_labels = data.database.labels
+    k = min(cfg.k, db_labels.shape[0])
+    targets = A.select_target_labels(q_lab, db_labels, seed=cfg.seed)
+    rows, curves = [], {}
+    for bits in cfg.bits:
+        models = _train_models(data, cfg, bits, out, progress, verbose)
+        for d in cfg.defences:
+            m = models[d].eval()
+            t0 = time.perf_counter()
+            db_codes = m.encode(data.database.images)
+            train_codes = m.encode(data.train.images)
+            clean_q = m.encode(q_img)
+            row = {"bits": bits, "defence": d, "clean": metrics.map_at_k(clean_q, db_codes, q_lab, db_labels, k=k)}
+            names = list(cfg.defended_attacks) + (list(cfg.targeted_attacks) if d == "none" else [])
+            for name in names:
+                atk = _attack(name, m, train_codes, data.train.labels, db_codes, db_labels, cfg)
+                ta = time.perf_counter()
+                adv = atk(q_img, targets if atk.targeted else q_lab)
+                adv_codes = m.encode(adv)
+                if atk.targeted:
+                    row[f"{name.removesuffix('_t')}_t"] = metrics.t_map_at_k(adv_codes, db_codes, targets, db_labels, k=k)
+                else:
+                    row[name] = metrics.map_at_k(adv_codes, db_codes, q_lab, db_labels, k=k)
+                if name in ("saat", "saat_t") and atk.last_codes is not None:
+                    g = np.where(atk.last_codes >= 0, 1, -1).astype(np.int8)
+                    row[f"theory_{name}"] = (metrics.t_map_at_k(g, db_codes, targets, db_labels, k=k) if atk.targeted
+                                             else metrics.map_at_k(-g, db_codes, q_lab, db_labels, k=k))
+                if name == cfg.curve_attack:
+                    p, r = metrics.pr_curve(adv_codes, db_codes, q_lab, db_labels)
+                    pn = metrics.precision_at_n(adv_codes, db_codes, q_lab, db_labels)
+                    curves.setdefault(bits, {})[d] = {"precision": np.asarray(p).tolist(), "recall": np.asarray(r).tolist(),
+                                                      "p_at_n": np.asarray(pn).tolist()}
+                _log(f"{bits} bits, {d}: {name} {row.get(name, row.get(name.removesuffix('_t') + '_t')):.4f} "
+                     f"({time.perf_counter() - ta:.1f} s)", verbose)
+            row["seconds"] = round(time.perf_counter() - t0, 1)
+            rows.append(row)
+    table = Table(rows, cfg, curves)
+    with open(os.path.join(out, "table.json"), "w") as f:
+        json.dump({"config": asdict(cfg), "rows": rows, "curves": {str(b): c for b, c in curves.items()}}, f, indent=1)
+    with open(os.path.join(out, "table.md"), "w") as f:
+        f.write(table.to_markdown() + "\n")
+    if plots and curves:
+        from .plots import plot_curves
+        for bits, c in curves.items():
+            plot_curves(c, os.path.join(out, f"pr_{bits}.png"), os.path.join(out, f"pn_{bits}.png"),
+                        title=f"{cfg.backbone} {cfg.loss.upper()} {bits} bits under {cfg.curve_attack.upper()} attack")
+    return table

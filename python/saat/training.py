@@ -1,0 +1,90 @@
+"""Clean deep-hashing training (the model every attack and defence starts from)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _core
+from ._convert import as_images, as_labels
+from ._loop import run_loop
+from ._validate import check_float, check_int
+from .models import HashingModel
+
+__all__ = ["train", "TrainResult"]
+
+
+@dataclass
+class TrainResult:
+    """What a training run returns: ``history`` (mean loss of every epoch) and, for clean
+    training, the final loss memory ``memory`` (N, K) of continuous training outputs."""
+    history: list = field(default_factory=list)
+    memory: np.ndarray | None = None
+
+
+def _milestones(m):
+    arr = np.asarray(m, dtype=np.float64).reshape(-1)
+    if arr.size and (not np.isfinite(arr).all() or (arr <= 0).any() or (arr >= 1).any()):
+        raise ValueError(f"argument 'milestones': expected fractions of the run in (0, 1), got {arr.tolist()}")
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def train(model: HashingModel, images, labels, *, loss: str = "dpsh", epochs: int = 10, batch_size: int = 32,
+          lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
+          milestones=(1 / 3, 2 / 3), gamma: float = 0.1, seed: int = 0, progress=True,
+          checkpoint=None, checkpoint_every: int = 0, resume=None) -> TrainResult:
+    """Train ``model`` with a deep-hashing loss; the whole epoch loop runs in Swift.
+
+    Each batch: ``u = F(x)`` (train mode), the loss writes ``u`` into its memory U of training
+    outputs and returns ``(L, ∂L/∂u)``, backward, one SGD step (PyTorch semantics: momentum,
+    L2 weight decay). The learning rate is multiplied by ``gamma`` at each milestone (fractions
+    of the total number of iterations). Defaults follow SAAT/CgAT's ``hashing.py`` (lr 0.01,
+    momentum 0.9, weight decay 5e-4, ×0.1 at 1/3 and 2/3 of the run).
+
+    Parameters
+    ----------
+    model : HashingModel
+    images : (N, C, H, W) images in [0, 1] (float32/float64/uint8).
+    labels : (N, C) multi-hot 0/1 labels (relevance = sharing at least one label).
+    loss : one of ``saat.losses.LOSSES`` ("dpsh", "dph", "hashnet", "dsdh", "dch", "csq").
+    epochs, batch_size : ints ≥ 1 (the last batch of an epoch may be smaller).
+    seed : shuffling seed (and the loss's random choices); same seed, same weights.
+    progress : True for a tqdm bar (if installed), False/None for silence, or a callable
+        ``f(epoch, batch, batches, loss, lr)`` called after every batch (return False to stop).
+    checkpoint, checkpoint_every : a path written atomically every ``checkpoint_every`` batches
+        and at the end of every epoch (weights, optimiser, loss memory, RNG state, position).
+    resume : a checkpoint path to continue from; the result equals an uninterrupted run.
+
+    Returns
+    -------
+    TrainResult with the per-epoch mean loss ``history``.
+
+    Ctrl-C stops within one batch and raises KeyboardInterrupt; the model keeps the weights of
+    the last finished batch.
+    """
+    if not isinstance(model, HashingModel):
+        raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
+    x = as_images(images, "images", model.input_shape)
+    if x.shape[0] == 0:
+        raise ValueError("argument 'images': expected at least one training image, got an empty batch")
+    y = as_labels(labels, "labels", rows=x.shape[0])
+    if not isinstance(loss, str):
+        raise TypeError(f"argument 'loss': expected a str, got {type(loss).__name__}")
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
+    lr = check_float(lr, "lr", 0.0, lo_open=True)
+    momentum = check_float(momentum, "momentum", 0.0, 0.999)
+    weight_decay = check_float(weight_decay, "weight_decay", 0.0)
+    gamma = check_float(gamma, "gamma", 0.0, 1.0, lo_open=True)
+    seed = check_int(seed, "seed", 0, 2**63 - 1)
+    batches = -(-x.shape[0] // batch_size)
+    res = run_loop(_core.train_hashing, kind=f"train:{loss}", total_batches=epochs * batches, progress=progress,
+                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                   desc=f"train {loss}", model=model._handle, images=x, labels=y, epochs=epochs,
+                   batch_size=batch_size, lr=lr, milestones=_milestones(milestones), gamma=gamma, seed=seed,
+                   loss=loss, momentum=momentum, weight_decay=weight_decay)
+    mem = None
+    if "memory" in res:
+        buf, shape = res["memory"]["memory"]
+        mem = np.frombuffer(buf, dtype=np.float32).reshape(shape)
+    return TrainResult(history=list(res["history"]), memory=mem)
