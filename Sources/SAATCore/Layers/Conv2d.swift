@@ -1,0 +1,92 @@
+/// 2-d convolution layer, as `torch.nn.Conv2d(inChannels, outChannels, kernel, stride, padding)`
+/// with square kernels, zero padding, dilation 1, groups 1 and a bias.
+///
+/// Input x (N, C, H, W) → output (N, O, OH, OW), OH = (H + 2p − k)/s + 1;
+/// y[n, o, i, j] = b[o] + Σ_{c,u,v} w[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v].
+/// Parameters "weight" (O, C, k, k) and "bias" (O) (PyTorch's layout and names). The kernels
+/// (im2col + one sgemm per chunk of images) are `HashKernels.Conv2D`.
+///
+/// Initialisation (PyTorch's default): fan_in = C·k·k; weight ~ U(−1/√fan_in, 1/√fan_in)
+/// (kaiming_uniform_ with a = √5), bias ~ U(−1/√fan_in, 1/√fan_in); drawn from `rng` weight first
+/// in row-major (o, c, u, v) order, then bias.
+///
+/// `backward(dy, paramGrads: false)` runs only the input-gradient path (Wᵀ·δ and col2im).
+public final class Conv2d: Layer {
+    public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
+    public let weight: Param
+    public let bias: Param
+    private var input: Tensor?
+
+    public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                rng: inout SeededRNG) {
+        precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
+                     "Conv2d: bad configuration")
+        self.inChannels = inChannels; self.outChannels = outChannels
+        self.kernel = kernel; self.stride = stride; self.padding = padding
+        let bound = defaultInitBound(fanIn: inChannels * kernel * kernel)
+        weight = Param("weight", uniformTensor([outChannels, inChannels, kernel, kernel], bound: bound, rng: &rng))
+        bias = Param("bias", uniformTensor([outChannels], bound: bound, rng: &rng))
+    }
+
+    public var params: [Param] { [weight, bias] }
+
+    private func geometry(batch: Int, _ item: [Int]) -> Conv2DGeometry {
+        precondition(item.count == 3 && item[0] == inChannels,
+                     "Conv2d: expected item shape [\(inChannels), H, W], got \(item)")
+        return Conv2DGeometry(batch: batch, inChannels: inChannels, height: item[1], width: item[2],
+                              outChannels: outChannels, kernel: kernel, stride: stride, padding: padding)
+    }
+
+    public func outputShape(_ input: [Int]) -> [Int] {
+        Array(geometry(batch: 1, input).outputShape.dropFirst())
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        precondition(x.rank == 4, "Conv2d: expected input (N, C, H, W), got \(x.shape)")
+        let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
+        var y = Tensor(zeros: g.outputShape)
+        if g.batch > 0 {
+            x.data.withUnsafeBufferPointer { xp in
+                weight.value.data.withUnsafeBufferPointer { wp in
+                    bias.value.data.withUnsafeBufferPointer { bp in
+                        y.data.withUnsafeMutableBufferPointer { yp in
+                            Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                           y: yp.baseAddress!, geometry: g)
+                        }
+                    }
+                }
+            }
+        }
+        input = x
+        return y
+    }
+
+    public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
+        guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
+        let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
+        precondition(dy.shape == g.outputShape, "Conv2d.backward: expected dy \(g.outputShape), got \(dy.shape)")
+        var dx = Tensor(zeros: x.shape)
+        if g.batch == 0 { return dx }
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.data.withUnsafeBufferPointer { wp in
+                dy.data.withUnsafeBufferPointer { dp in
+                    dx.data.withUnsafeMutableBufferPointer { dxp in
+                        if paramGrads {
+                            weight.grad.data.withUnsafeMutableBufferPointer { gw in
+                                bias.grad.data.withUnsafeMutableBufferPointer { gb in
+                                    Conv2D.backward(x: xp.baseAddress!, weight: wp.baseAddress!, dy: dp.baseAddress!,
+                                                    geometry: g, dx: dxp.baseAddress!,
+                                                    dWeight: gw.baseAddress!, dBias: gb.baseAddress!)
+                                }
+                            }
+                        } else {
+                            Conv2D.backward(x: nil, weight: wp.baseAddress!, dy: dp.baseAddress!, geometry: g,
+                                            dx: dxp.baseAddress!, dWeight: nil, dBias: nil)
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,66 @@
+/// Dropout, as `torch.nn.Dropout(p)` (inverted dropout).
+///
+/// Train mode: y = x ⊙ m with m_i = 1/(1−p) with probability 1−p and 0 otherwise, drawn fresh at
+/// every forward from `rng`: one `rng.next()` per element in row-major order, element kept iff
+/// its top 24 bits u (the value behind `rng.uniform()` = u/2²⁴) satisfy u/2²⁴ ≥ p. Backward:
+/// ∂x = ∂y ⊙ m with the mask of the last forward. Eval mode, or p = 0: identity (no draw).
+/// p = 1 drops everything (y = 0, as PyTorch). PyTorch's own generator differs, so masks differ
+/// from torch's for the same seed; the distribution is the same.
+/// `rng` is public so checkpoints can save it and tests can replay a mask.
+public final class Dropout: Layer {
+    public let p: Float
+    public var rng: SeededRNG
+    /// Mask of the last train-mode forward (nil: the last forward was the identity).
+    public private(set) var mask: Tensor?
+
+    public init(p: Float, seed: UInt64) {
+        precondition(p >= 0 && p <= 1, "Dropout: p must be in [0, 1], got \(p)")
+        self.p = p
+        self.rng = SeededRNG(seed: seed)
+    }
+
+    public func outputShape(_ input: [Int]) -> [Int] { input }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        guard mode == .train, p > 0 else { mask = nil; return x }
+        let n = x.count
+        var m = Tensor(zeros: x.shape)
+        if p < 1 {
+            let scale = 1 / (1 - p)
+            // u/2²⁴ ≥ p ⟺ u ≥ ⌈p·2²⁴⌉ (p·2²⁴ is exact in Float).
+            let threshold = UInt64((p * 16_777_216).rounded(.up))
+            m.data.withUnsafeMutableBufferPointer { mp in
+                for i in 0..<n where (rng.next() >> 40) >= threshold { mp[i] = scale }
+            }
+        }
+        var y = Tensor(zeros: x.shape)
+        if n > 0 {
+            x.data.withUnsafeBufferPointer { xp in
+                m.data.withUnsafeBufferPointer { mp in
+                    y.data.withUnsafeMutableBufferPointer { yp in
+                        Elementwise.multiply(xp.baseAddress!, mp.baseAddress!, into: yp.baseAddress!, count: n)
+                    }
+                }
+            }
+        }
+        mask = m
+        return y
+    }
+
+    public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
+        guard let m = mask else { return dy }
+        precondition(dy.shape == m.shape, "Dropout.backward: expected dy \(m.shape), got \(dy.shape)")
+        var dx = Tensor(zeros: dy.shape)
+        let n = dy.count
+        if n > 0 {
+            dy.data.withUnsafeBufferPointer { dp in
+                m.data.withUnsafeBufferPointer { mp in
+                    dx.data.withUnsafeMutableBufferPointer { dxp in
+                        Elementwise.multiply(dp.baseAddress!, mp.baseAddress!, into: dxp.baseAddress!, count: n)
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

@@ -1,0 +1,41 @@
+/// Rectified linear unit, y = max(x, 0) elementwise (any shape), as `torch.nn.ReLU`.
+/// Backward: ∂x = ∂y where y > 0, else 0 (mask from the cached forward *output*; subgradient 0 at 0,
+/// as PyTorch's `threshold_backward`).
+public final class ReLU: Layer {
+    private var output: Tensor?
+
+    public init() {}
+
+    public func outputShape(_ input: [Int]) -> [Int] { input }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        var y = Tensor(zeros: x.shape)
+        let n = x.count
+        if n > 0 {
+            x.data.withUnsafeBufferPointer { xp in
+                y.data.withUnsafeMutableBufferPointer { yp in
+                    Elementwise.relu(xp.baseAddress!, into: yp.baseAddress!, count: n)
+                }
+            }
+        }
+        output = y
+        return y
+    }
+
+    public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
+        guard let y = output else { preconditionFailure("ReLU.backward before forward") }
+        precondition(dy.shape == y.shape, "ReLU.backward: expected dy \(y.shape), got \(dy.shape)")
+        var dx = Tensor(zeros: y.shape)
+        let n = y.count
+        if n > 0 {
+            y.data.withUnsafeBufferPointer { yp in
+                dy.data.withUnsafeBufferPointer { dp in
+                    dx.data.withUnsafeMutableBufferPointer { dxp in
+                        Elementwise.reluBackward(output: yp.baseAddress!, dp.baseAddress!, into: dxp.baseAddress!, count: n)
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}

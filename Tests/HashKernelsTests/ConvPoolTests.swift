@@ -1,0 +1,217 @@
+import XCTest
+@testable import HashKernels
+
+/// Conv / max-pool / elementwise kernels against naive direct loops (computed in Double).
+final class ConvPoolTests: XCTestCase {
+    private func random(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<n).map { _ in rng.uniform(-1, 1) }
+    }
+
+    /// Direct 7-loop convolution: y[n,o,i,j] = b[o] + Σ_{c,u,v} w[o,c,u,v]·x[n,c,i·s−p+u,j·s−p+v].
+    private func naiveConv(_ x: [Float], _ w: [Float], _ b: [Float], _ g: Conv2DGeometry) -> [Double] {
+        let C = g.inChannels, H = g.height, W = g.width, O = g.outChannels, k = g.kernel
+        var y = [Double](repeating: 0, count: g.outputCount)
+        for n in 0..<g.batch {
+            for o in 0..<O {
+                for i in 0..<g.outHeight {
+                    for j in 0..<g.outWidth {
+                        var s = Double(b[o])
+                        for c in 0..<C {
+                            for u in 0..<k {
+                                for v in 0..<k {
+                                    let h = i * g.stride - g.padding + u, ww = j * g.stride - g.padding + v
+                                    if h < 0 || h >= H || ww < 0 || ww >= W { continue }
+                                    s += Double(w[((o * C + c) * k + u) * k + v]) * Double(x[((n * C + c) * H + h) * W + ww])
+                                }
+                            }
+                        }
+                        y[((n * O + o) * g.outHeight + i) * g.outWidth + j] = s
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// Direct adjoints: ∂x, ∂w, ∂b of ⟨y, δ⟩.
+    private func naiveConvBackward(_ x: [Float], _ w: [Float], _ dy: [Float], _ g: Conv2DGeometry)
+        -> (dx: [Double], dw: [Double], db: [Double]) {
+        let C = g.inChannels, H = g.height, W = g.width, O = g.outChannels, k = g.kernel
+        var dx = [Double](repeating: 0, count: g.inputCount)
+        var dw = [Double](repeating: 0, count: g.weightCount)
+        var db = [Double](repeating: 0, count: O)
+        for n in 0..<g.batch { for o in 0..<O { for i in 0..<g.outHeight { for j in 0..<g.outWidth {
+            let d = Double(dy[((n * O + o) * g.outHeight + i) * g.outWidth + j])
+            db[o] += d
+            for c in 0..<C { for u in 0..<k { for v in 0..<k {
+                let h = i * g.stride - g.padding + u, ww = j * g.stride - g.padding + v
+                if h < 0 || h >= H || ww < 0 || ww >= W { continue }
+                let xi = ((n * C + c) * H + h) * W + ww, wi = ((o * C + c) * k + u) * k + v
+                dx[xi] += Double(w[wi]) * d
+                dw[wi] += Double(x[xi]) * d
+            } } }
+        } } } }
+        return (dx, dw, db)
+    }
+
+    private func assertClose(_ a: [Float], _ b: [Double], tol: Double, _ msg: String,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, msg, file: file, line: line)
+        var worst = 0.0
+        for i in 0..<min(a.count, b.count) { worst = max(worst, abs(Double(a[i]) - b[i])) }
+        XCTAssertLessThanOrEqual(worst, tol, msg, file: file, line: line)
+    }
+
+    /// (N, C, H, W, O, k, s, p, chunkBudget): includes non-square inputs, k=1, kernel = padded
+    /// input, stride larger than the kernel, and budgets that force several chunks with a remainder.
+    private let geometries: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+        (2, 3, 7, 7, 4, 3, 1, 0, Conv2D.defaultChunkBudget),
+        (2, 3, 7, 7, 4, 3, 2, 1, Conv2D.defaultChunkBudget),
+        (2, 3, 7, 6, 5, 5, 1, 1, Conv2D.defaultChunkBudget),
+        (3, 2, 9, 8, 3, 5, 2, 2, Conv2D.defaultChunkBudget),
+        (5, 3, 7, 7, 4, 3, 1, 1, 2 * 27 * 49),       // chunks of 2, 2, 1 images
+        (5, 2, 6, 9, 3, 3, 3, 0, 1),                  // one image per chunk
+        (2, 4, 5, 5, 6, 1, 1, 0, Conv2D.defaultChunkBudget),
+        (2, 2, 3, 4, 3, 5, 1, 1, Conv2D.defaultChunkBudget),  // kernel == padded height
+        (1, 1, 4, 4, 1, 2, 4, 1, Conv2D.defaultChunkBudget),  // stride > kernel
+    ]
+
+    func testConvForwardMatchesNaive() {
+        for (t, (n, c, h, w, o, k, s, p, budget)) in geometries.enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: s, padding: p)
+            let x = random(g.inputCount, seed: UInt64(t)), wt = random(g.weightCount, seed: UInt64(t + 50))
+            let b = random(o, seed: UInt64(t + 90))
+            var y = [Float](repeating: .nan, count: g.outputCount)
+            Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, chunkBudget: budget)
+            assertClose(y, naiveConv(x, wt, b, g), tol: 1e-5, "forward geometry \(t)")
+            // Without bias.
+            var y0 = [Float](repeating: .nan, count: g.outputCount)
+            Conv2D.forward(x: x, weight: wt, bias: nil, y: &y0, geometry: g, chunkBudget: budget)
+            assertClose(y0, naiveConv(x, wt, [Float](repeating: 0, count: o), g), tol: 1e-5, "forward no bias \(t)")
+        }
+    }
+
+    func testConvBackwardMatchesNaiveAndAccumulates() {
+        for (t, (n, c, h, w, o, k, s, p, budget)) in geometries.enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: s, padding: p)
+            let x = random(g.inputCount, seed: UInt64(t)), wt = random(g.weightCount, seed: UInt64(t + 50))
+            let dy = random(g.outputCount, seed: UInt64(t + 70))
+            let ref = naiveConvBackward(x, wt, dy, g)
+            // Parameter grads start non-zero: the kernel must add to them.
+            let w0 = random(g.weightCount, seed: 999), b0 = random(o, seed: 998)
+            var dx = [Float](repeating: .nan, count: g.inputCount), dw = w0, db = b0
+            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db, chunkBudget: budget)
+            assertClose(dx, ref.dx, tol: 1e-5, "dx geometry \(t)")
+            assertClose(dw, zip(ref.dw, w0).map { $0 + Double($1) }, tol: 1e-4, "dw (+=) geometry \(t)")
+            assertClose(db, zip(ref.db, b0).map { $0 + Double($1) }, tol: 1e-4, "db (+=) geometry \(t)")
+            // Input-gradient path alone: same ∂x, parameters untouched.
+            var dx2 = [Float](repeating: .nan, count: g.inputCount)
+            Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx2, dWeight: nil, dBias: nil, chunkBudget: budget)
+            XCTAssertEqual(dx2, dx, "input-only path geometry \(t)")
+            // Parameter path alone (no dx).
+            var dw2 = [Float](repeating: 0, count: g.weightCount), db2 = [Float](repeating: 0, count: o)
+            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: nil, dWeight: &dw2, dBias: &db2, chunkBudget: budget)
+            assertClose(dw2, ref.dw, tol: 1e-4, "dw alone geometry \(t)")
+            assertClose(db2, ref.db, tol: 1e-4, "db alone geometry \(t)")
+        }
+    }
+
+    func testIm2colIsAdjointOfCol2im() {
+        // ⟨im2col(x), z⟩ = ⟨x, col2im(z)⟩ for any x, z.
+        let g = Conv2DGeometry(batch: 2, inChannels: 3, height: 7, width: 6, outChannels: 1, kernel: 3, stride: 2, padding: 1)
+        let rows = g.patchSize, cols = 2 * g.outPlane
+        let x = random(g.inputCount, seed: 1), z = random(rows * cols, seed: 2)
+        var colsBuf = [Float](repeating: .nan, count: rows * cols)
+        Conv2D.im2col(x, g, first: 0, count: 2, cols: &colsBuf)
+        var back = [Float](repeating: 0, count: g.inputCount)
+        Conv2D.col2im(z, g, first: 0, count: 2, into: &back)
+        let lhs = zip(colsBuf, z).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        let rhs = zip(x, back).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        XCTAssertEqual(lhs, rhs, accuracy: 1e-4)
+        XCTAssertFalse(colsBuf.contains { $0.isNaN }, "im2col writes every entry")
+    }
+
+    // MARK: max-pool
+
+    private func naivePool(_ x: [Float], _ g: Pool2DGeometry) -> (y: [Float], idx: [Int32]) {
+        var y = [Float](), idx = [Int32]()
+        for pl in 0..<g.planes { for i in 0..<g.outHeight { for j in 0..<g.outWidth {
+            var best = -Float.infinity, at = -1
+            for u in 0..<g.kernel { for v in 0..<g.kernel {
+                let h = i * g.stride + u, w = j * g.stride + v
+                let val = x[pl * g.height * g.width + h * g.width + w]
+                if at < 0 || val > best { best = val; at = h * g.width + w }   // strict >: first max wins
+            } }
+            y.append(best); idx.append(Int32(at))
+        } } }
+        return (y, idx)
+    }
+
+    func testMaxPoolMatchesNaiveWithTies() {
+        for (t, (k, s, h, w)) in [(2, 2, 7, 7), (3, 2, 7, 8), (3, 1, 5, 5), (2, 3, 8, 7), (1, 1, 3, 3)].enumerated() {
+            let g = Pool2DGeometry(batch: 2, channels: 3, height: h, width: w, kernel: k, stride: s)
+            // Values from a 4-level grid: many ties inside windows.
+            var rng = SeededRNG(seed: UInt64(t))
+            let x = (0..<g.inputCount).map { _ in Float(rng.below(4)) }
+            var y = [Float](repeating: .nan, count: g.outputCount), idx = [Int32](repeating: -1, count: g.outputCount)
+            MaxPool2D.forward(x: x, y: &y, argmax: &idx, geometry: g)
+            let ref = naivePool(x, g)
+            XCTAssertEqual(y, ref.y, "pool values \(t)")
+            XCTAssertEqual(idx, ref.idx, "argmax (first max wins) \(t)")
+            // Backward: scatter-add into argmax, overlapping windows add up.
+            let dy = random(g.outputCount, seed: UInt64(t + 10))
+            var dx = [Float](repeating: .nan, count: g.inputCount)
+            MaxPool2D.backward(dy: dy, argmax: idx, dx: &dx, geometry: g)
+            var refDx = [Double](repeating: 0, count: g.inputCount)
+            for pl in 0..<g.planes { for o in 0..<(g.outHeight * g.outWidth) {
+                refDx[pl * h * w + Int(ref.idx[pl * g.outHeight * g.outWidth + o])] += Double(dy[pl * g.outHeight * g.outWidth + o])
+            } }
+            assertClose(dx, refDx, tol: 1e-6, "pool backward \(t)")
+        }
+    }
+
+    func testMaxPoolExplicitTieAndNaN() {
+        let g = Pool2DGeometry(batch: 1, channels: 1, height: 2, width: 4, kernel: 2, stride: 2)
+        // Window 0: [1, 3; 3, 0] → first 3 at (0,1). Window 1: [2, nan; 5, 1] → NaN at (0,3).
+        let x: [Float] = [1, 3, 2, .nan, 3, 0, 5, 1]
+        var y = [Float](repeating: 0, count: 2), idx = [Int32](repeating: 0, count: 2)
+        MaxPool2D.forward(x: x, y: &y, argmax: &idx, geometry: g)
+        XCTAssertEqual(y[0], 3)
+        XCTAssertTrue(y[1].isNaN)
+        XCTAssertEqual(idx, [1, 3])
+    }
+
+    // MARK: elementwise
+
+    func testElementwiseKernels() {
+        for n in [0, 1, 15, 16, 17, 33, 100] {
+            var x = random(n, seed: UInt64(n))
+            if n > 3 { x[2] = 0; x[3] = .nan }
+            var y = [Float](repeating: 7, count: n)
+            Elementwise.relu(x, into: &y, count: n)
+            for i in 0..<n {
+                if x[i].isNaN { XCTAssertTrue(y[i].isNaN) } else { XCTAssertEqual(y[i], max(x[i], 0)) }
+            }
+            let dy = random(n, seed: UInt64(n + 1))
+            var dx = [Float](repeating: 7, count: n)
+            Elementwise.reluBackward(output: y, dy, into: &dx, count: n)
+            for i in 0..<n { XCTAssertEqual(dx[i], y[i] <= 0 ? 0 : dy[i], "relu backward \(i)") }
+            let s = Elementwise.sum(dy, count: n)
+            XCTAssertEqual(Double(s), dy.reduce(0.0) { $0 + Double($1) }, accuracy: 1e-5)
+            var z = [Float](repeating: 0, count: n)
+            Elementwise.multiply(dy, dy, into: &z, count: n)
+            XCTAssertEqual(z, dy.map { $0 * $0 })
+            Elementwise.addScalar(dy, 0.5, into: &z, count: n)
+            XCTAssertEqual(z, dy.map { $0 + 0.5 })
+        }
+        // Row vector add and column sums on a (3, 19) matrix.
+        let m = random(3 * 19, seed: 5), b = random(19, seed: 6)
+        var yb = m
+        Elementwise.addRowVector(b, to: &yb, rows: 3, cols: 19)
+        for r in 0..<3 { for j in 0..<19 { XCTAssertEqual(yb[r * 19 + j], m[r * 19 + j] + b[j]) } }
+        var cs = [Float](repeating: 1, count: 19)
+        Elementwise.accumulateColumnSums(m, rows: 3, cols: 19, into: &cs)
+        for j in 0..<19 { XCTAssertEqual(cs[j], 1 + m[j] + m[19 + j] + m[38 + j], accuracy: 1e-6) }
+    }
+}
