@@ -14,11 +14,7 @@ func centralDifference(_ x: Tensor, h: Float = 1e-3, indices: [Int]? = nil, _ f:
     return out
 }
 
-func randomTensor(_ shape: [Int], seed: UInt64, lo: Float = -1, hi: Float = 1) -> Tensor {
-    var rng = SeededRNG(seed: seed)
-    let n = shape.reduce(1, *)
-    return Tensor(shape: shape, data: (0..<n).map { _ in rng.uniform(lo, hi) })
-}
+// randomTensor(_:seed:lo:hi:) lives in GradCheck.swift.
 
 /// Random multi-hot labels with at least one class per row.
 func randomLabels(_ n: Int, _ c: Int, seed: UInt64) -> Tensor {
