@@ -1,0 +1,30 @@
+"""Shared fixtures: a small real-image benchmark and a DPSH model trained on it once per session."""
+import numpy as np
+import pytest
+
+import saat
+
+
+@pytest.fixture(scope="session")
+def small_data():
+    """The mosaic benchmark (real Fashion-MNIST/MNIST images), small enough for tests."""
+    return saat.datasets.mosaic(n_train=800, n_database=2000, n_query=100, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained(small_data):
+    """A cnn-small 16-bit DPSH model trained for a few epochs, with its codes."""
+    m = saat.HashingModel("cnn-small", bits=16, seed=0)
+    hist = saat.train(m, small_data.train.images, small_data.train.labels, loss="dpsh", epochs=6, batch_size=32,
+                      lr=0.02, seed=0, progress=False)
+    m.eval()
+    db_codes = m.encode(small_data.database.images)
+    train_codes = m.encode(small_data.train.images)
+    return {"model": m, "history": hist.history, "db_codes": db_codes, "train_codes": train_codes}
+
+
+def state_copy(model):
+    """An independent copy of a model (same weights)."""
+    c = saat.HashingModel(model.backbone, model.bits, seed=model.seed)
+    c.load_state_dict(model.state_dict())
+    return c

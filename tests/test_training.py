@@ -1,0 +1,136 @@
+"""Clean training through the Swift epoch loop: loss goes down on real images, retrieval beats
+chance, determinism, checkpoints/resume, progress callbacks and argument errors."""
+import os
+
+import numpy as np
+import pytest
+
+import saat
+from saat import metrics
+from conftest import state_copy
+
+
+def test_trained_model_retrieves_well_above_chance(trained, small_data):
+    h = trained["history"]
+    assert h[-1] < 0.8 * h[0], h
+    m = trained["model"]
+    q = small_data.query
+    mp = metrics.map_at_k(m.encode(q.images), trained["db_codes"], q.labels, small_data.database.labels, k=1000)
+    # chance: MAP of random codes on the same data
+    rng = np.random.default_rng(0)
+    rand = np.where(rng.random((q.images.shape[0], 16)) > 0.5, 1, -1).astype(np.int8)
+    chance = metrics.map_at_k(rand, trained["db_codes"], q.labels, small_data.database.labels, k=1000)
+    assert mp > chance + 0.15, (mp, chance)
+
+
+def test_two_hundred_sgd_steps_lower_the_loss(small_data):
+    """Issue 3's training smoke test: 200 SGD steps on real images lower the loss clearly."""
+    m = saat.HashingModel("cnn-small", bits=12, seed=1)
+    x, y = small_data.train.images[:640], small_data.train.labels[:640]
+    res = saat.train(m, x, y, epochs=10, batch_size=32, lr=0.02, seed=1, progress=False)   # 20 batches x 10
+    assert len(res.history) == 10
+    assert res.history[-1] < 0.75 * res.history[0], res.history
+
+
+def test_same_seed_same_weights(small_data):
+    x, y = small_data.train.images[:96], small_data.train.labels[:96]
+    ws = []
+    for _ in range(2):
+        m = saat.HashingModel("cnn-small", bits=8, seed=2)
+        saat.train(m, x, y, epochs=2, batch_size=16, seed=5, progress=False)
+        ws.append(m.state_dict())
+    for k in ws[0]:
+        np.testing.assert_array_equal(ws[0][k], ws[1][k])
+    m = saat.HashingModel("cnn-small", bits=8, seed=2)
+    saat.train(m, x, y, epochs=2, batch_size=16, seed=6, progress=False)
+    assert not np.array_equal(m.state_dict()["hash_layer.weight"], ws[0]["hash_layer.weight"])
+
+
+@pytest.mark.parametrize("loss", ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"])
+def test_every_loss_trains(loss, small_data):
+    m = saat.HashingModel("cnn-small", bits=16, seed=0)
+    x, y = small_data.train.images[:256], small_data.train.labels[:256]
+    res = saat.train(m, x, y, loss=loss, epochs=3, batch_size=32, seed=0, progress=False)
+    assert np.isfinite(res.history).all()
+    assert res.history[-1] < res.history[0], (loss, res.history)
+
+
+def test_checkpoint_resume_matches_uninterrupted(tmp_path, small_data):
+    x, y = small_data.train.images[:80], small_data.train.labels[:80]
+    ref = saat.HashingModel("cnn-small", bits=8, seed=4)
+    ref_hist = saat.train(ref, x, y, epochs=3, batch_size=16, seed=2, progress=False).history
+    ck = tmp_path / "ck.npz"
+
+    calls = []
+
+    def stop_after_7(epoch, batch, batches, loss, lr):
+        calls.append((epoch, batch))
+        return len(calls) < 7   # returning False stops the run
+
+    m = saat.HashingModel("cnn-small", bits=8, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        saat.train(m, x, y, epochs=3, batch_size=16, seed=2, progress=stop_after_7, checkpoint=ck, checkpoint_every=2)
+    assert ck.exists() and calls[-1] == (1, 1)
+    m2 = saat.HashingModel("cnn-small", bits=8, seed=99)
+    hist = saat.train(m2, x, y, epochs=3, batch_size=16, seed=2, progress=False, resume=ck, checkpoint=ck,
+                      checkpoint_every=2).history
+    assert hist == ref_hist
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(m2.state_dict()[k], v)
+
+
+def test_corrupt_or_foreign_checkpoint(tmp_path, small_data):
+    x, y = small_data.train.images[:32], small_data.train.labels[:32]
+    m = saat.HashingModel("cnn-small", bits=8)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="bad.npz.*truncated or corrupted"):
+        saat.train(m, x, y, epochs=1, progress=False, resume=bad)
+    with pytest.raises(FileNotFoundError, match="missing.npz"):
+        saat.train(m, x, y, epochs=1, progress=False, resume=tmp_path / "missing.npz")
+    ck = tmp_path / "dph.npz"
+    saat.train(m, x, y, loss="dph", epochs=1, batch_size=16, progress=False, checkpoint=ck, checkpoint_every=1)
+    with pytest.raises(ValueError, match="train:dph.*train:dpsh"):
+        saat.train(m, x, y, loss="dpsh", epochs=1, batch_size=16, progress=False, resume=ck)
+    with pytest.raises(ValueError, match="'resume'.*epochs"):
+        saat.train(m, x, y, loss="dph", epochs=2, batch_size=16, progress=False, resume=ck)
+
+
+def test_progress_callback_exception_propagates(small_data):
+    x, y = small_data.train.images[:32], small_data.train.labels[:32]
+    m = saat.HashingModel("cnn-small", bits=8)
+
+    def boom(*a):
+        raise RuntimeError("from callback")
+
+    with pytest.raises(RuntimeError, match="from callback"):
+        saat.train(m, x, y, epochs=1, batch_size=16, progress=boom)
+
+
+@pytest.mark.parametrize("kwargs,exc,msg", [
+    (dict(epochs=0), ValueError, "'epochs'"),
+    (dict(batch_size=0), ValueError, "'batch_size'"),
+    (dict(lr=-1.0), ValueError, "'lr'"),
+    (dict(lr=float("nan")), ValueError, "'lr'"),
+    (dict(loss="nope"), ValueError, "'loss'"),
+    (dict(milestones=(1.5,)), ValueError, "'milestones'"),
+    (dict(progress="yes"), TypeError, "'progress'"),
+    (dict(checkpoint_every=3), ValueError, "'checkpoint'"),
+])
+def test_train_argument_errors(kwargs, exc, msg, small_data):
+    x, y = small_data.train.images[:16], small_data.train.labels[:16]
+    with pytest.raises(exc, match=msg):
+        saat.train(saat.HashingModel("cnn-small", bits=8), x, y, **{"progress": False, **kwargs})
+
+
+def test_train_data_errors(small_data):
+    m = saat.HashingModel("cnn-small", bits=8)
+    x, y = small_data.train.images[:16], small_data.train.labels[:16]
+    with pytest.raises(ValueError, match="'labels'.*rows"):
+        saat.train(m, x, y[:15], progress=False)
+    with pytest.raises(ValueError, match="'labels'.*0/1"):
+        saat.train(m, x, y * 2, progress=False)
+    with pytest.raises(ValueError, match="'images'.*empty"):
+        saat.train(m, x[:0], y[:0], progress=False)
+    with pytest.raises(TypeError, match="'model'"):
+        saat.train(None, x, y, progress=False)
