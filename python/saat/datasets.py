@@ -220,6 +220,8 @@ def _fashion_cached(split: str) -> tuple[np.ndarray, np.ndarray]:
     labels = labels.astype(np.int64)
     images.flags.writeable = False
     labels.flags.writeable = False
+    if len(_FASHION_CACHE) >= 4:
+        _FASHION_CACHE.clear()
     _FASHION_CACHE[key] = (images, labels)
     return images, labels
 
@@ -284,7 +286,7 @@ def _mnist5k_cached() -> tuple[np.ndarray, np.ndarray]:
     if len(lines) != 5000:
         raise DataFormatError(f"{path}: expected 5000 lines, got {len(lines)}")
     # One fast parse of the whole file; shape errors are then located line by line.
-    values = np.fromstring(",".join(lines), sep=",", dtype=np.int64)  # noqa: NPY201 (text mode is supported)
+    values = np.fromstring(",".join(lines), sep=",", dtype=np.int64)  # text mode: not deprecated
     if values.size != 5000 * 785:
         for i, line in enumerate(lines, 1):
             if line.count(",") != 784:
@@ -702,14 +704,17 @@ def _check_sizes(image_size, resize, batch_size=None) -> tuple[int, int, int | N
 def _load_image(path: str, list_file: str, line: int, image_size: int, resize: int) -> np.ndarray:
     """Open with Pillow as RGB, Resize(resize) on the shorter side (bilinear), CenterCrop(image_size),
     to float32 (3, S, S) in [0, 1] -- torchvision's Resize/CenterCrop/ToTensor on a PIL image."""
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise ImportError("the list loaders open images with Pillow: pip install pillow") from None
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{list_file}, line {line}: image {path!r} not found")
     try:
         with Image.open(path) as im:
             im = im.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError) as e:
         raise DataFormatError(f"{list_file}, line {line}: cannot read image {path!r} ({e})") from None
     w, h = im.size
     # torchvision Resize(int): the shorter side becomes `resize`, the longer int(resize * long / short).
