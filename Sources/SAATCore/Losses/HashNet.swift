@@ -1,0 +1,102 @@
+import Glibc
+
+/// HashNet — "Deep Learning to Hash by Continuation" (Cao et al., ICCV 2017), with the constants
+/// of the SAAT official code (github.com/xandery-geek/SAAT @3743e69, model/hash_model/hashnet.py:20,29-56;
+/// CgAT model/hashing_loss.py:93-133 uses a = 0.1 and no continuation).
+///
+/// With θ = a · u Uᵀ (B×N; u the batch outputs B×K, U the memory N×K), a = 10/K, s_ij = [y_iᵀY_j > 0],
+/// ℓ_ij = softplus(θ_ij) − s_ij θ_ij, S1 = #{s = 1}, S0 = #{s = 0}, S = S1 + S0 = B·N:
+///
+///     L = 1/S · Σ_ij w_ij ℓ_ij,   w_ij = S/S1 if s_ij = 1, S/S0 otherwise
+///       = Σ_{s=1} ℓ / S1 + Σ_{s=0} ℓ / S0
+///     ∂L/∂u = a · G U,   G_ij = w_ij (σ(θ_ij) − s_ij) / S          (U constant)
+///
+/// Continuation (SAAT hashnet.py forward): the network's output is tanh(scale · g(x)); in training,
+/// every forward pass increments an iteration counter t and, when t is a multiple of 200, sets
+/// scale = (1 + 0.005·t)^0.5; evaluation uses scale 1. `nextTrainingScale()` is that step (call it
+/// once per training forward, before it); the counter and scale are in `saveState()`.
+/// Deviation: Y is fixed at construction (the official code fills it batch by batch).
+public final class HashNetLoss: HashingLossValue {
+    public let name = "hashnet"
+    public let bits: Int
+    public let trainLabels: Tensor
+    /// U (N×K), zero at start.
+    public var memory: Tensor
+    /// Scale a of the inner products (SAAT: 10/K).
+    public let alpha: Float
+    /// Continuation constants (SAAT): step 200 iterations, γ = 0.005, power 0.5, initial scale 1.
+    public let stepSize = 200, gamma = 0.005, power = 0.5
+    /// Scale of tanh in evaluation mode.
+    public let evalScale: Float = 1
+    /// Training forward passes counted so far.
+    public private(set) var iteration = 0
+    /// Current training scale of tanh(scale · g).
+    public private(set) var scale: Float = 1
+
+    /// `seed` is unused (HashNet has nothing random).
+    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
+        precondition(bits >= 1 && trainLabels.rank == 2, "HashNetLoss: validate with makeHashingLoss")
+        self.bits = bits
+        self.trainLabels = trainLabels
+        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
+        self.alpha = 10 / Float(bits)
+    }
+
+    /// Advances the continuation by one training forward pass and returns the scale to use in it.
+    @discardableResult
+    public func nextTrainingScale() -> Float {
+        iteration += 1
+        if iteration % stepSize == 0 {
+            scale = Float(pow(1 + gamma * Double(iteration), power))
+        }
+        return scale
+    }
+
+    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+        let b = u.shape[0], k = bits, n = trainLabels.shape[0]
+        precondition(u.shape == [b, k] && memory.shape == [n, k])
+        let s = LossMath.similarity(labels: labels, trainLabels: trainLabels)
+        let theta = LossMath.innerProducts(u: u, memory: memory, scale: alpha)
+        var s1 = 0.0
+        for v in s where v > 0 { s1 += 1 }
+        let s0 = Double(s.count) - s1
+        // Per-pair weight w/S: 1/S1 on positives, 1/S0 on negatives (a class that is empty has no term).
+        let wPos = s1 > 0 ? 1 / s1 : 0, wNeg = s0 > 0 ? 1 / s0 : 0
+        var sum = 0.0
+        var g = [Float](repeating: 0, count: theta.count)
+        for i in 0..<theta.count {
+            let t = Double(theta[i]), si = Double(s[i])
+            let w = si > 0 ? wPos : wNeg
+            sum += w * (LossMath.softplus(t) - si * t)
+            g[i] = Float(w * (LossMath.sigmoid(t) - si))
+        }
+        var grad = Tensor(zeros: [b, k])
+        LossMath.backProject(g, memory: memory, scale: alpha, into: &grad)
+        return (sum, grad)
+    }
+
+    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+        LossMath.writeRows(u, into: &memory, indices: indices)
+        return value(u: u, labels: labels, indices: indices)
+    }
+
+    public func beginEpoch(_ epoch: Int) {}
+
+    /// "iteration": [⌊t / 2²⁴⌋, t mod 2²⁴] (exact in float32), "scale": [scale].
+    public func saveState() -> [String: Tensor] {
+        let hi = iteration >> 24, lo = iteration & 0xFF_FFFF
+        return ["iteration": Tensor(shape: [2], data: [Float(hi), Float(lo)]),
+                "scale": Tensor(shape: [1], data: [scale])]
+    }
+
+    public func loadState(_ state: [String: Tensor]) throws {
+        try requireStateKeys(state, ["iteration", "scale"], loss: name)
+        let it = state["iteration"]!, sc = state["scale"]!
+        try require(it.shape == [2] && it.data.allSatisfy { $0 >= 0 && $0 < 16_777_216 && $0 == $0.rounded() },
+                    "state['iteration']", "2 non-negative integers < 2^24 (high, low), got \(it.data)")
+        try require(sc.shape == [1] && sc.data[0].isFinite && sc.data[0] > 0,
+                    "state['scale']", "one finite value > 0, got \(sc.data)")
+        iteration = (Int(it.data[0]) << 24) + Int(it.data[1])
+        scale = sc.data[0]
+    }
+}

@@ -1,0 +1,320 @@
+import XCTest
+@testable import SAATCore
+
+/// Gradient checks and invariants of the six hashing losses (SAATCore/Losses).
+final class LossTests: XCTestCase {
+    // MARK: fixtures
+
+    private struct Batch {
+        let trainLabels: Tensor   // N×C multi-hot, every row ≥ 1 label
+        let memory: Tensor        // N×K in [−1, 1]
+        let u: Tensor             // B×K, |u| in [0.1, 0.9] (away from the kinks of sign/|·| at 0)
+        let labels: Tensor        // B×C = rows `indices` of trainLabels
+        let indices: [Int]
+    }
+
+    private func makeBatch(b: Int = 4, k: Int, n: Int = 10, c: Int = 5, seed: UInt64) -> Batch {
+        var rng = SeededRNG(seed: seed)
+        var y = Tensor(zeros: [n, c])
+        for i in 0..<n {
+            let count = 1 + rng.below(3)
+            for _ in 0..<count { y.data[i * c + rng.below(c)] = 1 }
+        }
+        let mem = Tensor(shape: [n, k], data: (0..<(n * k)).map { _ in rng.uniform(-1, 1) })
+        let u = Tensor(shape: [b, k], data: (0..<(b * k)).map { _ in
+            let m = rng.uniform(0.1, 0.9)
+            return rng.below(2) == 0 ? m : -m
+        })
+        let idx = Array(rng.permutation(n).prefix(b))
+        return Batch(trainLabels: y, memory: mem, u: u, labels: y.gather(idx), indices: idx)
+    }
+
+    private func make(_ name: String, _ bt: Batch, seed: UInt64 = 7) throws -> HashingLossValue {
+        let l = try makeHashingLoss(name: name, bits: bt.u.shape[1], trainLabels: bt.trainLabels, seed: seed)
+        l.memory = bt.memory
+        return l as! HashingLossValue
+    }
+
+    /// Central differences of `value` in every entry of u, memory held fixed, step h (1e-2 by
+    /// default); the actual float32 step (u+h) − (u−h) is used as the denominator.
+    /// Tolerance: |fd − g| ≤ 5e-4·max|g| + 1e-6 (observed: below 1e-4·max|g|). The pairwise losses are accumulated in Double from
+    /// float32 sgemm products (relative error ~1e-6 of the loss, i.e. ~1e-4·|L| after dividing by
+    /// 2h = 2e-2) and the truncation error h²/6·|∂³L| is ~1e-5 for them (every |u| ≥ 0.1 keeps
+    /// sign(u), |u| and the DCH cosine clamps away from their kinks). CSQ is evaluated in Double from
+    /// the float inputs (no rounding to speak of) but −log((1 + c·u)/2) has |∂³| = 2/(1 + c·u)³, up to
+    /// 2000 at c·u = −0.9: it takes h = 1e-3 (truncation ≤ 1e-6·2000/6/(B·K) ≈ 1e-5).
+    private func gradCheck(_ loss: HashingLossValue, _ bt: Batch, h: Float = 1e-2,
+                           file: StaticString = #filePath, line: UInt = #line) {
+        let (_, g) = loss.value(u: bt.u, labels: bt.labels, indices: bt.indices)
+        XCTAssertEqual(g.shape, bt.u.shape, file: file, line: line)
+        let scale = g.data.map { abs($0) }.max()!
+        XCTAssertGreaterThan(scale, 0, "\(loss.name): zero gradient", file: file, line: line)
+        for i in 0..<bt.u.count {
+            var up = bt.u, um = bt.u
+            up.data[i] += h
+            um.data[i] -= h
+            let lp = loss.value(u: up, labels: bt.labels, indices: bt.indices).loss
+            let lm = loss.value(u: um, labels: bt.labels, indices: bt.indices).loss
+            let fd = (lp - lm) / (Double(up.data[i]) - Double(um.data[i]))
+            let err = abs(fd - Double(g.data[i]))
+            XCTAssertLessThanOrEqual(err, 5e-4 * Double(scale) + 1e-6,
+                                     "\(loss.name) K=\(bt.u.shape[1]) entry \(i): fd \(fd) vs analytic \(g.data[i])",
+                                     file: file, line: line)
+        }
+        XCTAssertTrue(loss.memory == bt.memory, "\(loss.name): value must not write the memory", file: file, line: line)
+    }
+
+    // MARK: gradient checks
+
+    func testGradientsMatchFiniteDifferences() throws {
+        for name in ["dpsh", "dph", "hashnet", "dsdh", "dch"] {
+            for k in [8, 12] {
+                let bt = makeBatch(k: k, seed: UInt64(k * 31 + name.count))
+                let l = try make(name, bt)
+                l.beginEpoch(0)   // DSDH: B, W from the DCC steps (does not change ∂L/∂u)
+                gradCheck(l, bt)
+            }
+        }
+        let bt = makeBatch(k: 8, seed: 99)
+        gradCheck(try make("csq", bt), bt, h: 1e-3)
+        let bt16 = makeBatch(k: 16, c: 5, seed: 98)
+        gradCheck(try make("csq", bt16), bt16, h: 1e-3)
+    }
+
+    func testLossAndGradientWritesMemoryThenEqualsValue() throws {
+        for name in hashingLossNames {
+            let bt = makeBatch(k: 8, seed: 5)
+            let l = try make(name, bt)
+            let (loss, grad) = l.lossAndGradient(u: bt.u, labels: bt.labels, indices: bt.indices)
+            for (r, i) in bt.indices.enumerated() {
+                XCTAssertEqual(Array(l.memory.data[(i * 8)..<(i * 8 + 8)]), Array(bt.u.data[(r * 8)..<(r * 8 + 8)]), name)
+            }
+            let again = l.value(u: bt.u, labels: bt.labels, indices: bt.indices)
+            XCTAssertEqual(loss, again.loss, name)
+            XCTAssertEqual(grad, again.grad, name)
+            XCTAssertTrue(loss.isFinite && grad.allFinite, name)
+        }
+    }
+
+    // MARK: values against naive references
+
+    /// DPSH and DPH values against O(B·N·K) double loops written from the formulas.
+    func testDPSHAndDPHValuesMatchNaiveLoops() throws {
+        let bt = makeBatch(k: 12, seed: 11)
+        let b = 4, n = 10, k = 12, c = 5
+        var dpsh = 0.0, dph = 0.0, quant = 0.0
+        for i in 0..<b {
+            for j in 0..<n {
+                var dot = 0.0, share = 0.0
+                for x in 0..<k { dot += Double(bt.u.data[i * k + x]) * Double(bt.memory.data[j * k + x]) }
+                for x in 0..<c { share += Double(bt.labels.data[i * c + x] * bt.trainLabels.data[j * c + x]) }
+                let s = share > 0 ? 1.0 : 0.0
+                let th = dot / 2
+                dpsh += log(1 + exp(th)) - s * th
+                dph += (dot / Double(k) - (2 * s - 1)) * (dot / Double(k) - (2 * s - 1))
+            }
+            for x in 0..<k { let v = Double(bt.u.data[i * k + x]); quant += (v - (v > 0 ? 1 : -1)) * (v - (v > 0 ? 1 : -1)) }
+        }
+        let refDPSH = (dpsh + 50 * quant) / Double(b * n), refDPH = dph / Double(b * n)
+        XCTAssertEqual(try make("dpsh", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, refDPSH,
+                       accuracy: 1e-5 * abs(refDPSH))
+        XCTAssertEqual(try make("dph", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, refDPH,
+                       accuracy: 1e-5 * abs(refDPH))
+    }
+
+    func testSoftplusIsStableForLargeArguments() {
+        XCTAssertEqual(LossMath.softplus(1000), 1000, accuracy: 1e-9)
+        XCTAssertEqual(LossMath.softplus(-1000), 0, accuracy: 1e-9)
+        XCTAssertEqual(LossMath.softplus(0), log(2.0), accuracy: 1e-12)
+        XCTAssertEqual(LossMath.sigmoid(-1000), 0, accuracy: 1e-12)
+        XCTAssertEqual(LossMath.sigmoid(1000), 1, accuracy: 1e-12)
+    }
+
+    // MARK: DSDH
+
+    func testDSDHWSolveSatisfiesNormalEquations() {
+        var rng = SeededRNG(seed: 3)
+        let n = 30, k = 12, c = 5
+        let codes = Tensor(shape: [n, k], data: (0..<(n * k)).map { _ in rng.below(2) == 0 ? -1 : 1 })
+        let y = Tensor(shape: [n, c], data: (0..<(n * c)).map { _ in Float(rng.below(2)) })
+        let w = DSDHLoss.solveW(codes: codes, labels: y, ridge: 1)
+        XCTAssertEqual(w.shape, [k, c])
+        // (BᵀB + I) W = BᵀY, in Double.
+        for r in 0..<k {
+            for col in 0..<c {
+                var lhs = 0.0, rhs = 0.0
+                for p in 0..<k {
+                    var g = p == r ? 1.0 : 0.0
+                    for i in 0..<n { g += Double(codes.data[i * k + r]) * Double(codes.data[i * k + p]) }
+                    lhs += g * Double(w.data[p * c + col])
+                }
+                for i in 0..<n { rhs += Double(codes.data[i * k + r]) * Double(y.data[i * c + col]) }
+                XCTAssertEqual(lhs, rhs, accuracy: 1e-4 * max(1, abs(rhs)), "row \(r) col \(col)")
+            }
+        }
+    }
+
+    func testCholeskySolveAndRejectsIndefinite() {
+        let a: [Double] = [4, 2, 0, 2, 5, 1, 0, 1, 3]
+        let x = DSDHLoss.choleskySolve(a, n: 3, rhs: [1, 2, 3], nrhs: 1)!
+        for i in 0..<3 {
+            let r = (0..<3).reduce(0.0) { $0 + a[i * 3 + $1] * x[$1] }
+            XCTAssertEqual(r, [1.0, 2, 3][i], accuracy: 1e-12)
+        }
+        XCTAssertNil(DSDHLoss.choleskySolve([1, 2, 2, 1], n: 2, rhs: [1, 1], nrhs: 1))
+    }
+
+    func testDSDHEpochUpdatesCodesAndStateRoundTrips() throws {
+        let bt = makeBatch(k: 8, seed: 21)
+        let l = try make("dsdh", bt) as! DSDHLoss
+        XCTAssertEqual(l.codes.data, bt.memory.data.map { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) }, "preinstall: B = sign(U)")
+        XCTAssertTrue(l.classifier.data.allSatisfy { $0 == 0 })
+        l.beginEpoch(0)
+        XCTAssertTrue(l.codes.data.allSatisfy { $0 == -1 || $0 == 0 || $0 == 1 })
+        XCTAssertTrue(l.classifier.data.contains { $0 != 0 })
+        let state = l.saveState()
+        let before = l.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss
+        let fresh = try make("dsdh", bt)
+        XCTAssertNotEqual(fresh.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, before)
+        try fresh.loadState(state)
+        XCTAssertEqual(fresh.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, before)
+        XCTAssertThrowsError(try fresh.loadState(["B": state["B"]!])) { e in
+            guard case SAATError.invalidArgument("state", _)? = e as? SAATError else { return XCTFail("\(e)") }
+        }
+        var bad = state
+        bad["B"] = Tensor(repeating: 0.5, shape: state["B"]!.shape)
+        XCTAssertThrowsError(try fresh.loadState(bad))
+    }
+
+    // MARK: HashNet
+
+    func testHashNetContinuationScheduleAndState() throws {
+        let bt = makeBatch(k: 8, seed: 4)
+        let l = try make("hashnet", bt) as! HashNetLoss
+        XCTAssertEqual(l.alpha, 10 / 8)
+        for _ in 0..<199 { XCTAssertEqual(l.nextTrainingScale(), 1) }
+        XCTAssertEqual(l.nextTrainingScale(), Float(2.0.squareRoot()), accuracy: 1e-6)   // t = 200
+        for _ in 0..<199 { l.nextTrainingScale() }
+        XCTAssertEqual(l.nextTrainingScale(), Float(3.0.squareRoot()), accuracy: 1e-6)   // t = 400
+        let state = l.saveState()
+        let other = try make("hashnet", bt) as! HashNetLoss
+        try other.loadState(state)
+        XCTAssertEqual(other.iteration, 400)
+        XCTAssertEqual(other.scale, l.scale)
+        XCTAssertEqual(other.nextTrainingScale(), l.nextTrainingScale())
+    }
+
+    // MARK: CSQ
+
+    func testHadamardRowsAreSignsAndMutuallyOrthogonal() {
+        for k in [1, 2, 8, 16, 64] {
+            let h = CSQLoss.hadamard(k)
+            XCTAssertTrue(h.data.allSatisfy { $0 == 1 || $0 == -1 })
+            for i in 0..<k {
+                for j in 0..<k {
+                    var dot: Float = 0
+                    for x in 0..<k { dot += h.data[i * k + x] * h.data[j * k + x] }
+                    XCTAssertEqual(dot, i == j ? Float(k) : 0, "K=\(k) rows \(i),\(j)")
+                }
+            }
+        }
+    }
+
+    func testCSQCentresAndExtraCentresWhenTwoKBelowC() throws {
+        // C ≤ 2K: rows of [H; −H].
+        let y = Tensor(shape: [3, 6], data: (0..<18).map { Float($0 % 7 == 0 ? 1 : 0) })
+        let l = try makeHashingLoss(name: "csq", bits: 4, trainLabels: y, seed: 1) as! CSQLoss
+        let h = CSQLoss.hadamard(4)
+        for row in 0..<6 {
+            for j in 0..<4 {
+                XCTAssertEqual(l.centers.data[row * 4 + j], (row < 4 ? 1 : -1) * h.data[(row % 4) * 4 + j])
+            }
+        }
+        // One-hot labels pick their class's centre.
+        var oneHot = Tensor(zeros: [2, 6]); oneHot.data[0 * 6 + 2] = 1; oneHot.data[1 * 6 + 5] = 1
+        let cen = l.batchCenters(labels: oneHot)
+        XCTAssertEqual(Array(cen.data[0..<4]), Array(l.centers.data[8..<12]))
+        XCTAssertEqual(Array(cen.data[4..<8]), Array(l.centers.data[20..<24]))
+        // Classes 0 and 4 are opposite centres: their sum is 0 everywhere → the random centre r.
+        var both = Tensor(zeros: [1, 6]); both.data[0] = 1; both.data[4] = 1
+        XCTAssertEqual(l.batchCenters(labels: both).data, l.randomCenter.data)
+
+        // C = 20 > 2K = 8: 12 balanced random centres, deterministic in the seed.
+        let y20 = Tensor(zeros: [2, 20])
+        let a = try makeHashingLoss(name: "csq", bits: 4, trainLabels: y20, seed: 9) as! CSQLoss
+        let b = try makeHashingLoss(name: "csq", bits: 4, trainLabels: y20, seed: 9) as! CSQLoss
+        XCTAssertEqual(a.centers, b.centers)
+        for row in 8..<20 {
+            let r = Array(a.centers.data[(row * 4)..<(row * 4 + 4)])
+            XCTAssertTrue(r.allSatisfy { $0 == 1 || $0 == -1 })
+            XCTAssertEqual(r.reduce(0, +), 0, "balanced extra centre \(row)")
+        }
+        let state = a.saveState()
+        let c = try makeHashingLoss(name: "csq", bits: 4, trainLabels: y20, seed: 10) as! CSQLoss
+        try c.loadState(state)
+        XCTAssertEqual(c.centers, a.centers)
+        XCTAssertEqual(c.randomCenter, a.randomCenter)
+    }
+
+    func testCSQRejectsOutputsOutsideUnitInterval() throws {
+        let bt = makeBatch(k: 8, seed: 2)
+        let l = try make("csq", bt)
+        var u = bt.u; u.data[3] = 1.5
+        XCTAssertThrowsError(try l.validateBatch(u: u, labels: bt.labels, indices: bt.indices)) { e in
+            XCTAssertEqual((e as? SAATError).map { "\($0)" }?.hasPrefix("argument 'u'"), true)
+        }
+        // u = ±1 exactly on the wrong side: BCE's log clamp gives 100 per entry, finite gradient.
+        var edge = bt.u
+        let cen = (l as! CSQLoss).batchCenters(labels: bt.labels)
+        edge.data[0] = -cen.data[0]
+        let (loss, g) = l.value(u: edge, labels: bt.labels, indices: bt.indices)
+        XCTAssertTrue(loss.isFinite && g.allFinite)
+        XCTAssertGreaterThan(loss, 100 / 32)
+    }
+
+    // MARK: registry and validation
+
+    func testRegistryRejectsBadArguments() throws {
+        let y = Tensor(shape: [2, 3], data: [1, 0, 0, 0, 1, 1])
+        XCTAssertEqual(hashingLossNames, ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"])
+        for name in hashingLossNames {
+            let l = try makeHashingLoss(name: name, bits: 8, trainLabels: y, seed: 0)
+            XCTAssertEqual(l.name, name)
+            XCTAssertEqual(l.memory.shape, [2, 8])
+        }
+        func expectArg(_ arg: String, _ body: () throws -> Any) {
+            XCTAssertThrowsError(try body()) { e in
+                guard case let SAATError.invalidArgument(a, _)? = e as? SAATError else { return XCTFail("\(e)") }
+                XCTAssertEqual(a, arg)
+            }
+        }
+        expectArg("loss") { try makeHashingLoss(name: "x", bits: 8, trainLabels: y, seed: 0) }
+        XCTAssertThrowsError(try makeHashingLoss(name: "x", bits: 8, trainLabels: y, seed: 0)) { e in
+            XCTAssertEqual("\(e)", "argument 'loss': expected one of dpsh, dph, hashnet, dsdh, dch, csq, got 'x'")
+        }
+        expectArg("bits") { try makeHashingLoss(name: "dpsh", bits: 0, trainLabels: y, seed: 0) }
+        expectArg("bits") { try makeHashingLoss(name: "csq", bits: 12, trainLabels: y, seed: 0) }
+        expectArg("trainLabels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(shape: [2, 3], data: [1, 0, 0.5, 0, 1, 1]), seed: 0) }
+        expectArg("trainLabels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(zeros: [6]), seed: 0) }
+
+        let bt = makeBatch(k: 8, seed: 8)
+        let l = try make("dpsh", bt)
+        expectArg("indices") { try l.validateBatch(u: bt.u, labels: bt.labels, indices: [0, 1, 2, 10]) }
+        expectArg("indices") { try l.validateBatch(u: bt.u, labels: bt.labels, indices: [0, 1, 2]) }
+        expectArg("u") { try l.validateBatch(u: Tensor(zeros: [4, 7]), labels: bt.labels, indices: bt.indices) }
+        var nan = bt.u; nan.data[0] = .nan
+        expectArg("u") { try l.validateBatch(u: nan, labels: bt.labels, indices: bt.indices) }
+        expectArg("labels") { try l.validateBatch(u: bt.u, labels: Tensor(zeros: [4, 4]), indices: bt.indices) }
+        expectArg("labels") { try l.validateBatch(u: bt.u, labels: Tensor(repeating: 2, shape: [4, 5]), indices: bt.indices) }
+        expectArg("memory") { try validateMemory(Tensor(zeros: [10, 7]), n: 10, bits: 8) }
+        for name in hashingLossNames { expectArg("state") { try make(name, bt).loadState(["bogus": Tensor(zeros: [1])]) } }
+    }
+
+    func testHashNetWeightsBalancePositivesAndNegatives() throws {
+        // With U = 0 every θ = 0, ℓ = log 2 − 0: L = log2·(Σ_pos 1/S1 + Σ_neg 1/S0) = 2·log 2.
+        var bt = makeBatch(k: 8, seed: 12)
+        bt = Batch(trainLabels: bt.trainLabels, memory: Tensor(zeros: [10, 8]), u: bt.u, labels: bt.labels, indices: bt.indices)
+        let l = try make("hashnet", bt)
+        XCTAssertEqual(l.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, 2 * log(2.0), accuracy: 1e-9)
+    }
+}
