@@ -2,6 +2,7 @@
 ///
 /// Per batch (SAAT `hashing.py`, CgAT `hashing.py`): u = F(x) in train mode; (L, ∂L/∂u) from the
 /// loss, which first writes u into its memory U at the batch indices; backward; SGD step.
+/// HashNet trains through tanh(β·g) with its continuation scale β (evaluation uses β = 1).
 /// Defaults follow the official code: SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr × 0.1 at
 /// 1/3 and 2/3 of the run.
 public final class HashTraining: TrainingMethod {
@@ -20,7 +21,9 @@ public final class HashTraining: TrainingMethod {
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
 
     public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
-        let u = model.forward(x)
+        // HashNet's continuation: training outputs use tanh(β·g) with β growing every 200
+        // iterations (SAAT `hashnet.py`); every other loss uses β = 1.
+        let u = model.forward(x, alpha: (loss as? HashNetLoss)?.nextTrainingScale() ?? 1)
         let (l, g) = loss.lossAndGradient(u: u, labels: labels, indices: indices)
         model.zeroGrad()
         _ = model.backward(g, paramGrads: true)
