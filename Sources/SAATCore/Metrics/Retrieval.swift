@@ -132,9 +132,10 @@ public struct RetrievalSet {
 ///
 /// `rank(query:)` is a counting sort by distance (distances are 0…K): O(N + K) per query, never a
 /// comparison sort. Pass 1 computes the N distances (`Hamming.rowDistances`) and their histogram;
-/// the cut distance D is the smallest distance whose cumulative count reaches k; pass 2 scatters
-/// database indices in ascending index order into their bucket's next slot, keeping every item
-/// with distance < D and the first (k − #{d < D}) items with distance D. Within a bucket the order
+/// the cut distance D is the smallest distance whose cumulative count reaches k; pass 2 compacts
+/// the indices with distance ≤ D (branch-free, in index order); pass 3 scatters those into their
+/// bucket's next slot, keeping every item with distance < D and the first (k − #{d < D}) items
+/// with distance D. Within a bucket the order
 /// is ascending index, which is the stable tie rule.
 struct HammingRanker {
     let nd: Int
@@ -145,6 +146,8 @@ struct HammingRanker {
     var hist: [Int]
     /// `ranked[0..<k]`: database indices of ranks 1…k after `rank(query:)`.
     var ranked: [Int32]
+    /// Candidate indices (distance ≤ cut), in index order.
+    var cand: [Int32]
 
     init(nd: Int, bits: Int, k: Int) {
         precondition(k >= 1 && k <= nd)
@@ -155,56 +158,60 @@ struct HammingRanker {
         dist = [Int32](repeating: 0, count: nd)
         hist = [Int](repeating: 0, count: 4 * (bits + 1))
         ranked = [Int32](repeating: 0, count: k)
+        cand = [Int32](repeating: 0, count: nd)
     }
 
     /// Ranks the database (`db`: nd × words packed codes) for the packed query `q`.
     mutating func rank(query q: UnsafePointer<UInt64>, database db: UnsafePointer<UInt64>) {
         let nd = self.nd, k = self.k, b1 = bits + 1
         dist.withUnsafeMutableBufferPointer { distBuf in
-            hist.withUnsafeMutableBufferPointer { histBuf in
-                ranked.withUnsafeMutableBufferPointer { rankedBuf in
+        hist.withUnsafeMutableBufferPointer { histBuf in
+        ranked.withUnsafeMutableBufferPointer { rankedBuf in
+        cand.withUnsafeMutableBufferPointer { candBuf in
                     let d = distBuf.baseAddress!, h = histBuf.baseAddress!, r = rankedBuf.baseAddress!
+                    let c = candBuf.baseAddress!
                     Hamming.rowDistances(query: q, database: db, nd: nd, words: words, out: d)
                     // Histogram with 4 interleaved sub-histograms: consecutive equal distances
                     // would otherwise serialise on one counter's store→load latency.
                     h.update(repeating: 0, count: 4 * b1)
                     var j = 0
                     while j + 4 <= nd {
-                        h[Int(d[j])] += 1
-                        h[b1 + Int(d[j + 1])] += 1
-                        h[2 * b1 + Int(d[j + 2])] += 1
-                        h[3 * b1 + Int(d[j + 3])] += 1
+                        h[Int(d[j])] &+= 1
+                        h[b1 + Int(d[j + 1])] &+= 1
+                        h[2 * b1 + Int(d[j + 2])] &+= 1
+                        h[3 * b1 + Int(d[j + 3])] &+= 1
                         j += 4
                     }
-                    while j < nd { h[Int(d[j])] += 1; j += 1 }
+                    while j < nd { h[Int(d[j])] &+= 1; j += 1 }
                     for t in 0..<b1 { h[t] += h[b1 + t] + h[2 * b1 + t] + h[3 * b1 + t] }
                     // Cut distance and exclusive prefix offsets of buckets 0…cut.
                     var below = 0, cut = 0
                     while below + h[cut] < k { below += h[cut]; cut += 1 }
                     var run = 0
-                    for t in 0...cut { let c = h[t]; h[t] = run; run += c }
-                    var quota = k - below          // slots left for distance == cut
-                    var left = k                   // slots left overall
+                    for t in 0...cut { let cnt = h[t]; h[t] = run; run += cnt }
+                    // Branch-free compaction of the candidates (distance ≤ cut), in index order:
+                    // the scatter below then touches only ~k items instead of branching on all N.
                     let cut32 = Int32(cut)
+                    var n = 0
                     for i in 0..<nd {
-                        let di = d[i]
-                        if di < cut32 {
-                            let t = Int(di)
-                            r[h[t]] = Int32(truncatingIfNeeded: i)
-                            h[t] += 1
-                            left -= 1
-                        } else if di == cut32 && quota > 0 {
-                            r[h[cut]] = Int32(truncatingIfNeeded: i)
-                            h[cut] += 1
-                            quota -= 1
-                            left -= 1
-                        } else {
-                            continue
-                        }
-                        if left == 0 { break }
+                        c[n] = Int32(truncatingIfNeeded: i)
+                        // (cut − d) >> 31 is −1 when d > cut, else 0 (arithmetic shift; no branch).
+                        n &+= Int((cut32 &- d[i]) >> 31) &+ 1
                     }
-                }
-            }
-        }
+                    var quota = k - below          // slots for distance == cut, first come first served
+                    for t in 0..<n {
+                        let i = c[t]
+                        let di = d[Int(i)]
+                        if di < cut32 {
+                            let b = Int(di)
+                            r[h[b]] = i
+                            h[b] &+= 1
+                        } else if quota > 0 {
+                            r[h[cut]] = i
+                            h[cut] &+= 1
+                            quota -= 1
+                        }
+                    }
+        }}}}
     }
 }
