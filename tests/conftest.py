@@ -13,10 +13,15 @@ def small_data():
 
 @pytest.fixture(scope="session")
 def trained(small_data):
-    """A cnn-small 16-bit DPSH model trained for a few epochs, with its codes."""
-    m = saat.HashingModel("cnn-small", bits=16, seed=0)
-    hist = saat.train(m, small_data.train.images, small_data.train.labels, loss="dpsh", epochs=6, batch_size=32,
-                      lr=0.02, seed=0, progress=False)
+    """A cnn-small 16-bit model trained for a few epochs, with its codes.
+
+    CSQ (pointwise, learns fast from scratch: MAP@1000 ≈ 0.52 here vs ≈ 0.25 for random codes) so
+    the attack tests have a model worth attacking at a test's budget; DPSH training is covered by
+    test_training.py and the demo."""
+    mean, std = saat.training.channel_stats(small_data.train.images)
+    m = saat.HashingModel("cnn-small", bits=16, seed=0, mean=mean, std=std)
+    hist = saat.train(m, small_data.train.images, small_data.train.labels, loss="csq", epochs=10, batch_size=32,
+                      lr=0.01, seed=0, progress=False)
     m.eval()
     db_codes = m.encode(small_data.database.images)
     train_codes = m.encode(small_data.train.images)

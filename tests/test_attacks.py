@@ -85,7 +85,7 @@ def test_evaluate_attack_reports_theory_and_perceptibility(trained, small_data, 
                                small_data.database.labels, k=1000)
     assert res["adv_map"] < res["clean_map"]
     assert 0 <= res["theory_map"] <= res["clean_map"]
-    assert res["linf"] <= EPS + 1e-6 and res["mse"] > 0
+    assert res["max_abs"] <= EPS + 1e-6 and res["mse"] > 0 and res["linf"] > res["max_abs"]
     res_t = saat.evaluate_attack(m, make("saat_t", trained, small_data), x, y, trained["db_codes"],
                                  small_data.database.labels, k=1000, target_labels=t)
     assert res_t["adv_tmap"] > res_t["clean_tmap"]

@@ -24,12 +24,14 @@ def test_trained_model_retrieves_well_above_chance(trained, small_data):
 
 
 def test_two_hundred_sgd_steps_lower_the_loss(small_data):
-    """Issue 3's training smoke test: 200 SGD steps on real images lower the loss clearly."""
-    m = saat.HashingModel("cnn-small", bits=12, seed=1)
+    """Issue 3's training smoke test: 200 SGD steps on real images lower the loss clearly (CSQ,
+    the pointwise loss that learns from scratch; the pairwise losses are checked below)."""
+    mean, std = saat.training.channel_stats(small_data.train.images)
+    m = saat.HashingModel("cnn-small", bits=16, seed=1, mean=mean, std=std)
     x, y = small_data.train.images[:640], small_data.train.labels[:640]
-    res = saat.train(m, x, y, epochs=10, batch_size=32, lr=0.02, seed=1, progress=False)   # 20 batches x 10
+    res = saat.train(m, x, y, loss="csq", epochs=10, batch_size=32, lr=0.01, seed=1, progress=False)   # 20 x 10
     assert len(res.history) == 10
-    assert res.history[-1] < 0.75 * res.history[0], res.history
+    assert res.history[-1] < 0.8 * res.history[0], res.history
 
 
 def test_same_seed_same_weights(small_data):
@@ -46,13 +48,48 @@ def test_same_seed_same_weights(small_data):
     assert not np.array_equal(m.state_dict()["hash_layer.weight"], ws[0]["hash_layer.weight"])
 
 
+@pytest.fixture(scope="module")
+def pretrained_base(small_data):
+    x, y = small_data.train.images[:512], small_data.train.labels[:512]
+    mean, std = saat.training.channel_stats(x)
+    base = saat.HashingModel("cnn-small", bits=16, seed=0, mean=mean, std=std)
+    saat.training.pretrain_backbone(base, x, y, epochs=3, progress=False)
+    return base, x, y
+
+
 @pytest.mark.parametrize("loss", ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"])
-def test_every_loss_trains(loss, small_data):
-    m = saat.HashingModel("cnn-small", bits=16, seed=0)
-    x, y = small_data.train.images[:256], small_data.train.labels[:256]
-    res = saat.train(m, x, y, loss=loss, epochs=3, batch_size=32, seed=0, progress=False)
+def test_every_loss_trains(loss, pretrained_base):
+    base, x, y = pretrained_base
+    m = saat.HashingModel("cnn-small", bits=16, seed=0, mean=base.mean, std=base.std)
+    m.load_state_dict(base.state_dict())
+    res = saat.train(m, x, y, loss=loss, epochs=3, batch_size=32, lr=0.0005, seed=0, progress=False)
     assert np.isfinite(res.history).all()
-    assert res.history[-1] < res.history[0], (loss, res.history)
+    assert not np.array_equal(m.state_dict()["hash_layer.weight"], base.state_dict()["hash_layer.weight"])
+    if loss != "dpsh":
+        # DPSH's quantisation term weighs eta*K/N (SAAT's normalisation): at N = 512 it dominates
+        # and the epoch loss need not fall; test_dpsh_on_a_larger_training_set covers DPSH.
+        assert res.history[-1] < res.history[0], (loss, res.history)
+
+
+def test_dpsh_on_a_larger_training_set():
+    """DPSH (SAAT constants) on 2000 real images after backbone pretraining: the loss falls and
+    retrieval beats the pretrained backbone with a random hash layer."""
+    d = saat.datasets.mosaic(n_train=2000, n_database=2000, n_query=100, seed=1)
+    mean, std = saat.training.channel_stats(d.train.images)
+    m = saat.HashingModel("cnn-small", bits=16, seed=0, mean=mean, std=std)
+    saat.training.pretrain_backbone(m, d.train.images, d.train.labels, epochs=3, progress=False)
+
+    def mp():
+        m.eval()
+        return metrics.map_at_k(m.encode(d.query.images), m.encode(d.database.images), d.query.labels,
+                                d.database.labels, k=1000)
+
+    before = mp()
+    res = saat.train(m, d.train.images, d.train.labels, loss="dpsh", epochs=4, lr=0.0005, seed=0, progress=False)
+    # epoch 0 is scored against a memory U that is still partly zero (θ = 0 for unseen items), so
+    # compare with epoch 1, the first one against a full memory
+    assert res.history[-1] < res.history[1], res.history
+    assert mp() > before, before
 
 
 def test_checkpoint_resume_matches_uninterrupted(tmp_path, small_data):

@@ -6,7 +6,7 @@ final class ModelTests: XCTestCase {
     func makeModel(bits: Int = 8, seed: UInt64 = 0) throws -> HashingModel {
         let m = try HashingModel(backbone: .cnnSmall, bits: bits, seed: seed, mean: [0.4, 0.5, 0.6], std: [0.5, 0.25, 0.3])
         for p in m.namedParams where p.name == "hash_layer.weight" {
-            for i in 0..<p.param.value.count { p.param.value.data[i] *= 20 }
+            for i in 0..<p.param.value.count { p.param.value.data[i] *= 4 }
         }
         return m
     }

@@ -36,7 +36,8 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
     ``clean_tmap`` and ``adv_tmap`` (relevance from the target labels), ``theory_map`` (MAP of the
     guide code itself: −b for non-targeted, t-MAP of b for targeted; None for attacks without a
     guide code; a 0 bit of the guide code counts as +1 here), ``linf``/``l2``/``mse`` (mean
-    perceptibility, see :func:`saat.metrics.perceptibility`) and ``seconds`` (attack time).
+    perceptibility as SAAT reports it, see :func:`saat.metrics.perceptibility`), ``max_abs``
+    (element-wise max |x' − x|, the quantity ε bounds) and ``seconds`` (attack time).
     """
     x = as_images(query_images, "query_images", model.input_shape)
     y = as_labels(query_labels, "query_labels", rows=x.shape[0])
@@ -49,6 +50,8 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
         t = as_labels(target_labels, "target_labels", rows=x.shape[0], classes=y.shape[1])
     elif target_labels is not None:
         raise ValueError("argument 'target_labels': only for targeted attacks (attack.targeted is False)")
+    if x.shape[0] == 0:
+        raise ValueError("argument 'query_images': expected at least one query, got an empty batch")
     clean_codes = model.encode(x)
     t0 = time.perf_counter()
     adv = attack(x, t if attack.targeted else y)
@@ -69,7 +72,8 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
             res["theory_map"] = metrics.t_map_at_k(g, dbc, t, dbl, k=k)
         else:
             res["theory_map"] = metrics.map_at_k(-g, dbc, y, dbl, k=k)
-    res.update(metrics.perceptibility(adv, x))
+    p = metrics.perceptibility(adv, x)
+    res.update(linf=p.linf, l2=p.l2, mse=p.mse, max_abs=float(np.abs(adv - x).max()))
     if return_images:
         res["adv_images"] = adv
     return res

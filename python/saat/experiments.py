@@ -17,7 +17,7 @@ from . import attacks as A
 from . import metrics
 from .defences import DEFENCES
 from .models import HashingModel
-from .training import train
+from .training import channel_stats, pretrain_backbone, train
 
 __all__ = ["ExperimentConfig", "Table", "robustness_table", "PROFILES"]
 
@@ -36,7 +36,10 @@ class ExperimentConfig:
     defences: tuple = ("none", "atrdh", "cgat", "saat")
     k: int = 5000
     seed: int = 0
-    # clean training
+    # clean training: backbone pretraining stand-in (cnn-small has no ImageNet weights, see
+    # saat.training.pretrain_backbone), then the hashing loss; inputs normalised by the training
+    # split's per-channel statistics
+    pretrain_epochs: int = 10
     clean_epochs: int = 100
     clean_batch: int = 32
     clean_lr: float = 0.01
@@ -62,10 +65,10 @@ class ExperimentConfig:
 PROFILES = {
     "paper": ExperimentConfig(),
     "demo": ExperimentConfig(
-        k=5000, clean_epochs=12, clean_batch=32, clean_lr=0.01,
+        k=2000, pretrain_epochs=5, clean_epochs=10, clean_batch=32, clean_lr=0.0005,
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3}, pgd_steps=10, saat_steps=100, center_steps=100,
         hag_steps=100, sdha_steps=100, dhta_steps=100, tha_steps=100, tha_prototype_steps=1500,
-        n_query_attack=250),
+        n_query_attack=200),
 }
 
 
@@ -123,7 +126,11 @@ def _train_models(data, cfg, bits, out, progress, verbose):
         _log(f"{bits} bits: loaded clean model from {path}", verbose)
     else:
         t0 = time.perf_counter()
-        m = HashingModel(cfg.backbone, bits, seed=cfg.seed)
+        mean, std = channel_stats(data.train.images)
+        m = HashingModel(cfg.backbone, bits, seed=cfg.seed, mean=mean, std=std)
+        if cfg.pretrain_epochs:
+            pretrain_backbone(m, data.train.images, data.train.labels, epochs=cfg.pretrain_epochs, seed=cfg.seed,
+                              progress=progress)
         train(m, data.train.images, data.train.labels, loss=cfg.loss, epochs=cfg.clean_epochs,
               batch_size=cfg.clean_batch, lr=cfg.clean_lr, seed=cfg.seed, progress=progress)
         m.save(path)

@@ -32,8 +32,10 @@ class HashingModel:
     bits : int
         Code length K (1…4096).
     seed : int
-        Seed of the weight initialisation (PyTorch-default uniform init; hash layer N(0, 0.01),
-        bias 0, as CgAT) and of the dropout masks.
+        Seed of the weight initialisation and of the dropout masks. Hash layer N(0, 0.01), bias 0,
+        as CgAT. cnn-small, which has no pretrained weights and is trained from scratch, uses
+        Kaiming-normal weights N(0, 2/fan_in) and zero biases for its other layers; alexnet/vgg11
+        use PyTorch's default uniform init U(±1/√fan_in) (they are meant to load pretrained weights).
     mean, std : sequence of 3 floats, optional
         Per-channel input normalisation ``(x − mean) / std`` applied inside the model, so images
         are given in [0, 1]. Defaults: none (0 and 1) for cnn-small, ImageNet's for alexnet/vgg11.

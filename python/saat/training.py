@@ -11,7 +11,7 @@ from ._loop import run_loop
 from ._validate import check_float, check_int
 from .models import HashingModel
 
-__all__ = ["train", "TrainResult"]
+__all__ = ["train", "TrainResult", "pretrain_backbone", "channel_stats"]
 
 
 @dataclass
@@ -88,3 +88,42 @@ def train(model: HashingModel, images, labels, *, loss: str = "dpsh", epochs: in
         buf, shape = res["memory"]["memory"]
         mem = np.frombuffer(buf, dtype=np.float32).reshape(shape)
     return TrainResult(history=list(res["history"]), memory=mem)
+
+
+def channel_stats(images) -> tuple:
+    """Per-channel mean and std of an image set (N, C, H, W), for ``HashingModel(mean=, std=)``."""
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise ValueError(f"argument 'images': expected a non-empty (N, C, H, W) array, got shape {x.shape}")
+    x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
+    return x.mean(axis=(0, 2, 3)), np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
+
+
+def pretrain_backbone(model: HashingModel, images, labels, *, epochs: int = 5, loss: str = "csq",
+                      helper_bits: int = 64, batch_size: int = 32, lr: float = 0.01, seed: int = 0,
+                      progress=True) -> TrainResult:
+    """Give ``model`` a pretrained backbone when no pretrained weights exist (cnn-small).
+
+    The papers fine-tune ImageNet-pretrained AlexNet/VGG with a freshly initialised hash layer. No
+    such weights can be downloaded here, and a randomly initialised CNN trained directly with a
+    pairwise loss (DPSH, DPH, HashNet) barely moves: its outputs start near 0 and every image gets
+    almost the same gradient, so the codes collapse. This stand-in trains a helper copy of the
+    network (same backbone and normalisation, ``helper_bits``-bit hash layer) with CSQ, a pointwise
+    loss towards per-class Hadamard centres that needs no warm start, then copies every backbone
+    parameter (all but ``hash_layer.*``) into ``model``. ``model``'s own hash layer is untouched
+    (N(0, 0.01) as CgAT), so the usual hashing training then fine-tunes it as in the papers.
+    This is an approximation of the papers' protocol (pretraining on the training split instead
+    of ImageNet); say so when reporting numbers.
+    """
+    if not isinstance(model, HashingModel):
+        raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
+    helper = HashingModel(model.backbone, check_int(helper_bits, "helper_bits", 1), seed=model.seed + 1,
+                          mean=model.mean, std=model.std)
+    res = train(helper, images, labels, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                progress=progress)
+    own = model.state_dict()
+    for k, v in helper.state_dict().items():
+        if not k.startswith("hash_layer."):
+            own[k] = v
+    model.load_state_dict(own)
+    return res

@@ -3,7 +3,8 @@
 ///
 /// - `cnn-small` (3×32×32): conv 3→32 3×3 pad 1 + ReLU + maxpool 2 → conv 32→64 3×3 pad 1 + ReLU +
 ///   maxpool 2 → flatten (4096) → linear 4096→512 + ReLU → hash layer 512→K. Parameter names
-///   `features.0.*`, `features.3.*`, `classifier.0.*`, `hash_layer.*`. No input normalisation.
+///   `features.0.*`, `features.3.*`, `classifier.0.*`, `hash_layer.*`. No input normalisation by
+///   default. Kaiming-normal init (it is trained from scratch; see `makeLayers`).
 /// - `alexnet` (3×224×224): torchvision AlexNet's `features` (indices 0…12) and `classifier[:6]`
 ///   (Dropout, FC 9216→4096, ReLU, Dropout, FC 4096→4096, ReLU: `classifier.1.*`, `classifier.4.*`),
 ///   then `hash_layer` 4096→K, as SAAT/CgAT `model/backbone.py`. ImageNet mean/std inside.
@@ -94,6 +95,25 @@ public enum Backbone: String, CaseIterable, Sendable {
             layers.append(("classifier.4", ReLU()))
             layers.append(("classifier.5", dropout()))
             hashIn = 4096
+        }
+        // cnn-small is trained from scratch (no ImageNet weights exist for it): its conv and linear
+        // layers get Kaiming-normal weights N(0, 2/fan_in) and zero biases (He et al. 2015), which
+        // keep activations at unit scale through the ReLUs. PyTorch's default uniform init shrinks
+        // them ~2.4× per layer, leaving the hash outputs at ~4e-3 where the pairwise hashing losses
+        // have almost no gradient. alexnet/vgg11 keep PyTorch's default init (they are meant to
+        // load pretrained weights).
+        if self == .cnnSmall {
+            for (_, layer) in layers {
+                for p in layer.params {
+                    if p.name == "weight" {
+                        let fanIn = p.value.shape.dropFirst().reduce(1, *)
+                        let sd = (2 / Float(fanIn)).squareRoot()
+                        for i in 0..<p.value.count { p.value.data[i] = sd * rng.normal() }
+                    } else {
+                        p.value.zero()
+                    }
+                }
+            }
         }
         // Hash layer: N(0, 0.01) weights and zero bias, as CgAT model/backbone.py.
         let hash = Linear(inFeatures: hashIn, outFeatures: bits, rng: &rng)

@@ -1,0 +1,128 @@
+"""Neural-core benchmark: cnn-small (the reference CNN of the project brief), batch 64, 32 bits.
+
+Times, in one process and alternating saat / PyTorch runs (medians of repeated runs):
+  forward; forward + backward to the input; a training step (forward, DPSH-free L2 objective,
+  backward with parameter gradients, SGD) approximated by saat.train on one batch; PGD-10.
+PyTorch (channels_last, 2 threads) is optional: without it only saat's figures are printed.
+Run: python benchmarks/bench_core.py [--repeats N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import saat
+
+
+def timeit(fn, repeats):
+    fn()  # warm-up
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def torch_peer(model: saat.HashingModel, bits: int):
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        return None
+    torch.set_num_threads(2)
+    net = nn.Sequential()
+    feats = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    cls = nn.Sequential(nn.Linear(4096, 512), nn.ReLU())
+    hl = nn.Linear(512, bits)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features, self.classifier, self.hash_layer = feats, cls, hl
+
+        def forward(self, x):
+            return torch.tanh(self.hash_layer(self.classifier(torch.flatten(self.features(x), 1))))
+
+    net = Net()
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
+    net = net.to(memory_format=torch.channels_last).eval()
+    return torch, net
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--batch", type=int, default=64)
+    args = ap.parse_args()
+    bits, n = 32, args.batch
+    rng = np.random.default_rng(0)
+    x = rng.random((n, 3, 32, 32), dtype=np.float32)
+    g = rng.standard_normal((n, bits)).astype(np.float32)
+    m = saat.HashingModel("cnn-small", bits, seed=0)
+    pgd = saat.attacks.PGD(m, eps=8 / 255, step=2 / 255, steps=10)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
+    rows = {}
+    rows["forward"] = [timeit(lambda: m.forward(x), args.repeats)]
+    rows["forward+backward to input"] = [timeit(lambda: m.input_gradient(x, g), args.repeats)]
+    rows["PGD-10"] = [timeit(lambda: pgd(x), max(3, args.repeats // 3))]
+    rows["train step (DPSH, SGD)"] = [timeit(lambda: saat.train(m, x, labels, epochs=1, batch_size=n, progress=False),
+                                             args.repeats)]
+    peer = torch_peer(m, bits)
+    if peer is not None:
+        torch, net = peer
+        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        gt = torch.from_numpy(g)
+
+        def fwd():
+            with torch.no_grad():
+                net(xt)
+
+        def fwdbwd():
+            xi = xt.clone().requires_grad_(True)
+            net(xi).backward(gt)
+
+        def pgd10():
+            codes = torch.sign(net(xt)).detach()
+            delta = torch.empty_like(xt).uniform_(-8 / 255, 8 / 255)
+            for _ in range(10):
+                delta.requires_grad_(True)
+                loss = (net((xt + delta).clamp(0, 1)) * codes).mean()
+                (grad,) = torch.autograd.grad(loss, delta)
+                delta = (delta.detach() - 2 / 255 * grad.sign()).clamp(-8 / 255, 8 / 255)
+                delta = (xt + delta).clamp(0, 1) - xt
+
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        yt = torch.from_numpy(labels)
+
+        def step():
+            u = net(xt)
+            s = (yt @ yt.T > 0).float()
+            th = 0.5 * u @ u.detach().T
+            loss = (torch.nn.functional.softplus(th) - s * th).mean() + 50 * ((u - u.sign()) ** 2).sum() / (n * n)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        rows["forward"].append(timeit(fwd, args.repeats))
+        rows["forward+backward to input"].append(timeit(fwdbwd, args.repeats))
+        rows["PGD-10"].append(timeit(pgd10, max(3, args.repeats // 3)))
+        rows["train step (DPSH, SGD)"].append(timeit(step, args.repeats))
+    info = saat.info()
+    print(f"saat {info['version']} | target {info['target_cpu']} | BLAS {info['blas_core']} x{info['blas_threads']}"
+          + ("" if peer is None else f" | torch {peer[0].__version__} (channels_last, 2 threads)"))
+    print(f"cnn-small, batch {n}, {bits} bits; median of {args.repeats} runs")
+    print(f"{'operation':28s} {'saat ms':>9s} {'torch ms':>9s} {'saat/torch':>10s}")
+    for k, v in rows.items():
+        if len(v) == 2:
+            print(f"{k:28s} {1e3 * v[0]:9.2f} {1e3 * v[1]:9.2f} {v[0] / v[1]:10.2f}")
+        else:
+            print(f"{k:28s} {1e3 * v[0]:9.2f} {'-':>9s} {'-':>10s}   (PyTorch not installed: peer skipped)")
+
+
+if __name__ == "__main__":
+    main()
