@@ -70,6 +70,10 @@ def main():
     rows["forward"] = [timeit(lambda: m.forward(x), args.repeats)]
     rows["forward+backward to input"] = [timeit(lambda: m.input_gradient(x, g), args.repeats)]
     rows["PGD-10"] = [timeit(lambda: pgd(x), max(3, args.repeats // 3))]
+    train_codes = np.where(rng.random((500, bits)) > 0.5, 1, -1).astype(np.int8)
+    train_labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 500)]
+    saat_atk = saat.attacks.SAATAttack(m, train_codes, train_labels, steps=100)
+    rows["SAAT attack (100 steps)"] = [timeit(lambda: saat_atk(x, labels), 3)]
     rows["train step (DPSH, SGD)"] = [timeit(lambda: saat.train(m, x, labels, epochs=1, batch_size=n, progress=False),
                                              args.repeats)]
     peer = torch_peer(m, bits)
@@ -96,6 +100,24 @@ def main():
                 delta = (delta.detach() - 2 / 255 * grad.sign()).clamp(-8 / 255, 8 / 255)
                 delta = (xt + delta).clamp(0, 1) - xt
 
+        mainstay = torch.from_numpy(saat.codes.mainstay(labels, train_codes, train_labels).astype(np.float32))
+        alphas = [0.1] * 5 + [0.2, 0.3, 0.5, 0.7, 1.0]
+
+        def saat100():
+            # the same loop as SAAT's evaluation attack: masked loss towards -mainstay, alpha schedule
+            delta = torch.empty_like(xt).uniform_(-8 / 255, 8 / 255)
+            delta = (xt + delta).clamp(0, 1) - xt
+            feats = lambda z: net.hash_layer(net.classifier(torch.flatten(net.features(z), 1)))  # noqa: E731
+            for i in range(100):
+                delta.requires_grad_(True)
+                f = torch.tanh(alphas[i // 10] * feats(xt + delta))
+                s = f * mainstay
+                msk = (s > -0.5).float().detach()
+                loss = (msk * (s + 2) * s).sum() / msk.sum().clamp(min=1)
+                (grad,) = torch.autograd.grad(loss, delta)
+                delta = (delta.detach() - 1 / 255 * grad.sign()).clamp(-8 / 255, 8 / 255)
+                delta = (xt + delta).clamp(0, 1) - xt
+
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
         yt = torch.from_numpy(labels)
 
@@ -111,6 +133,7 @@ def main():
         rows["forward"].append(timeit(fwd, args.repeats))
         rows["forward+backward to input"].append(timeit(fwdbwd, args.repeats))
         rows["PGD-10"].append(timeit(pgd10, max(3, args.repeats // 3)))
+        rows["SAAT attack (100 steps)"].append(timeit(saat100, 3))
         rows["train step (DPSH, SGD)"].append(timeit(step, args.repeats))
     info = saat.info()
     print(f"saat {info['version']} | target {info['target_cpu']} | BLAS {info['blas_core']} x{info['blas_threads']}"

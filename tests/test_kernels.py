@@ -122,3 +122,14 @@ def test_hamming_rejects_bad_codes():
         kernels.hamming_distances(np.ones((2, 8), np.float32), np.ones((2, 8), np.int8))
     with pytest.raises(ValueError, match="'database'.*shape"):
         saat._core.hamming_distances(np.ones((2, 8), np.int8), np.ones((2, 9), np.int8), np.zeros((2, 2), np.int32))
+
+
+def test_extension_links_neither_swift_runtime_nor_libpython():
+    import shutil
+    import subprocess
+    if shutil.which("ldd") is None:
+        pytest.skip("ldd not available")
+    out = subprocess.run(["ldd", saat._core.__file__], capture_output=True, text=True, check=True).stdout
+    assert "libswiftCore" not in out and "libswift" not in out, out
+    assert "libpython" not in out, out
+    assert "libopenblas" in out, out
