@@ -11,55 +11,51 @@ final class Box<T> {
 }
 
 let modelCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.HashingModel")
+let prototypeCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.PrototypeNet")
 
+// Destructors must be C function pointers, one per type (a generic closure cannot be one).
 private let releaseModelCapsule: @convention(c) (PyObj?) -> Void = { cap in
     guard let cap, let p = PyCapsule_GetPointer(cap, modelCapsuleName) else { PyErr_Clear(); return }
     Unmanaged<HashingModel>.fromOpaque(p).release()
 }
-
-func makeModelCapsule(_ m: HashingModel) -> PyObj? {
-    let p = Unmanaged.passRetained(m).toOpaque()
-    guard let cap = PyCapsule_New(p, modelCapsuleName, releaseModelCapsule) else {
-        Unmanaged<HashingModel>.fromOpaque(p).release()
-        return nil
-    }
-    return cap
-}
-
-/// The model behind a handle argument (borrowed; the capsule keeps it alive for the call, and
-/// the returned strong reference keeps it alive across a GIL release).
-func modelArg(_ a: Args, _ name: String = "model") throws -> HashingModel {
-    let o = try a.required(name)
-    guard PyCapsule_IsValid(o, modelCapsuleName) == 1, let p = PyCapsule_GetPointer(o, modelCapsuleName) else {
-        PyErr_Clear()
-        throw typeError("argument '\(name)': expected a saat model handle (HashingModel._handle), got \(typeName(o))")
-    }
-    return Unmanaged<HashingModel>.fromOpaque(p).takeUnretainedValue()
-}
-
-let prototypeCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.PrototypeNet")
-
 private let releasePrototypeCapsule: @convention(c) (PyObj?) -> Void = { cap in
     guard let cap, let p = PyCapsule_GetPointer(cap, prototypeCapsuleName) else { PyErr_Clear(); return }
     Unmanaged<PrototypeNet>.fromOpaque(p).release()
 }
 
-func makePrototypeCapsule(_ m: PrototypeNet) -> PyObj? {
-    let p = Unmanaged.passRetained(m).toOpaque()
-    guard let cap = PyCapsule_New(p, prototypeCapsuleName, releasePrototypeCapsule) else {
-        Unmanaged<PrototypeNet>.fromOpaque(p).release()
+/// A new capsule holding one retained reference to `obj`, released by `destructor`.
+private func makeCapsule<T: AnyObject>(_ obj: T, _ name: UnsafeMutablePointer<CChar>,
+                                       _ destructor: @escaping @convention(c) (PyObj?) -> Void) -> PyObj? {
+    let p = Unmanaged.passRetained(obj).toOpaque()
+    guard let cap = PyCapsule_New(p, name, destructor) else {
+        Unmanaged<T>.fromOpaque(p).release()
         return nil
     }
     return cap
 }
 
-func prototypeArg(_ a: Args, _ name: String = "prototype") throws -> PrototypeNet {
-    let o = try a.required(name)
-    guard PyCapsule_IsValid(o, prototypeCapsuleName) == 1, let p = PyCapsule_GetPointer(o, prototypeCapsuleName) else {
+/// The object behind a capsule argument (borrowed: the capsule keeps it alive for the call, and
+/// the returned strong reference keeps it alive across a GIL release). A capsule of another kind
+/// is a TypeError, never a reinterpretation.
+private func capsuleArg<T: AnyObject>(_ a: Args, _ argName: String, _ name: UnsafeMutablePointer<CChar>,
+                                      _ what: String) throws -> T {
+    let o = try a.required(argName)
+    guard PyCapsule_IsValid(o, name) == 1, let p = PyCapsule_GetPointer(o, name) else {
         PyErr_Clear()
-        throw typeError("argument '\(name)': expected a saat prototype-network handle, got \(typeName(o))")
+        throw typeError("argument '\(argName)': expected \(what), got \(typeName(o))")
     }
-    return Unmanaged<PrototypeNet>.fromOpaque(p).takeUnretainedValue()
+    return Unmanaged<T>.fromOpaque(p).takeUnretainedValue()
+}
+
+func makeModelCapsule(_ m: HashingModel) -> PyObj? { makeCapsule(m, modelCapsuleName, releaseModelCapsule) }
+func makePrototypeCapsule(_ p: PrototypeNet) -> PyObj? { makeCapsule(p, prototypeCapsuleName, releasePrototypeCapsule) }
+
+func modelArg(_ a: Args, _ name: String = "model") throws -> HashingModel {
+    try capsuleArg(a, name, modelCapsuleName, "a saat model handle (HashingModel._handle)")
+}
+
+func prototypeArg(_ a: Args, _ name: String = "prototype") throws -> PrototypeNet {
+    try capsuleArg(a, name, prototypeCapsuleName, "a saat prototype-network handle")
 }
 
 /// Callbacks into Python from a loop running without the GIL: each call takes the GIL, checks

@@ -7,9 +7,11 @@ public enum Hamming {
     /// Number of UInt64 words a `bits`-bit code occupies.
     @inlinable public static func words(_ bits: Int) -> Int { (bits + 63) / 64 }
 
-    /// Packs n codes of `bits` int8 values each (row-major, any value > 0 is +1, else −1)
-    /// into `out`, which holds n · words(bits) words.
-    public static func pack(codes: UnsafePointer<Int8>, n: Int, bits: Int, out: UnsafeMutablePointer<UInt64>) {
+    /// Packs n codes of `bits` values each (row-major; a value > 0 is +1, anything else —
+    /// including 0 and NaN — is −1) into `out`, which holds n · words(bits) words. Branch-free.
+    @inlinable
+    public static func pack<T: Comparable & ExpressibleByIntegerLiteral>(
+        codes: UnsafePointer<T>, n: Int, bits: Int, out: UnsafeMutablePointer<UInt64>) {
         let w = words(bits)
         for i in 0..<n {
             let src = codes + i * bits
@@ -17,22 +19,7 @@ public enum Hamming {
             for j in 0..<w {
                 var word: UInt64 = 0
                 let lo = j * 64, hi = min(bits, lo + 64)
-                for b in lo..<hi where src[b] > 0 { word |= (1 as UInt64) << UInt64(b - lo) }
-                dst[j] = word
-            }
-        }
-    }
-
-    /// Float variant of `pack`: value > 0 is +1, value ≤ 0 (and NaN) is −1.
-    public static func pack(codes: UnsafePointer<Float>, n: Int, bits: Int, out: UnsafeMutablePointer<UInt64>) {
-        let w = words(bits)
-        for i in 0..<n {
-            let src = codes + i * bits
-            let dst = out + i * w
-            for j in 0..<w {
-                var word: UInt64 = 0
-                let lo = j * 64, hi = min(bits, lo + 64)
-                for b in lo..<hi where src[b] > 0 { word |= (1 as UInt64) << UInt64(b - lo) }
+                for b in lo..<hi { word |= UInt64(src[b] > 0 ? 1 : 0) << UInt64(b - lo) }
                 dst[j] = word
             }
         }

@@ -7,9 +7,8 @@ public enum CenterAttack {
                            trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
                            out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
         try config.validate()
-        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
-        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
-        let codes = try SemanticCodes.compute(.center, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
+        let codes = try SemanticCodes.guide(.center, model: model, n: n, labels: labels, trainCodes: trainCodes,
+                                            trainLabels: trainLabels)
         try AttackEngine.run(model: model, images: images, n: n,
                              objective: CodeAwayObjective(codes: codes, towards: targeted),
                              config: config, out: out, shouldStop: shouldStop)

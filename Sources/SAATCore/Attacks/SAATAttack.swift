@@ -50,9 +50,8 @@ public enum SAATAttack {
                            trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
                            out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
         try config.validate()
-        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
-        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
-        let codes = try SemanticCodes.compute(.mainstay, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
+        let codes = try SemanticCodes.guide(.mainstay, model: model, n: n, labels: labels, trainCodes: trainCodes,
+                                            trainLabels: trainLabels)
         try AttackEngine.run(model: model, images: images, n: n,
                              objective: MainstayMaskedObjective(codes: codes, targeted: targeted),
                              config: config, out: out, shouldStop: shouldStop)

@@ -117,4 +117,13 @@ public enum SemanticCodes {
         }
         return out
     }
+
+    /// Guide codes for an attack on `n` images of `model`: checks that there is one label row per
+    /// image and that the training codes have the model's width, then `compute`.
+    public static func guide(_ kind: Kind, model: HashingModel, n: Int, labels: Tensor, trainCodes: Tensor,
+                             trainLabels: Tensor) throws -> Tensor {
+        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
+        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
+        return try compute(kind, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
+    }
 }
