@@ -144,6 +144,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, TypeError, OSError) as e:   # bad input: one line, no traceback
+        print(f"saat {args.cmd}: error: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,0 +1,64 @@
+"""The command line (python -m saat ...), run as a user would, on a tiny mosaic benchmark."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+SMALL = ["--n-train", "160", "--n-database", "300", "--n-query", "12"]
+
+
+def run(*args, cwd=None):
+    env = dict(os.environ)
+    p = subprocess.run([sys.executable, "-m", "saat", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                       timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout
+
+
+def test_info():
+    d = json.loads(run("info"))
+    assert "OpenBLAS" in d["blas"] and d["version"]
+
+
+def test_table_writes_json_markdown_and_plots(tmp_path):
+    out = tmp_path / "out"
+    text = run("table", *SMALL, "--bits-list", "16", "--defence", "saat", "--out", str(out))
+    assert "| 16 | none |" in text and "| 16 | saat |" in text
+    table = json.loads((out / "table.json").read_text())
+    rows = {r["defence"]: r for r in table["rows"]}
+    assert set(rows) == {"none", "saat"}
+    for col in ("clean", "pgd", "hag", "sdha", "center", "saat"):
+        for r in rows.values():
+            assert 0.0 <= r[col] <= 1.0
+    for col in ("dhta_t", "p2p_t", "tha_t", "saat_t"):
+        assert 0.0 <= rows["none"][col] <= 1.0 and col not in rows["saat"]
+    assert (out / "pr_16.png").stat().st_size > 1000 and (out / "pn_16.png").stat().st_size > 1000
+    assert len(list((out / "models").glob("*.npz"))) == 2
+    # a rerun reuses the saved models (and gives the same numbers: everything is seeded)
+    run("table", *SMALL, "--bits-list", "16", "--defence", "saat", "--out", str(out))
+    again = {r["defence"]: r for r in json.loads((out / "table.json").read_text())["rows"]}
+    assert again["none"]["saat"] == rows["none"]["saat"]
+
+
+def test_train_attack_defend(tmp_path):
+    out = tmp_path / "o"
+    text = run("train", *SMALL, "--bits", "16", "--epochs", "2", "--k", "100", "--out", str(out))
+    assert "MAP@100" in text
+    model = out / "cnn-small-dpsh-16.npz"
+    assert model.exists()
+    res = json.loads(run("attack", *SMALL, "--model", str(model), "--attack", "saat", "--steps", "5",
+                         "--n-attack", "8", "--k", "100"))
+    assert res["attack"] == "SAATAttack" and res["max_abs"] <= 8 / 255 + 1e-6
+    text = run("defend", *SMALL, "--model", str(model), "--defence", "cgat", "--epochs", "1", "--out", str(out))
+    assert (out / "cnn-small-dpsh-16-cgat.npz").exists()
+
+
+def test_bad_arguments_exit_nonzero():
+    p = subprocess.run([sys.executable, "-m", "saat", "attack", "--model", "/nonexistent.npz"], capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 1 and "nonexistent.npz" in p.stderr and "Traceback" not in p.stderr
+    p = subprocess.run([sys.executable, "-m", "saat", "table", "--defence", "bogus"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 2 and "bogus" in p.stderr
