@@ -18,6 +18,7 @@ public final class PrototypeNet {
     let layers: [Layer]
     public let optimizer: Adam
     private var lastOut: Tensor?
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
 
     public init(classes: Int, bits: Int, seed: UInt64, learningRate: Float = 1e-4) throws {
         try require(classes >= 1, "classes", "≥ 1 label column")
@@ -29,6 +30,12 @@ public final class PrototypeNet {
                   Linear(inFeatures: 4096, outFeatures: 512, rng: &rng),
                   Linear(inFeatures: 512, outFeatures: bits, rng: &rng)]
         optimizer = try Adam(params: layers.flatMap { $0.params }, learningRate: learningRate, beta1: 0.5, beta2: 0.999)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
     }
 
     public var params: [Param] { layers.flatMap { $0.params } }
@@ -50,8 +57,11 @@ public final class PrototypeNet {
         for l in layers.reversed() { g = l.backward(g, paramGrads: true) }
     }
 
-    /// Target codes sign(P(y)) (0 → +1) for label rows y.
+    /// Target codes sign(P(y)) (0 → +1) for label rows y. Safe to call from several threads (a
+    /// THA attack object may be shared): the forward caches are guarded by a mutex.
     public func codes(_ y: Tensor) -> Tensor {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
         var p = forward(y)
         for i in 0..<p.count { p.data[i] = p.data[i] >= 0 ? 1 : -1 }
         return p
