@@ -71,3 +71,60 @@ def as_labels(y, name: str, rows: int | None = None, classes: int | None = None)
         bad = arr[~np.isin(arr, (0.0, 1.0))][0]
         raise ValueError(f"argument '{name}': expected multi-hot 0/1 labels, found value {bad}")
     return arr
+
+
+def is_batch_iterable(x) -> bool:
+    """True for an iterable of batches (a generator, a torch DataLoader, a list of arrays), False
+    for an array-like (numpy array, torch tensor, anything exposing ``__array__``)."""
+    if isinstance(x, (np.ndarray, str, bytes)) or hasattr(x, "__array__") or hasattr(x, "__array_interface__"):
+        return False
+    if isinstance(x, (list, tuple)):
+        # a list of batches (each a tuple, or a 4-d array); a nested list of pixels is array-like
+        if len(x) == 0:
+            return False
+        first = x[0]
+        return isinstance(first, (tuple, list)) and len(first) in (2, 3) and np.ndim(first[0]) == 4 \
+            or (hasattr(first, "__array__") and np.ndim(first) == 4)
+    return hasattr(x, "__iter__")
+
+
+def collect_batches(batches, name: str, item_shape, *, with_labels: bool):
+    """Concatenate an iterable of batches into arrays, once (memory: the whole set).
+
+    Each batch is ``images`` or a tuple/list ``(images, labels)`` or ``(images, labels, index)`` as
+    a PyTorch ``DataLoader`` over a hashing dataset yields; tensors are converted with
+    ``numpy.asarray``. With an ``index`` (the items' positions in the dataset), the result is put
+    back in dataset order so every item keeps its identity (the training losses' memory rows).
+    Returns ``(images, labels or None)``.
+    """
+    imgs, labs, idxs = [], [], []
+    for i, b in enumerate(batches):
+        if isinstance(b, (tuple, list)):
+            if not 1 <= len(b) <= 3:
+                raise ValueError(f"argument '{name}': batch {i} has {len(b)} parts; expected images, "
+                                 "(images, labels) or (images, labels, index)")
+            imgs.append(as_images(b[0], f"{name}[{i}].images", item_shape))
+            if len(b) >= 2:
+                labs.append(np.asarray(b[1]))
+            if len(b) == 3:
+                idxs.append(np.asarray(b[2]).reshape(-1))
+        else:
+            imgs.append(as_images(b, f"{name}[{i}]", item_shape))
+    if not imgs:
+        raise ValueError(f"argument '{name}': the iterable of batches yielded no batch")
+    x = np.concatenate(imgs)
+    y = None
+    if with_labels:
+        if len(labs) != len(imgs):
+            raise ValueError(f"argument '{name}': every batch must be (images, labels[, index]) for training")
+        y = as_labels(np.concatenate([l.reshape(l.shape[0], -1) for l in labs]), f"{name}.labels", rows=x.shape[0])
+    if idxs:
+        if len(idxs) != len(imgs):
+            raise ValueError(f"argument '{name}': either every batch carries an index or none does")
+        idx = np.concatenate(idxs).astype(np.int64)
+        if sorted(idx.tolist()) != list(range(x.shape[0])):
+            raise ValueError(f"argument '{name}': batch indices must be a permutation of 0..{x.shape[0] - 1}")
+        order = np.argsort(idx)
+        x = np.ascontiguousarray(x[order])
+        y = None if y is None else np.ascontiguousarray(y[order])
+    return x, y

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._convert import as_images, as_labels
+from ._convert import as_images, as_labels, collect_batches, is_batch_iterable
 from ._loop import run_loop
 from ._validate import check_float, check_int
 from .models import HashingModel
@@ -43,12 +43,20 @@ class _AdversarialTraining:
         self.seed = check_int(seed, "seed", 0, 2**63 - 1)
         self.extra = extra
 
-    def fit(self, images, labels, *, progress=True, checkpoint=None, checkpoint_every: int = 0,
+    def fit(self, images, labels=None, *, progress=True, checkpoint=None, checkpoint_every: int = 0,
             resume=None) -> TrainResult:
         """Adversarially train ``self.model`` in place on ``images`` (N, C, H, W) in [0, 1] and
         multi-hot ``labels`` (N, C). ``progress``, ``checkpoint``, ``checkpoint_every`` and
         ``resume`` work as in :func:`saat.train`; a resumed run ends with the same weights as an
-        uninterrupted one. Returns the per-epoch mean loss history."""
+        uninterrupted one. ``images`` may also be an iterable of ``(images, labels[, index])``
+        batches (e.g. a DataLoader; ``labels`` None), collected into memory once. Returns the
+        per-epoch mean loss history."""
+        if is_batch_iterable(images):
+            if labels is not None:
+                raise ValueError("argument 'labels': pass None when 'images' is an iterable of (images, labels) batches")
+            images, labels = collect_batches(images, "images", self.model.input_shape, with_labels=True)
+        elif labels is None:
+            raise TypeError("argument 'labels': required when 'images' is an array")
         x = as_images(images, "images", self.model.input_shape)
         if x.shape[0] == 0:
             raise ValueError("argument 'images': expected at least one training image, got an empty batch")

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import numpy as np
 
 from . import _core
-from ._convert import as_float_matrix, as_images
+from ._convert import as_float_matrix, as_images, collect_batches, is_batch_iterable
 from ._validate import check_float, check_int
 
 __all__ = ["HashingModel", "BACKBONES", "from_torch_state_dict"]
@@ -121,7 +121,15 @@ class HashingModel:
     __call__ = forward
 
     def encode(self, x) -> np.ndarray:
-        """Binary codes ``sign(F(x))`` as int8 (N, K) in {−1, +1}; an exact 0 maps to +1."""
+        """Binary codes ``sign(F(x))`` as int8 (N, K) in {−1, +1}; an exact 0 maps to +1.
+
+        ``x``: images (N, C, H, W) — numpy (float32/float64/uint8, C or F order) or a CPU torch
+        tensor — or an iterable of batches (e.g. a ``torch.utils.data.DataLoader`` yielding
+        ``images``, ``(images, labels)`` or ``(images, labels, index)``); with an index the codes
+        come back in dataset order. The codes work unchanged with the community's numpy MAP
+        scripts (DeepHash-pytorch ``CalcTopMap``, SAAT/CgAT ``cal_map``)."""
+        if is_batch_iterable(x):
+            x, _ = collect_batches(x, "x", self.input_shape, with_labels=False)
         f = self.forward(x)
         return np.where(f >= 0, 1, -1).astype(np.int8)
 

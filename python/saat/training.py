@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._convert import as_images, as_labels
+from ._convert import as_images, as_labels, collect_batches, is_batch_iterable
 from ._loop import run_loop
 from ._validate import check_float, check_int
 from .models import HashingModel
@@ -29,7 +29,7 @@ def _milestones(m):
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def train(model: HashingModel, images, labels, *, loss: str = "dpsh", epochs: int = 10, batch_size: int = 32,
+def train(model: HashingModel, images, labels=None, *, loss: str = "dpsh", epochs: int = 10, batch_size: int = 32,
           lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
           milestones=(1 / 3, 2 / 3), gamma: float = 0.1, seed: int = 0, progress=True,
           checkpoint=None, checkpoint_every: int = 0, resume=None) -> TrainResult:
@@ -44,7 +44,10 @@ def train(model: HashingModel, images, labels, *, loss: str = "dpsh", epochs: in
     Parameters
     ----------
     model : HashingModel
-    images : (N, C, H, W) images in [0, 1] (float32/float64/uint8).
+    images : (N, C, H, W) images in [0, 1] (float32/float64, or uint8 scaled by 1/255; numpy or
+        CPU torch tensors, C or F order), or an iterable of batches ``(images, labels)`` /
+        ``(images, labels, index)`` such as a ``torch.utils.data.DataLoader`` (then ``labels`` is
+        None). Batches are collected into memory once; the Swift loop does its own seeded shuffling.
     labels : (N, C) multi-hot 0/1 labels (relevance = sharing at least one label).
     loss : one of ``saat.losses.LOSSES`` ("dpsh", "dph", "hashnet", "dsdh", "dch", "csq").
     epochs, batch_size : ints ≥ 1 (the last batch of an epoch may be smaller).
@@ -64,6 +67,12 @@ def train(model: HashingModel, images, labels, *, loss: str = "dpsh", epochs: in
     """
     if not isinstance(model, HashingModel):
         raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
+    if is_batch_iterable(images):
+        if labels is not None:
+            raise ValueError("argument 'labels': pass None when 'images' is an iterable of (images, labels) batches")
+        images, labels = collect_batches(images, "images", model.input_shape, with_labels=True)
+    elif labels is None:
+        raise TypeError("argument 'labels': required when 'images' is an array")
     x = as_images(images, "images", model.input_shape)
     if x.shape[0] == 0:
         raise ValueError("argument 'images': expected at least one training image, got an empty batch")
