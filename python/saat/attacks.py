@@ -150,7 +150,8 @@ class _GuidedAttack(Attack):
 
 class SAATAttack(_GuidedAttack):
     r"""SAAT's mainstay-guided attack, from 'Semantic-Aware Adversarial Training for Reliable Deep
-    Hashing Retrieval' (Yuan et al., IEEE TIFS 2023; official code github.com/xandery-geek/SAAT).
+    Hashing Retrieval' (Yuan, Zhang, Wang, Wu; IEEE TIFS 2023)
+    [https://arxiv.org/abs/2310.14637], official code [https://github.com/xandery-geek/SAAT].
 
     The mainstay code ``b`` of the query's true labels (non-targeted) or of the target labels
     (targeted) is computed by DMFL (:func:`saat.codes.mainstay`) from the training codes; then PGD
@@ -162,23 +163,26 @@ class SAATAttack(_GuidedAttack):
     Distance Measure : Linf
 
     Arguments:
-        model (HashingModel): model to attack (use eval mode as the paper).
+        model (HashingModel): model to attack (call ``model.eval()`` first, as the paper).
         train_codes ((N, K) ±1 array): codes of the training set, e.g. ``model.encode(train_images)``.
-        train_labels ((N, C) 0/1 array): labels of the training set.
-        eps (float): maximum perturbation. (Default: 8/255)
-        step (float): step size. (Default: 1/255)
+        train_labels ((N, C) 0/1 array): multi-hot labels of the training set.
+        eps (float): maximum perturbation ‖x' − x‖∞. (Default: 8/255)
+        step (float): step size of each signed-gradient step. (Default: 1/255)
         steps (int): number of iterations. (Default: 100)
-        targeted (bool): attack towards target labels. (Default: False)
-        random_start (bool): uniform random start. (Default: True)
-        alpha_schedule (bool): use the α schedule. (Default: True)
+        targeted (bool): attack towards target labels instead of away from the true ones. (Default: False)
         seed (int): seed of the random start. (Default: 0)
+        random_start (bool): start from a uniform random point of the ε-ball. (Default: True)
+        alpha_schedule (bool): use the α schedule (False: α = 1 throughout). (Default: True)
 
     Shape:
-        - images: (N, C, H, W) in [0, 1]; labels: (N, C) true labels, or target labels when targeted.
-        - output: (N, C, H, W) in [0, 1]. ``last_codes``: (N, K) mainstay codes (int8, −1/0/+1).
+        - images: (N, C, H, W) in [0, 1] (float32/float64, or uint8 scaled by 1/255).
+        - labels: (N, C) multi-hot true labels, or target labels when ``targeted`` (e.g. from
+          :func:`select_target_labels`).
+        - output: (N, C, H, W) float32 in [0, 1] with ‖x' − x‖∞ ≤ eps.
+        - ``last_codes`` after a call: (N, K) int8 mainstay codes (−1/0/+1), the "theory" code.
 
     Examples::
-        >>> attack = saat.attacks.SAATAttack(model, train_codes, train_labels)
+        >>> attack = saat.attacks.SAATAttack(model, train_codes, train_labels, eps=8/255, step=1/255, steps=100)
         >>> adv_images = attack(images, labels)
     """
 
@@ -192,7 +196,8 @@ class SAATAttack(_GuidedAttack):
 
 class CenterAttack(_GuidedAttack):
     r"""CgAT's center-code attack, from 'CgAT: Center-Guided Adversarial Training for Deep Hashing-Based
-    Retrieval' (Wang et al., WWW 2023; official code github.com/xunguangwang/CgAT).
+    Retrieval' (Wang, Lin, Li; WWW 2023) [https://arxiv.org/abs/2204.10779], official code
+    [https://github.com/xunguangwang/CgAT].
 
     The center code ``c`` (CHCM, :func:`saat.codes.center`) of the true labels is computed from the
     training codes; PGD minimises ``mean(F(x') ⊙ c)`` (maximises it towards the center code of the
@@ -208,6 +213,10 @@ class CenterAttack(_GuidedAttack):
         targeted (bool): (Default: False)
         random_start (bool): (Default: True)
         seed (int): (Default: 0)
+
+    Shape:
+        - images: (N, C, H, W) in [0, 1]; labels: (N, C) true labels, or target labels when targeted.
+        - output: (N, C, H, W) float32 in [0, 1]. ``last_codes``: (N, K) center codes (int8).
 
     Examples::
         >>> attack = saat.attacks.CenterAttack(model, train_codes, train_labels, steps=100, step=1/255)
