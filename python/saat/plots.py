@@ -110,6 +110,12 @@ def _as_display(images, name: str) -> np.ndarray:
     return x
 
 
+def _label_margin(labels) -> float:
+    """Inches to leave left of a grid for horizontal 8-pt row labels (lines of ``labels``)."""
+    longest = max((len(line) for t in labels for line in str(t).split("\n")), default=0)
+    return 0.25 + 0.065 * longest
+
+
 def _framed(ax, image, colour, width):
     """Draw ``image`` on ``ax`` with no ticks and a frame of ``colour`` (the axes' spines)."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
@@ -193,12 +199,17 @@ def retrieval_grid(query_images, db_images, ranking, relevant, *, n: int = 10, r
         row_titles = [str(t) for t in row_titles]
         if len(row_titles) != nq:
             raise ValueError(f"argument 'row_titles': expected {nq} strings, got {len(row_titles)}")
-    fig, axes = plt.subplots(nq, n + 1, figsize=(cell * (n + 1) + 1.2, cell * nq + (0.5 if title else 0.25)),
-                             squeeze=False, gridspec_kw={"wspace": 0.08, "hspace": 0.12})
+    margin = _label_margin((row_titles or []) + [f"P@{n} = 0.00"])
+    width, height = cell * (n + 1) * 1.08 + margin + 0.1, cell * nq * 1.12 + (0.55 if title else 0.3)
+    fig, axes = plt.subplots(nq, n + 1, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"wspace": 0.08, "hspace": 0.12})
+    fig.subplots_adjust(left=margin / width, right=1 - 0.1 / width, bottom=0.1 / height,
+                        top=1 - (0.5 if title else 0.25) / height)
     for i in range(nq):
         _framed(axes[i, 0], q[i], QUERY_COLOUR, border)
         label = f"P@{n} = {rel[i].mean():.2f}"
-        axes[i, 0].set_ylabel(f"{row_titles[i]}\n{label}" if row_titles else label, fontsize=8)
+        axes[i, 0].set_ylabel(f"{row_titles[i]}\n{label}" if row_titles else label, fontsize=8, rotation=0,
+                              ha="right", va="center", labelpad=6)
         for j in range(n):
             _framed(axes[i, j + 1], d[rank[i, j]], RELEVANT_COLOUR if rel[i, j] else IRRELEVANT_COLOUR, border)
     axes[0, 0].set_title("query", fontsize=8)
@@ -253,13 +264,17 @@ def show_perturbation(clean_images, adv_images, *, amplify: float | None = None,
         if len(row_titles) != x.shape[0]:
             raise ValueError(f"argument 'row_titles': expected {x.shape[0]} strings, got {len(row_titles)}")
     nrow = x.shape[0]
-    fig, axes = plt.subplots(nrow, 3, figsize=(3 * cell + 0.8, cell * nrow + (0.6 if title else 0.35)),
-                             squeeze=False, gridspec_kw={"wspace": 0.05, "hspace": 0.12})
+    margin = _label_margin(row_titles) if row_titles else 0.1
+    top = 0.75 if title else 0.5                   # room for the column titles (and the figure title)
+    width, height = 3 * cell * 1.06 + margin + 0.1, cell * nrow * 1.08 + top + 0.1
+    fig, axes = plt.subplots(nrow, 3, figsize=(width, height), squeeze=False,
+                             gridspec_kw={"wspace": 0.06, "hspace": 0.08})
+    fig.subplots_adjust(left=margin / width, right=1 - 0.1 / width, bottom=0.1 / height, top=1 - top / height)
     for i in range(nrow):
         for ax, img in zip(axes[i], (x[i], a[i], np.clip(0.5 + amplify * delta[i], 0, 1))):
             _framed(ax, img, "0.6", 0.8)
         if row_titles:
-            axes[i, 0].set_ylabel(row_titles[i], fontsize=8)
+            axes[i, 0].set_ylabel(row_titles[i], fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
     axes[0, 0].set_title("clean", fontsize=8)
     axes[0, 1].set_title("adversarial", fontsize=8)
     axes[0, 2].set_title(f"perturbation ×{amplify:.3g}\nmax|δ| = {255 * peak:.1f}/255", fontsize=8)
