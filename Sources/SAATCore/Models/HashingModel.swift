@@ -29,7 +29,9 @@ public final class HashingModel {
     private var lastAlpha: Float = 1
     private var lastInputShape: [Int] = []
 
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    // Allocated as the last step of init, after every check that can throw (a throwing init
+    // runs no deinit, so an earlier allocation leaked on every rejected argument; found by ASan).
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     /// Builds a freshly initialised model. Weights: PyTorch-default uniform init drawn from a
     /// `SeededRNG(seed)` in layer order; hash layer N(0, 0.01), bias 0.
@@ -48,6 +50,7 @@ public final class HashingModel {
         self.std = s
         var rng = SeededRNG(seed: seed)
         self.layers = backbone.makeLayers(bits: bits, rng: &rng, seed: seed).map { (name: $0.0, layer: $0.1) }
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
 

@@ -18,7 +18,8 @@ public final class PrototypeNet {
     let layers: [Layer]
     public let optimizer: Adam
     private var lastOut: Tensor?
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    // Allocated after every throwing step of init (a throwing init runs no deinit; found by ASan).
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
     public init(classes: Int, bits: Int, seed: UInt64, learningRate: Float = 1e-4) throws {
         try require(classes >= 1, "classes", "≥ 1 label column")
@@ -30,6 +31,7 @@ public final class PrototypeNet {
                   Linear(inFeatures: 4096, outFeatures: 512, rng: &rng),
                   Linear(inFeatures: 512, outFeatures: bits, rng: &rng)]
         optimizer = try Adam(params: layers.flatMap { $0.params }, learningRate: learningRate, beta1: 0.5, beta2: 0.999)
+        mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
 
