@@ -26,7 +26,7 @@ func attackConfig(_ a: Args, update: ImageUpdate? = nil, mseWeight: Float = 0) t
 func runAttack(_ a: Args, _ m: HashingModel,
                _ body: (_ x: UnsafePointer<Float>, _ n: Int, _ out: UnsafeMutablePointer<Float>,
                         _ stop: () -> Bool) throws -> Tensor?) throws -> PyObj? {
-    let cb = PythonCallbacks()
+    let cb = PythonCallbacks(holding: m)
     return try imagesArg(a, "images", m) { x in
         try f32(a.required("out"), "out", shape: x.shape.map { Optional($0) }, writable: true) { o in
             var guide: Tensor? = nil
@@ -122,14 +122,23 @@ let attackDHTAFn: PyFastKwFn = { _, args, nargs, kw in
         let m = try modelArg(a)
         let cfg = try attackConfig(a)
         let nt = try a.int("n_t", 9)
+        // n_t codes are drawn per query without a Ctrl-C check: bound it (the papers use 9 and 1).
+        try require(nt >= 1 && nt <= maxAnchorCodes, "n_t", "an int in 1...\(maxAnchorCodes), got \(nt)")
         let (dc, dl) = try trainSetArgs(a, codes: "db_codes", labels: "db_labels", bits: m.bits)
         let y = try labelArg(a, "labels", rows: nil, classes: dl.shape[1])
         return try runAttack(a, m) { x, n, out, stop in
-            try DHTAAttack.run(model: m, images: x, n: n, targets: y, dbCodes: dc, dbLabels: dl, nt: nt, config: cfg,
-                               out: out, shouldStop: stop)
+            try renamingArguments(["target_labels": "labels"]) {
+                try DHTAAttack.run(model: m, images: x, n: n, targets: y, dbCodes: dc, dbLabels: dl, nt: nt, config: cfg,
+                                   out: out, shouldStop: stop)
+            }
         }
     }
 }
+
+/// Upper bounds of size-like hyper-parameters that the core turns into allocations or loops
+/// without a Ctrl-C check (the Python front checks the same bounds).
+let maxPrototypeBatch = 1 << 20
+let maxAnchorCodes = 1 << 20
 
 /// prototype_train(db_codes, db_labels, steps, batch, seed) -> prototype handle (THA's label → code net)
 let prototypeTrainFn: PyFastKwFn = { _, args, nargs, kw in
@@ -138,6 +147,10 @@ let prototypeTrainFn: PyFastKwFn = { _, args, nargs, kw in
         let (dc, dl) = try trainSetArgs(a, codes: "db_codes", labels: "db_labels")
         let steps = try a.int("steps"), batch = try a.int("batch"), seed = try a.int("seed", 0)
         try require(seed >= 0, "seed", "an int ≥ 0, got \(seed)")
+        try require(steps >= 1, "steps", "an int ≥ 1, got \(steps)")
+        // Each step allocates a (batch, classes) label batch: bound it so a huge value is an error,
+        // not an allocation failure that aborts the process.
+        try require(batch >= 1 && batch <= maxPrototypeBatch, "batch", "an int in 1...\(maxPrototypeBatch), got \(batch)")
         let cb = PythonCallbacks()
         var net: PrototypeNet? = nil
         do {

@@ -49,7 +49,16 @@ func bridged(_ body: () throws -> PyObj?) -> PyObj? {
 }
 
 func valueError(_ msg: String) -> BridgeError { raiseValue(msg); return BridgeError() }
+
+/// Runs `body`, rethrowing `SAATError.invalidArgument` under the caller's Python argument name
+/// (the core names some arguments after the public API, e.g. 'prototype_batch' for `batch`).
+func renamingArguments<R>(_ names: [String: String], _ body: () throws -> R) throws -> R {
+    do { return try body() } catch let SAATError.invalidArgument(arg, expected) {
+        throw SAATError.invalidArgument(names[arg] ?? arg, expected)
+    }
+}
 func typeError(_ msg: String) -> BridgeError { raiseType(msg); return BridgeError() }
+func runtimeError(_ msg: String) -> BridgeError { raise(saat_exc_runtime_error(), msg); return BridgeError() }
 
 // MARK: GIL
 
@@ -154,7 +163,11 @@ struct Args {
     func bool(_ name: String, _ def: Bool) throws -> Bool {
         guard let o = obj(name) else { return def }
         let r = PyObject_IsTrue(o)
-        if r < 0 { throw BridgeError() }
+        if r < 0 {
+            // The object's __bool__/__len__ raised: say which argument it was.
+            PyErr_Clear()
+            throw typeError("argument '\(name)': expected a bool, got \(typeName(o)) (its truth value raised an error)")
+        }
         return r == 1
     }
 

@@ -1,4 +1,5 @@
 import CPython
+import Glibc
 import SAATCore
 
 // Swift objects owned by Python through PyCapsules. The capsule holds one retained reference;
@@ -51,7 +52,33 @@ func makeModelCapsule(_ m: HashingModel) -> PyObj? { makeCapsule(m, modelCapsule
 func makePrototypeCapsule(_ p: PrototypeNet) -> PyObj? { makeCapsule(p, prototypeCapsuleName, releasePrototypeCapsule) }
 
 func modelArg(_ a: Args, _ name: String = "model") throws -> HashingModel {
-    try capsuleArg(a, name, modelCapsuleName, "a saat model handle (HashingModel._handle)")
+    let m: HashingModel = try capsuleArg(a, name, modelCapsuleName, "a saat model handle (HashingModel._handle)")
+    if let owners = modelsInCallback[ObjectIdentifier(m)], owners.contains(where: { pthread_equal($0, pthread_self()) != 0 }) {
+        // This thread holds the model's lock in a loop that is now running Python code: waiting
+        // for the lock would deadlock. Other threads simply wait for the loop to finish.
+        throw runtimeError("argument '\(name)': the model is busy in a training loop or attack running on this thread "
+                           + "(this call comes from its progress/checkpoint callback or a signal handler); "
+                           + "use the model after that call returns, or from another thread (which waits for it)")
+    }
+    return m
+}
+
+/// Models whose lock is held by a loop that is running Python code (a callback or a signal
+/// handler) on a given thread. Read and written only with the GIL held.
+nonisolated(unsafe) private var modelsInCallback: [ObjectIdentifier: [pthread_t]] = [:]
+
+/// Runs `body` (GIL held) with `model` marked as held by this thread's running loop.
+private func markingHeld<R>(_ model: HashingModel?, _ body: () -> R) -> R {
+    guard let model else { return body() }
+    let key = ObjectIdentifier(model)
+    modelsInCallback[key, default: []].append(pthread_self())
+    defer {
+        if var l = modelsInCallback[key] {
+            if let i = l.lastIndex(where: { pthread_equal($0, pthread_self()) != 0 }) { l.remove(at: i) }
+            modelsInCallback[key] = l.isEmpty ? nil : l
+        }
+    }
+    return body()
 }
 
 func prototypeArg(_ a: Args, _ name: String = "prototype") throws -> PrototypeNet {
@@ -61,15 +88,21 @@ func prototypeArg(_ a: Args, _ name: String = "prototype") throws -> PrototypeNe
 /// Callbacks into Python from a loop running without the GIL: each call takes the GIL, checks
 /// for signals (Ctrl-C) and calls the Python callable; any Python exception is kept pending and
 /// the loop is told to stop, so the bridge returns it once the loop has unwound.
+///
+/// `holding` is the model whose lock the loop holds: while Python code runs from here, calls on
+/// that model from this thread raise RuntimeError instead of deadlocking on the lock.
 final class PythonCallbacks {
     private(set) var failed = false
+    private let held: HashingModel?
+
+    init(holding model: HashingModel? = nil) { held = model }
 
     /// Checks signals (with the GIL) and returns true when the caller should stop.
     func shouldStop() -> Bool {
         if failed { return true }
         let g = PyGILState_Ensure()
         defer { PyGILState_Release(g) }
-        if PyErr_CheckSignals() != 0 { failed = true }
+        if markingHeld(held, { PyErr_CheckSignals() }) != 0 { failed = true }
         return failed
     }
 
@@ -79,11 +112,11 @@ final class PythonCallbacks {
         if failed { return false }
         let g = PyGILState_Ensure()
         defer { PyGILState_Release(g) }
-        if PyErr_CheckSignals() != 0 { failed = true; return false }
+        if markingHeld(held, { PyErr_CheckSignals() }) != 0 { failed = true; return false }
         guard let fn else { return true }
         guard let args = makeArgs() else { failed = true; return false }
         defer { saat_decref(args) }
-        guard let r = PyObject_CallObject(fn, args) else { failed = true; return false }
+        guard let r = markingHeld(held, { PyObject_CallObject(fn, args) }) else { failed = true; return false }
         defer { saat_decref(r) }
         // Only an explicit False stops the loop; None (the usual return) continues.
         if r == saat_false_borrowed() { return false }

@@ -34,7 +34,7 @@ let hashLossFn: PyFastKwFn = { _, args, nargs, kw in
                         try f32(a.required("memory"), "memory", shape: [n, k], writable: writeMemory) { M in
                             try f32(a.required("grad_out"), "grad_out", shape: [b, k], writable: true) { G in
                                 try withoutGIL {
-                                    try renamingArguments {
+                                    try renamingArguments(pythonArgumentNames) {
                                         try computeHashLoss(name: name, seed: UInt64(seed), writeMemory: writeMemory,
                                                             u: U, labels: L, indices: I, trainLabels: TL,
                                                             memory: M, gradOut: G)
@@ -50,12 +50,6 @@ let hashLossFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
-/// Rethrows `SAATError.invalidArgument` with the Python argument name.
-private func renamingArguments<R>(_ body: () throws -> R) throws -> R {
-    do { return try body() } catch let SAATError.invalidArgument(arg, expected) {
-        throw SAATError.invalidArgument(pythonArgumentNames[arg] ?? arg, expected)
-    }
-}
 
 /// The GIL-free part of `hash_loss`: copies the inputs into tensors, validates, evaluates.
 private func computeHashLoss(name: String, seed: UInt64, writeMemory: Bool, u U: ArrayView<Float>,

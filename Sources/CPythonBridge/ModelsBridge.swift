@@ -81,7 +81,7 @@ let modelForwardFn: PyFastKwFn = { _, args, nargs, kw in
         let m = try modelArg(a)
         let alpha = try a.finite("alpha", 1)
         try require(alpha > 0, "alpha", "a value > 0, got \(alpha)")
-        let cb = PythonCallbacks()
+        let cb = PythonCallbacks(holding: m)
         let r: Bool = try imagesArg(a, "x", m) { x in
             try f32(a.required("out"), "out", shape: [x.dim(0), m.bits], writable: true) { o in
                 do {
@@ -105,7 +105,7 @@ let modelInputGradientFn: PyFastKwFn = { _, args, nargs, kw in
         let m = try modelArg(a)
         let alpha = try a.finite("alpha", 1)
         try require(alpha > 0, "alpha", "a value > 0, got \(alpha)")
-        let cb = PythonCallbacks()
+        let cb = PythonCallbacks(holding: m)
         let r: Bool = try imagesArg(a, "x", m) { x in
             let n = x.dim(0)
             return try f32(a.required("grad_out"), "grad_out", shape: [n, m.bits]) { g in
@@ -152,7 +152,7 @@ let modelLoadStateDictFn: PyFastKwFn = { _, args, nargs, kw in
         let a = try Args("model_load_state_dict", args, nargs, kw, names: ["model", "state"], required: 2)
         let m = try modelArg(a)
         let d = try tensorsFromPy(a.required("state"), "state")
-        try withoutGIL { try m.withLock { try m.loadStateDict(d) } }
+        try renamingArguments(["state_dict": "state"]) { try withoutGIL { try m.withLock { try m.loadStateDict(d) } } }
         return saat_none()
     }
 }

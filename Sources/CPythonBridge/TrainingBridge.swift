@@ -22,11 +22,20 @@ func runTraining(_ a: Args, _ m: HashingModel,
     let progressFn = try a.callable("progress")
     let checkpointFn = try a.callable("checkpoint")
     let resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
-    let cb = PythonCallbacks()
+    let cb = PythonCallbacks(holding: m)
 
     return try imagesArg(a, "images", m) { x in
         let n = x.dim(0)
         try require(n >= 1, "images", "at least one image (got an empty batch)")
+        try require(epochs >= 1, "epochs", "an int ≥ 1, got \(epochs)")
+        try require(batchSize >= 1, "batch_size", "an int ≥ 1, got \(batchSize)")
+        // A batch larger than the set is one batch of the whole set; clamping keeps the core's
+        // batch arithmetic ((n + batch_size - 1) / batch_size) from overflowing.
+        let batchSize = min(batchSize, n)
+        let perEpoch = (n + batchSize - 1) / batchSize
+        let (total, overflow) = epochs.multipliedReportingOverflow(by: perEpoch)
+        try require(!overflow && total <= 1 << 53, "epochs",
+                    "at most \((1 << 53) / perEpoch) epochs of \(perEpoch) batches, got \(epochs)")
         return try f32(a.required("labels"), "labels", shape: [n, nil]) { l in
             try requireFinite(l, "labels")
             try require(l.dim(1) >= 1, "labels", "at least one class column")
