@@ -44,6 +44,18 @@ def as_images(x, name: str, item_shape, *, check_range: bool = True) -> np.ndarr
     return arr
 
 
+def as_real_array(x, name: str, dtype=np.float64) -> np.ndarray:
+    """``numpy.asarray(x, dtype)`` for real numeric input; TypeError naming ``name`` otherwise
+    (objects, strings, bytes, complex numbers)."""
+    try:
+        arr = np.asarray(x)
+    except Exception as e:
+        raise TypeError(f"argument '{name}': expected a numeric array, got {type(x).__name__} ({e})") from None
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
+        raise TypeError(f"argument '{name}': expected a real numeric array, got {type(x).__name__} of dtype {arr.dtype}")
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
 def as_float_matrix(x, name: str, rows: int | None = None, cols: int | None = None) -> np.ndarray:
     """A finite 2-d float32 C-contiguous array, converted from any real dtype."""
     try:
@@ -76,7 +88,8 @@ def as_labels(y, name: str, rows: int | None = None, classes: int | None = None)
 def is_batch_iterable(x) -> bool:
     """True for an iterable of batches (a generator, a torch DataLoader, a list of arrays), False
     for an array-like (numpy array, torch tensor, anything exposing ``__array__``)."""
-    if isinstance(x, (np.ndarray, str, bytes)) or hasattr(x, "__array__") or hasattr(x, "__array_interface__"):
+    if isinstance(x, (np.ndarray, str, bytes, memoryview)) or hasattr(x, "__array__") \
+            or hasattr(x, "__array_interface__"):
         return False
     if isinstance(x, (list, tuple)):
         # a list of batches (each a tuple, or a 4-d array); a nested list of pixels is array-like

@@ -1,4 +1,30 @@
-"""Argument checks shared by the Python API: every message names the argument and what was expected."""
+"""Argument checks shared by the Python API: every message names the argument and what was expected.
+
+Reliability contract (issue 9): every public function and ``saat._core`` entry point answers a
+bad argument with ``TypeError`` (wrong type or dtype) or ``ValueError`` (wrong ndim, shape, batch
+size, non-contiguous or read-only buffer, out-of-range value) whose message starts with
+``argument '<name>'`` -- never a crash or a hang. tests/test_fuzz_core.py and test_fuzz_api.py
+fuzz this; tests/test_reliability.py covers leaks, threads, Ctrl-C and checkpoints.
+
+NaN policy:
+
+* Inputs: NaN or ±inf anywhere in images, labels, codes, ``grad_out``, loss memory, state dicts
+  or float hyper-parameters raise ``ValueError`` naming the argument, at the Python front and
+  again in the core's bridge (so ``saat._core`` called directly is just as safe). Nothing is
+  silently propagated or clipped.
+* Weights: ``HashingModel.load_state_dict`` (and ``HashingModel.load``, checkpoint resume)
+  reject non-finite tensors with ``ValueError`` before changing anything: the model keeps its
+  previous weights.
+* Training: when a batch's loss becomes NaN/inf (a learning rate too large), training stops with
+  ``ValueError`` naming ``lr``. The optimiser step of that batch has been applied, so the weights
+  may be non-finite; ``forward``, ``encode``, ``input_gradient`` and every attack on such a model
+  raise ``ValueError`` (saying the weights are not finite) instead of returning NaN or arbitrary
+  codes. Reload a state dict or a checkpoint to continue.
+* Size-like hyper-parameters that the core turns into allocations or uninterruptible loops are
+  bounded (``bits`` ≤ 4096, THA ``prototype_batch`` and DHTA ``n_t`` ≤ 2**20, ``epochs`` ×
+  batches per epoch ≤ 2**53); loop counts (``steps``, ``epochs``) are not: a huge value is a long
+  computation that Ctrl-C stops within a second.
+"""
 from __future__ import annotations
 
 import numbers
@@ -36,6 +62,15 @@ def check_int(v, name: str, lo: int | None = None, hi: int | None = None) -> int
     if hi is not None and v > hi:
         raise ValueError(f"argument '{name}': expected an int <= {hi}, got {v}")
     return v
+
+
+def check_bool(v, name: str) -> bool:
+    """A flag: bool, numpy.bool_ or an int 0/1 (what ``bool()`` means unambiguously)."""
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, numbers.Integral) and int(v) in (0, 1):
+        return bool(v)
+    raise TypeError(f"argument '{name}': expected a bool, got {type(v).__name__}")
 
 
 def check_float(v, name: str, lo: float | None = None, hi: float | None = None,

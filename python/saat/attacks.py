@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._convert import as_images, as_labels
-from ._validate import check_float, check_int
+from ._validate import check_bool, check_float, check_int
 from .codes import as_pm1
 from .models import HashingModel
 
@@ -38,8 +38,8 @@ class Attack:
         self.eps = check_float(eps, "eps", 0.0, 1.0)
         self.step = check_float(step, "step", 0.0, lo_open=True)
         self.steps = check_int(steps, "steps", 1)
-        self.random_start = bool(random_start)
-        self.alpha_schedule = bool(alpha_schedule)
+        self.random_start = check_bool(random_start, "random_start")
+        self.alpha_schedule = check_bool(alpha_schedule, "alpha_schedule")
         if not isinstance(targeted, (bool, np.bool_)):
             raise TypeError(f"argument 'targeted': expected a bool, got {type(targeted).__name__}")
         self.targeted = bool(targeted)
@@ -70,6 +70,10 @@ class Attack:
             return out
         codes = self._run(x, y, out)
         self.last_codes = None if codes is None else codes.astype(np.int8)
+        if not np.isfinite(out).all():
+            # only a model with non-finite weights (a diverged training) gets here: inputs are checked
+            raise ValueError("argument 'model': the attack produced NaN/inf pixels because the model's weights "
+                             "are not finite (e.g. after a diverged training); reload a state_dict or checkpoint")
         return out
 
     def _classes(self):
@@ -332,7 +336,7 @@ class DHTA(Attack):
     def __init__(self, model, db_codes, db_labels, n_t=None, eps=0.032, step=1 / 255, steps=2000, seed=0):
         super().__init__(model, eps=eps, step=step, steps=steps, random_start=False, alpha_schedule=True,
                          targeted=True, seed=seed)
-        self.n_t = check_int(self.n_t_default if n_t is None else n_t, "n_t", 1)
+        self.n_t = check_int(self.n_t_default if n_t is None else n_t, "n_t", 1, 1 << 20)
         self.db_codes = as_pm1(db_codes, "db_codes", bits=model.bits)
         if self.db_codes.shape[0] == 0:
             raise ValueError("argument 'db_codes': expected at least one database code")
@@ -393,7 +397,7 @@ class THA(Attack):
             raise ValueError("argument 'db_codes': expected at least one database code")
         self.db_labels = as_labels(db_labels, "db_labels", rows=db_codes.shape[0])
         self.prototype_steps = check_int(prototype_steps, "prototype_steps", 1)
-        self.prototype_batch = check_int(prototype_batch, "prototype_batch", 1)
+        self.prototype_batch = check_int(prototype_batch, "prototype_batch", 1, 1 << 20)
         self._prototype = _core.prototype_train(db_codes, self.db_labels, self.prototype_steps,
                                                 self.prototype_batch, self.seed)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import check_array
+from ._validate import check_array, check_bool
 
 __all__ = ["sgemm", "pack_codes", "hamming_distances", "set_blas_threads"]
 
@@ -31,7 +31,7 @@ def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, trans_
     n = b.shape[0] if trans_b else b.shape[1]
     if out is None:
         out = np.zeros((m, n), dtype=np.float32)
-    _core.sgemm(a, b, out, trans_a=bool(trans_a), trans_b=bool(trans_b), alpha=alpha, beta=beta)
+    _core.sgemm(a, b, out, trans_a=check_bool(trans_a, "trans_a"), trans_b=check_bool(trans_b, "trans_b"), alpha=alpha, beta=beta)
     return out
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import check_array, check_int
+from ._validate import check_array, check_bool, check_int
 
 __all__ = ["LOSSES", "hash_loss"]
 
@@ -107,9 +107,10 @@ def hash_loss(name: str, u: np.ndarray, labels: np.ndarray, indices: np.ndarray,
     n, c = train_labels.shape
     check_array(labels, "labels", np.float32, shape=(b, c))
     check_array(indices, "indices", np.int64, shape=(b,))
-    check_array(memory, "memory", np.float32, shape=(n, k), writable=bool(write_memory))
+    write_memory = check_bool(write_memory, "write_memory")
+    check_array(memory, "memory", np.float32, shape=(n, k), writable=write_memory)
     seed = check_int(seed, "seed", lo=0, hi=2**63 - 1)
     grad = np.empty((b, k), dtype=np.float32)
     loss = _core.hash_loss(name, u, labels, indices, train_labels, memory, grad,
-                           seed=seed, write_memory=bool(write_memory))
+                           seed=seed, write_memory=write_memory)
     return loss, grad

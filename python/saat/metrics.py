@@ -35,6 +35,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _core
+from ._convert import as_real_array
 from ._validate import check_int
 
 __all__ = ["map_at_k", "t_map_at_k", "pr_curve", "precision_at_n", "hamming_rank",
@@ -284,8 +285,8 @@ def perceptibility(x_adv, x) -> Perceptibility:
     ----------
     x_adv, x : arrays of equal shape with at least 2 dims, e.g. (N, 3, H, W), finite.
     """
-    a = np.asarray(x_adv, dtype=np.float64)
-    b = np.asarray(x, dtype=np.float64)
+    a = as_real_array(x_adv, "x_adv")
+    b = as_real_array(x, "x")
     if a.ndim < 2:
         raise ValueError(f"argument 'x_adv': expected an array of at least 2 dims (…, H, W), got shape {a.shape}")
     if b.shape != a.shape:

@@ -45,7 +45,22 @@ class HashingModel:
     Images are NCHW arrays in [0, 1]: float32/float64, or uint8 (scaled by 1/255); other dtypes,
     wrong shapes, NaN/inf or values outside [0, 1] raise ``TypeError``/``ValueError`` naming the
     argument. A new model is in eval mode (deterministic); training functions switch to train mode
-    for their duration. Calls on one model from several threads are serialised by a lock in the core.
+    for their duration.
+
+    NaN policy: NaN/inf in images, ``grad_out``, labels, codes or a state dict raise
+    ``ValueError`` naming the argument (``load_state_dict`` checks every tensor before changing
+    anything, so a rejected state leaves the model as it was). A training whose loss becomes
+    NaN/inf (e.g. ``lr`` too large) stops with ``ValueError`` naming ``lr``; its weights may then
+    be non-finite, and ``forward``/``encode``/attacks on such a model raise ``ValueError`` instead
+    of returning NaN codes.
+
+    Threads: every call on a model (forward, encode, input_gradient, attacks, training, state
+    dicts) holds the model's lock in the core for its whole duration, with the GIL released, so
+    calls on one model from several threads are serialised (each sees the model as a previous
+    call left it: an ``encode`` during ``saat.train`` waits until training returns) and calls on
+    different models run in parallel. A call on the model *from a progress/checkpoint callback
+    of a loop running on that same model* (same thread) raises ``RuntimeError`` instead of
+    deadlocking; attack objects and prototype networks may be shared across threads.
 
     Example
     -------
@@ -71,7 +86,10 @@ class HashingModel:
 
     @staticmethod
     def _channel_vector(v, name, positive):
-        arr = np.asarray(v, dtype=np.float64).reshape(-1)
+        try:
+            arr = np.asarray(v, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"argument '{name}': expected 3 per-channel numbers, got {type(v).__name__} ({e})") from None
         if arr.shape != (3,):
             raise ValueError(f"argument '{name}': expected 3 per-channel values, got shape {np.shape(v)}")
         if not np.isfinite(arr).all() or (positive and (arr <= 0).any()):
@@ -116,6 +134,10 @@ class HashingModel:
         x = as_images(x, "x", self.input_shape)
         out = np.empty((x.shape[0], self.bits), dtype=np.float32)
         _core.model_forward(self._handle, x, out, alpha)
+        if not np.isfinite(out).all():
+            # inputs are checked, so only non-finite weights (a diverged training) get here
+            raise ValueError("model outputs are NaN/inf because the model's weights are not finite (e.g. after a "
+                             "diverged training: lower 'lr'); reload a state_dict or checkpoint")
         return out
 
     __call__ = forward
@@ -144,6 +166,9 @@ class HashingModel:
         g = as_float_matrix(grad_out, "grad_out", rows=x.shape[0], cols=self.bits)
         out = np.empty_like(x)
         _core.model_input_gradient(self._handle, x, g, out, alpha)
+        if not np.isfinite(out).all():
+            raise ValueError("input gradient is NaN/inf because the model's weights are not finite (e.g. after a "
+                             "diverged training); reload a state_dict or checkpoint")
         return out
 
     # ----------------------------------------------------------------- weights

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _core
-from ._convert import as_images, as_labels, collect_batches, is_batch_iterable
+from ._convert import as_images, as_real_array, as_labels, collect_batches, is_batch_iterable
 from ._loop import run_loop
 from ._validate import check_float, check_int
 from .models import HashingModel
@@ -23,7 +23,7 @@ class TrainResult:
 
 
 def _milestones(m):
-    arr = np.asarray(m, dtype=np.float64).reshape(-1)
+    arr = as_real_array(m, "milestones").reshape(-1)
     if arr.size and (not np.isfinite(arr).all() or (arr <= 0).any() or (arr >= 1).any()):
         raise ValueError(f"argument 'milestones': expected fractions of the run in (0, 1), got {arr.tolist()}")
     return np.ascontiguousarray(arr, dtype=np.float32)
@@ -101,10 +101,14 @@ def train(model: HashingModel, images, labels=None, *, loss: str = "dpsh", epoch
 
 def channel_stats(images) -> tuple:
     """Per-channel mean and std of an image set (N, C, H, W), for ``HashingModel(mean=, std=)``."""
-    x = np.asarray(images)
-    if x.ndim != 4 or x.shape[0] == 0:
+    x = as_real_array(images, "images", dtype=None) if not isinstance(images, np.ndarray) else images
+    if x.ndim != 4 or x.size == 0:
         raise ValueError(f"argument 'images': expected a non-empty (N, C, H, W) array, got shape {x.shape}")
     x = x.astype(np.float32) / 255 if x.dtype == np.uint8 else x
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"argument 'images': expected float or uint8 images, got dtype {x.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError("argument 'images': expected finite pixel values, found NaN or inf")
     return x.mean(axis=(0, 2, 3)), np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
 
 
