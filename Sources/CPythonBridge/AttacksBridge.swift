@@ -154,9 +154,12 @@ let prototypeTrainFn: PyFastKwFn = { _, args, nargs, kw in
         let cb = PythonCallbacks()
         var net: PrototypeNet? = nil
         do {
-            try withoutGIL {
-                net = try THAAttack.trainPrototype(dbCodes: dc, dbLabels: dl, bits: dc.shape[1], steps: steps, batch: batch,
-                                                   seed: UInt64(seed), shouldStop: cb.shouldStop)
+            try renamingArguments(["classes": "db_labels", "bits": "db_codes", "prototype_steps": "steps",
+                                   "prototype_batch": "batch"]) {
+                try withoutGIL {
+                    net = try THAAttack.trainPrototype(dbCodes: dc, dbLabels: dl, bits: dc.shape[1], steps: steps,
+                                                       batch: batch, seed: UInt64(seed), shouldStop: cb.shouldStop)
+                }
             }
         } catch SAATError.interrupted where cb.failed {
             return nil

@@ -115,6 +115,9 @@ let trainHashingFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
+/// Upper bound of the inner attack's steps per batch in adversarial training (papers: 7 to 10).
+let maxInnerSteps = 1000
+
 /// train_adversarial(method, model, images, labels, epochs, batch_size, lr=None, milestones=None,
 ///   gamma=0.1, seed=0, progress=None, checkpoint=None, checkpoint_every=0, resume=None, loss="dpsh",
 ///   momentum=None, weight_decay=None, lambda_adv=1.0, mu=1e-4, eps=8/255, step=2/255, steps=7,
@@ -130,8 +133,12 @@ let trainAdversarialFn: PyFastKwFn = { _, args, nargs, kw in
         let methodName = try a.string("method")
         let lossName = try a.string("loss", "dpsh")
         let seed = UInt64(max(0, try a.int("seed", 0)))
+        let innerSteps = try a.int("steps", 7)
+        // The inner attack of a batch runs without a Ctrl-C check (the loop checks between
+        // batches): bound it so a huge value cannot make a batch, and Ctrl-C, wait for ever.
+        try require(innerSteps >= 1 && innerSteps <= maxInnerSteps, "steps", "an int in 1...\(maxInnerSteps), got \(innerSteps)")
         let inner = InnerAttack(eps: Float(try a.finite("eps", 8.0 / 255)), step: Float(try a.finite("step", 2.0 / 255)),
-                                steps: try a.int("steps", 7))
+                                steps: innerSteps)
         let lambda = Float(try a.finite("lambda_adv", 1)), mu = Float(try a.finite("mu", 1e-4))
         let advWeight = Float(try a.finite("adv_weight", 2))
         let defaults: (Double, [Double], Double, Double)

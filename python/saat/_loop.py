@@ -69,8 +69,13 @@ def read_checkpoint(path, kind: str) -> dict:
     return {k: np.ascontiguousarray(v) for k, v in data.items()}
 
 
-def run_loop(core_fn, *, kind: str, total_batches: int, progress, checkpoint, checkpoint_every, resume, desc, **kwargs):
-    """Call a core training entry point with progress, checkpoint and resume plumbing."""
+def run_loop(core_fn, *, kind: str, total_batches: int, progress, checkpoint, checkpoint_every, resume, desc,
+             owner=None, **kwargs):
+    """Call a core training entry point with progress, checkpoint and resume plumbing.
+
+    ``owner``: the HashingModel being trained; when the core stops a diverged run (non-finite
+    loss, ValueError naming 'lr'), the model is told to check its weights (see the NaN policy in
+    _validate.py)."""
     if checkpoint_every and checkpoint is None:
         raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
     if checkpoint is not None and not checkpoint_every:
@@ -84,5 +89,9 @@ def run_loop(core_fn, *, kind: str, total_batches: int, progress, checkpoint, ch
     try:
         return core_fn(progress=bar, checkpoint=ckpt_cb, checkpoint_every=int(checkpoint_every or 0),
                        resume=resume_state, **kwargs)
+    except ValueError as e:
+        if owner is not None and str(e).startswith("argument 'lr'"):
+            owner._check_weights_finite()
+        raise
     finally:
         bar.close()

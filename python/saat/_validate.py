@@ -22,8 +22,9 @@ NaN policy:
   codes. Reload a state dict or a checkpoint to continue.
 * Size-like hyper-parameters that the core turns into allocations or uninterruptible loops are
   bounded (``bits`` ≤ 4096, THA ``prototype_batch`` and DHTA ``n_t`` ≤ 2**20, ``epochs`` ×
-  batches per epoch ≤ 2**53); loop counts (``steps``, ``epochs``) are not: a huge value is a long
-  computation that Ctrl-C stops within a second.
+  batches per epoch ≤ 2**53, the inner attack ``steps`` of a defence ≤ 1000 because Ctrl-C is
+  checked between batches); other loop counts (attack ``steps``, ``epochs``) are not: a huge
+  value is a long computation that Ctrl-C stops within a second.
 """
 from __future__ import annotations
 

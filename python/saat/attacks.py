@@ -68,6 +68,7 @@ class Attack:
         if x.shape[0] == 0:
             self.last_codes = None
             return out
+        self.model._require_finite_weights()
         codes = self._run(x, y, out)
         self.last_codes = None if codes is None else codes.astype(np.int8)
         if not np.isfinite(out).all():

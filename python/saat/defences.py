@@ -37,7 +37,7 @@ class _AdversarialTraining:
         self.weight_decay = check_float(weight_decay, "weight_decay", 0.0)
         self.eps = check_float(eps, "eps", 0.0, 1.0)
         self.step = check_float(step, "step", 0.0, lo_open=True)
-        self.steps = check_int(steps, "steps", 1)
+        self.steps = check_int(steps, "steps", 1, 1000)   # inner attack steps per batch (no Ctrl-C inside a batch)
         self.milestones = _milestones(milestones)
         self.gamma = check_float(gamma, "gamma", 0.0, 1.0, lo_open=True)
         self.seed = check_int(seed, "seed", 0, 2**63 - 1)
@@ -64,7 +64,7 @@ class _AdversarialTraining:
         batches = -(-x.shape[0] // self.batch_size)
         res = run_loop(_core.train_adversarial, kind=f"{self.method}:{self.loss}", total_batches=self.epochs * batches,
                        progress=progress, checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                       desc=self.method.upper(), method=self.method, model=self.model._handle, images=x, labels=y,
+                       desc=self.method.upper(), owner=self.model, method=self.method, model=self.model._handle, images=x, labels=y,
                        epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, milestones=self.milestones,
                        gamma=self.gamma, seed=self.seed, loss=self.loss, momentum=self.momentum,
                        weight_decay=self.weight_decay, eps=self.eps, step=self.step, steps=self.steps, **self.extra)

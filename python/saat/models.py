@@ -78,6 +78,7 @@ class HashingModel:
         m = None if mean is None else self._channel_vector(mean, "mean", positive=False)
         s = None if std is None else self._channel_vector(std, "std", positive=True)
         self._handle = _core.model_new(backbone, bits, seed, m, s)
+        self._nonfinite = False   # set when a diverged training left NaN/inf weights (NaN policy)
         info = _core.model_info(self._handle)
         self.backbone = backbone
         self.bits = bits
@@ -127,11 +128,21 @@ class HashingModel:
         """Switch to eval mode (deterministic); returns self."""
         return self.train(False)
 
+    def _check_weights_finite(self) -> None:
+        """After a diverged training: remember whether the weights are non-finite."""
+        self._nonfinite = not all(np.isfinite(v).all() for v in self.state_dict().values())
+
+    def _require_finite_weights(self) -> None:
+        if getattr(self, "_nonfinite", False):
+            raise ValueError("argument 'model': the model's weights are not finite (a training diverged: lower "
+                             "'lr'); load finite weights with load_state_dict or resume from a checkpoint")
+
     # ----------------------------------------------------------------- compute
     def forward(self, x, alpha: float = 1.0) -> np.ndarray:
         """Continuous outputs ``tanh(alpha · g(x))``, float32 (N, K), for images x (N, C, H, W)."""
         alpha = check_float(alpha, "alpha", 0.0, lo_open=True)
         x = as_images(x, "x", self.input_shape)
+        self._require_finite_weights()
         out = np.empty((x.shape[0], self.bits), dtype=np.float32)
         _core.model_forward(self._handle, x, out, alpha)
         if not np.isfinite(out).all():
@@ -164,6 +175,7 @@ class HashingModel:
         alpha = check_float(alpha, "alpha", 0.0, lo_open=True)
         x = as_images(x, "x", self.input_shape)
         g = as_float_matrix(grad_out, "grad_out", rows=x.shape[0], cols=self.bits)
+        self._require_finite_weights()
         out = np.empty_like(x)
         _core.model_input_gradient(self._handle, x, g, out, alpha)
         if not np.isfinite(out).all():
@@ -196,6 +208,7 @@ class HashingModel:
                 raise TypeError(f"argument 'state['{k}']': expected a float array, got dtype {arr.dtype}")
             conv[k] = np.ascontiguousarray(arr, dtype=np.float32)
         _core.model_load_state_dict(self._handle, conv)
+        self._nonfinite = False   # the core accepts finite tensors only
         return self
 
     def save(self, path) -> None:

@@ -89,7 +89,7 @@ def train(model: HashingModel, images, labels=None, *, loss: str = "dpsh", epoch
     batches = -(-x.shape[0] // batch_size)
     res = run_loop(_core.train_hashing, kind=f"train:{loss}", total_batches=epochs * batches, progress=progress,
                    checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                   desc=f"train {loss}", model=model._handle, images=x, labels=y, epochs=epochs,
+                   desc=f"train {loss}", owner=model, model=model._handle, images=x, labels=y, epochs=epochs,
                    batch_size=batch_size, lr=lr, milestones=_milestones(milestones), gamma=gamma, seed=seed,
                    loss=loss, momentum=momentum, weight_decay=weight_decay)
     mem = None
