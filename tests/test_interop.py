@@ -98,3 +98,88 @@ def test_torch_tensors_and_state_dict():
         ref = net(x).numpy()
     np.testing.assert_allclose(m.forward(x), ref, atol=1e-4)          # a CPU tensor goes in as is
     np.testing.assert_allclose(m.forward(x.double()), ref, atol=1e-4)
+
+
+def calc_map(rB, qB, retrievalL, queryL):
+    """An independent CgAT-style CalcMap: MAP over the whole ranking (numpy, ±1 codes)."""
+    return calc_top_map(rB, qB, retrievalL, queryL, rB.shape[0])
+
+
+def test_full_map_and_label_dtypes_match_community_scripts(trained, small_data):
+    m = trained["model"]
+    q = small_data.query
+    qB, rB = m.encode(q.images), trained["db_codes"]
+    ref = calc_map(rB.astype(np.float64), qB.astype(np.float64), small_data.database.labels, q.labels)
+    n = rB.shape[0]
+    assert abs(metrics.map_at_k(qB, rB, q.labels, small_data.database.labels, k=n) - ref) < 1e-9
+    # labels as bool / int64, codes as int64 / float64: the same number
+    got = metrics.map_at_k(qB.astype(np.int64), rB.astype(np.float64), q.labels.astype(bool),
+                           small_data.database.labels.astype(np.int64), k=n)
+    assert abs(got - ref) < 1e-9
+
+
+def test_attacks_accept_float64_fortran_and_uint8_images(trained, small_data):
+    m = trained["model"]
+    x, y = small_data.query.images[:4], small_data.query.labels[:4]
+    atk = saat.attacks.SAATAttack(m, trained["train_codes"], small_data.train.labels, steps=5, seed=3)
+    ref = atk(x, y)
+    np.testing.assert_array_equal(atk(x.astype(np.float64), y), ref)
+    np.testing.assert_array_equal(atk(np.asfortranarray(x), y.astype(np.int64)), ref)
+    u8 = (x * 255).round().astype(np.uint8)
+    adv = atk(u8, y)
+    assert adv.dtype == np.float32 and adv.shape == x.shape
+    np.testing.assert_allclose(adv, atk(u8.astype(np.float32) / np.float32(255), y), atol=1e-6)   # 1/255 scaling, ulps apart
+    assert np.abs(adv - u8 / np.float32(255)).max() <= 8 / 255 + 1e-6
+
+
+def test_torch_dataloader_trains_encodes_and_hardens_like_arrays(small_data):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: DataLoader interop test skipped")
+    from torch.utils.data import DataLoader, Dataset
+
+    x, y = small_data.train.images[:64], small_data.train.labels[:64]
+
+    class HashingSet(Dataset):          # the (image, label, index) items of the papers' data providers
+        def __len__(self):
+            return len(x)
+
+        def __getitem__(self, i):
+            return torch.from_numpy(x[i]), torch.from_numpy(y[i]), i
+
+    loader = DataLoader(HashingSet(), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0))
+    ref = saat.HashingModel("cnn-small", bits=8, seed=0)
+    saat.train(ref, x, y, epochs=1, batch_size=16, seed=1, progress=False)
+    m = saat.HashingModel("cnn-small", bits=8, seed=0)
+    saat.train(m, loader, epochs=1, batch_size=16, seed=1, progress=False)
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v)
+    np.testing.assert_array_equal(m.encode(loader), m.encode(x))          # index restores dataset order
+    saat.defences.SAATTraining(ref, epochs=1, batch_size=16, steps=2, seed=2).fit(x, y, progress=False)
+    saat.defences.SAATTraining(m, epochs=1, batch_size=16, steps=2, seed=2).fit(loader, progress=False)
+    for k, v in ref.state_dict().items():
+        np.testing.assert_array_equal(m.state_dict()[k], v)
+
+
+def test_saat_weights_load_into_torch_and_metrics_take_tensors(trained, small_data):
+    torch = pytest.importorskip("torch", reason="PyTorch not installed: torch export test skipped")
+    from torch import nn
+
+    m = trained["model"]
+    net = nn.Sequential()
+    net.features = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                 nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+    net.classifier = nn.Sequential(nn.Linear(4096, 512), nn.ReLU())
+    net.hash_layer = nn.Linear(512, m.bits)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()}, strict=True)
+    x = small_data.query.images[:6]
+    mean, std = (torch.from_numpy(np.asarray(v)).view(1, 3, 1, 1) for v in (m.mean, m.std))
+    with torch.no_grad():
+        out = torch.tanh(net((torch.from_numpy(x) - mean) / std))
+    np.testing.assert_allclose(out.numpy(), m.forward(x), atol=1e-4)
+    # DeepHash-pytorch evaluates torch.sign codes held in tensors
+    q = small_data.query
+    qB = torch.sign(torch.from_numpy(m.forward(q.images)))
+    qB[qB == 0] = 1
+    rB = torch.from_numpy(trained["db_codes"].astype(np.float32))
+    got = metrics.map_at_k(qB, rB, torch.from_numpy(q.labels), torch.from_numpy(small_data.database.labels), k=500)
+    assert abs(got - metrics.map_at_k(m.encode(q.images), trained["db_codes"], q.labels,
+                                      small_data.database.labels, k=500)) < 1e-12
