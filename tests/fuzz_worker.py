@@ -11,8 +11,8 @@ hyper-parameters, labels of the wrong width, codes outside {-1, +1}, objects of 
 extra/unknown/missing arguments). Every case must end in
 
 * a normal return (a documented valid result), or
-* TypeError / ValueError / OverflowError / RuntimeError / KeyError(only for documented lookups)
-  whose message names an argument of the function (``'name'``), or
+* TypeError / ValueError / OverflowError / RuntimeError (or MemoryError) whose message names an
+  argument of the function (``'name'``), or
 * for long but valid work (huge ``steps``/``epochs``), the interrupt the worker's 1-second alarm
   raises through the core's Ctrl-C path (proves the loop is interruptible: never a hang).
 
