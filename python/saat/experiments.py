@@ -6,6 +6,7 @@ the output folder (a rerun reuses them), and writes ``table.json``, ``table.md``
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -65,7 +66,7 @@ class ExperimentConfig:
 PROFILES = {
     "paper": ExperimentConfig(),
     "demo": ExperimentConfig(
-        k=2000, pretrain_epochs=5, clean_epochs=10, clean_batch=32, clean_lr=0.0005,
+        k=2000, pretrain_epochs=5, clean_epochs=20, clean_batch=32, clean_lr=0.0005,
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3}, pgd_steps=10, saat_steps=100, center_steps=100,
         hag_steps=100, sdha_steps=100, dhta_steps=100, tha_steps=100, tha_prototype_steps=1500,
         n_query_attack=200),
@@ -108,8 +109,27 @@ class Table:
         return self.to_markdown()
 
 
-def _model_path(out, cfg, bits, defence):
-    return os.path.join(out, "models", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-seed{cfg.seed}.npz")
+def _recipe_key(data, cfg, defence) -> str:
+    """A short digest of everything that determines a trained model's weights besides the names in
+    the file name: the training split (shape and bytes of its labels and images) and the training
+    hyper-parameters (the clean recipe, plus the defence's epochs and batch for a defended model).
+    Saved models are reused only when this matches, so a rerun with other data or epochs retrains
+    instead of silently loading weights trained differently."""
+    h = hashlib.sha1()
+    for a in (data.train.images, data.train.labels):
+        a = np.ascontiguousarray(a)
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    recipe = [cfg.pretrain_epochs, cfg.clean_epochs, cfg.clean_batch, cfg.clean_lr]
+    if defence != "none":
+        recipe += [defence, cfg.defence_epochs.get(defence, 1), cfg.defence_batch]
+    h.update(json.dumps(recipe).encode())
+    return h.hexdigest()[:10]
+
+
+def _model_path(out, data, cfg, bits, defence):
+    return os.path.join(out, "models", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-seed{cfg.seed}-"
+                                       f"{_recipe_key(data, cfg, defence)}.npz")
 
 
 def _log(msg, verbose):
@@ -120,7 +140,7 @@ def _log(msg, verbose):
 def _train_models(data, cfg, bits, out, progress, verbose):
     """Clean model plus each defence, loading any that a previous run saved."""
     models = {}
-    path = _model_path(out, cfg, bits, "none")
+    path = _model_path(out, data, cfg, bits, "none")
     if os.path.exists(path):
         models["none"] = HashingModel.load(path)
         _log(f"{bits} bits: loaded clean model from {path}", verbose)
@@ -141,13 +161,13 @@ def _train_models(data, cfg, bits, out, progress, verbose):
             continue
         if d not in DEFENCES:
             raise ValueError(f"argument 'defences': expected names from {['none', *DEFENCES]}, got '{d}'")
-        path = _model_path(out, cfg, bits, d)
+        path = _model_path(out, data, cfg, bits, d)
         if os.path.exists(path):
             models[d] = HashingModel.load(path)
             _log(f"{bits} bits: loaded {d} model from {path}", verbose)
             continue
         t0 = time.perf_counter()
-        m = HashingModel.load(_model_path(out, cfg, bits, "none"))
+        m = HashingModel.load(_model_path(out, data, cfg, bits, "none"))
         DEFENCES[d](m, loss=cfg.loss, epochs=cfg.defence_epochs.get(d, 1), batch_size=cfg.defence_batch,
                     seed=cfg.seed).fit(data.train.images, data.train.labels, progress=progress)
         m.save(path)
