@@ -129,6 +129,6 @@ def test_attack_argument_errors(trained, small_data, queries):
         A.SAATAttack(m, np.zeros((3, 16)), small_data.train.labels[:3])
     with pytest.raises(ValueError, match="'train_codes'.*columns"):
         A.SAATAttack(m, np.ones((3, 8)), small_data.train.labels[:3])
-    with pytest.raises(ValueError, match="'target_labels'"):
+    with pytest.raises(ValueError, match="'labels'.*occur in db_labels"):
         A.DHTA(m, trained["db_codes"], small_data.database.labels, steps=1)(x[:1], np.ones((1, 20), np.float32))
     assert atk(x[:0], y[:0]).shape == (0, 3, 32, 32)

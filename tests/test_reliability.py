@@ -378,8 +378,14 @@ def test_checkpoint_with_nan_weights_or_wrong_run_is_rejected(tmp_path, small_da
     np.savez(tmp_path / "nan.ckpt.npz", **d)
     m = saat.HashingModel("cnn-small", bits=8)
     before = m.state_dict()
-    with pytest.raises(ValueError, match="finite"):
+    with pytest.raises(ValueError, match="argument 'resume'.*finite"):
         saat.train(m, x, y, epochs=1, batch_size=16, progress=False, resume=tmp_path / "nan.ckpt.npz")
+    # an incomplete resume state given to the core directly (found by the fuzz: the message named
+    # no argument)
+    with pytest.raises(ValueError, match="argument 'resume'.*complete checkpoint"):
+        saat._core.train_hashing(m._handle, x, y, 1, 16, resume={})
+    with pytest.raises(ValueError, match="argument 'resume'.*complete checkpoint"):
+        saat._core.train_adversarial(m._handle, x, y, 1, 16, method="cgat", resume={"model/x": np.zeros(1, np.float32)})
     assert all(np.array_equal(before[k], v) for k, v in m.state_dict().items())
     with pytest.raises(ValueError, match="argument 'resume'.*epochs"):
         saat.train(m, x, y, epochs=3, batch_size=16, progress=False, resume=path)

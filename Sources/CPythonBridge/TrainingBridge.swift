@@ -47,7 +47,8 @@ func runTraining(_ a: Args, _ m: HashingModel,
             var history: [Double] = []
             var finalMemory: Tensor? = nil
             do {
-                try withoutGIL {
+                // weights restored from `resume` are checked by the model's loader ('state_dict')
+                try renamingArguments(resume != nil ? ["state_dict": "resume"] : [:]) { try withoutGIL {
                     try m.withLock {
                         let method = try makeMethod(source, labels)
                         let loop = try TrainingLoop(method: method, images: source, labels: labels, epochs: epochs,
@@ -70,9 +71,12 @@ func runTraining(_ a: Args, _ m: HashingModel,
                             })
                         if let ht = method as? HashTraining { finalMemory = ht.loss.memory }
                     }
-                }
+                } }
             } catch SAATError.interrupted where cb.failed {
                 return nil   // the Python exception (KeyboardInterrupt, callback error) is pending
+            } catch let SAATError.corrupt(what, reason) where resume != nil {
+                // an incomplete or inconsistent resume state: name the argument it came from
+                throw SAATError.invalidArgument("resume", "a complete checkpoint of this run (\(what): \(reason))")
             }
             var items: [(String, PyObj?)] = [("history", pyList(history.map { pyFloat($0) }))]
             if let fm = finalMemory { items.append(("memory", tensorsToPy(["memory": fm]))) }
