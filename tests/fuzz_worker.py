@@ -243,7 +243,8 @@ def _describe(v):
 class Target:
     """One callable with a factory of valid arguments (positional names in order + keyword)."""
 
-    def __init__(self, name, fn, make, long_params=(), names_in_message=None):
+    def __init__(self, name, fn, make, long_params=(), names_in_message=None, alarm=None):
+        self.alarm = alarm or ALARM_S   # seconds before the alarm interrupts a call
         self.name = name
         self.fn = fn
         self.make = make                  # () -> dict of valid kwargs (ordered)
@@ -332,8 +333,8 @@ def api_targets():
     from saat import attacks, codes, defences, kernels, losses, metrics
     T = []
 
-    def add(name, fn, make, long_params=()):
-        T.append(Target(name, fn, make, long_params))
+    def add(name, fn, make, long_params=(), alarm=None):
+        T.append(Target(name, fn, make, long_params, alarm=alarm))
 
     def fresh():
         return saat.HashingModel("cnn-small", bits=BITS, seed=0)
@@ -419,7 +420,48 @@ def api_targets():
                  "indices": np.array([0, 1], np.int64), "train_labels": TRAIN_LABELS.copy(),
                  "memory": RNG.uniform(-1, 1, (6, BITS)).astype(np.float32)})
     add("training.channel_stats", saat.training.channel_stats, lambda: {"images": _img()})
+
+    # datasets: a tiny list dataset on disk (both formats), the mosaic builder, helpers
+    from saat import datasets
+    root = _list_dataset()
+    add("datasets.load_list_split", datasets.load_list_split,
+        lambda: {"root": root, "split": "s", "image_size": 8, "resize": 9, "image_root": None})
+    add("datasets.iter_list_split", lambda **kw: list(datasets.iter_list_split(**kw)),
+        lambda: {"root": root, "split": "s", "image_size": 8, "resize": 9, "batch_size": 1})
+    add("datasets.load_list_dataset", datasets.load_list_dataset,
+        lambda: {"root": root, "image_size": 8, "resize": 8, "classes": None})
+    add("datasets.load_deephash_list", datasets.load_deephash_list,
+        lambda: {"list_file": os.path.join(root, "dh.txt"), "image_root": root, "image_size": 8, "resize": 8})
+    add("datasets.iter_deephash_list", lambda **kw: list(datasets.iter_deephash_list(**kw)),
+        lambda: {"list_file": os.path.join(root, "dh.txt"), "image_root": root, "image_size": 8, "resize": 8,
+                 "batch_size": 2})
+    add("datasets.mosaic", datasets.mosaic,
+        lambda: {"n_train": 4, "n_database": 6, "n_query": 3, "seed": 0, "n_scenes": 2, "concentration": 0.15,
+                 "object_probs": (0.5, 0.5, 0, 0), "mnist_query_fraction": 0.2},
+        long_params=("n_train", "n_database", "n_query"), alarm=10.0)   # the first call reads the image sets
+    add("datasets.resize_area", datasets.resize_area, lambda: {"images": RNG.random((2, 8, 8)), "size": 4})
+    add("datasets.relevant_fraction", datasets.relevant_fraction,
+        lambda: {"query_labels": _lab(2), "database_labels": _lab(5)})
     return T
+
+
+def _list_dataset():
+    """Three small PNGs with list files in both formats (pair: s_img/s_label, and the
+    train/test/database splits; DeepHash: dh.txt)."""
+    from PIL import Image
+    root = os.path.join(TMP, "lists")
+    os.makedirs(os.path.join(root, "img"), exist_ok=True)
+    for i in range(3):
+        Image.fromarray(np.full((10, 12, 3), 60 * i, np.uint8)).save(os.path.join(root, "img", f"{i}.png"))
+    labels = ["1 0", "0 1", "1 1"]
+    for split in ("s", "train", "test", "database"):
+        with open(os.path.join(root, f"{split}_img.txt"), "w") as f:
+            f.write("".join(f"img/{i}.png\n" for i in range(3)))
+        with open(os.path.join(root, f"{split}_label.txt"), "w") as f:
+            f.write("".join(l + "\n" for l in labels))
+    with open(os.path.join(root, "dh.txt"), "w") as f:
+        f.write("".join(f"img/{i}.png {labels[i]}\n" for i in range(3)))
+    return root
 
 
 # --------------------------------------------------------------------------- one case
@@ -436,7 +478,7 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
     STATS["cases"] += 1
     print(f"CASE {STATS['cases']} {target.name} {desc}", flush=True)
     faulthandler.dump_traceback_later(WATCHDOG_S, exit=True)
-    signal.setitimer(signal.ITIMER_REAL, ALARM_S)
+    signal.setitimer(signal.ITIMER_REAL, target.alarm)
     t0 = time.perf_counter()
     try:
         try:
@@ -447,7 +489,7 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
     except FuzzTimeout:
         STATS["interrupted"] += 1
         if not (set(mutated) & target.long_params) and not any(m.startswith("+") for m in mutated):
-            _fail(target, desc, f"did not finish within {ALARM_S}s and no loop-count argument was made huge (hang?)")
+            _fail(target, desc, f"did not finish within {target.alarm}s and no loop-count argument was made huge (hang?)")
         return
     except ACCEPTED as e:
         STATS["raised"] += 1
@@ -459,6 +501,14 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
         if not any(f"'{n}" in msg or f"{n}(" in msg or f"{n}[" in msg for n in names) \
                 and not (target.name in msg or target.name.split(".")[-1] in msg):
             _fail(target, desc, f"{type(e).__name__} does not name an argument: {msg!r}")
+        return
+    except OSError as e:
+        # documented for file arguments (a list file or image that does not exist): the message
+        # names the path the caller gave
+        STATS["raised"] += 1
+        paths = [str(os.fsdecode(v)) for v in list(kwargs.values()) + list(args) if isinstance(v, (str, bytes))]
+        if not any(p and p in str(e) for p in paths):
+            _fail(target, desc, f"{type(e).__name__} names no argument or path: {e!r}")
         return
     except MemoryError as e:
         STATS["raised"] += 1
@@ -473,7 +523,7 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
         return
     dt = time.perf_counter() - t0
     STATS["ok"] += 1
-    if dt > ALARM_S * 3:
+    if dt > target.alarm * 3:
         _fail(target, desc, f"took {dt:.1f}s")
 
 

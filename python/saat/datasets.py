@@ -31,6 +31,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from ._convert import as_real_array
 from ._validate import check_float, check_int
 
 __all__ = [
@@ -129,8 +130,8 @@ def relevant_fraction(query_labels: np.ndarray, database_labels: np.ndarray) -> 
     Relevance is ``q . d > 0`` (shares at least one label). ``query_labels`` (Q, C) and
     ``database_labels`` (N, C) are multi-hot arrays of any real dtype.
     """
-    q = np.asarray(query_labels, dtype=np.float32)
-    d = np.asarray(database_labels, dtype=np.float32)
+    q = as_real_array(query_labels, "query_labels", np.float32)
+    d = as_real_array(database_labels, "database_labels", np.float32)
     if q.ndim != 2 or d.ndim != 2 or q.shape[1] != d.shape[1]:
         raise ValueError(f"argument 'query_labels'/'database_labels': expected (Q, C) and (N, C), "
                          f"got {q.shape} and {d.shape}")
@@ -385,7 +386,7 @@ def resize_area(images: np.ndarray, size: int) -> np.ndarray:
     x = np.asarray(images)
     if x.ndim != 3:
         raise ValueError(f"argument 'images': expected a 3-d array (N, h, w), got shape {x.shape}")
-    size = check_int(size, "size", lo=1)
+    size = check_int(size, "size", lo=1, hi=8192)
     return _separable(x.astype(np.float32, copy=False), _area_matrix(size, x.shape[1]),
                       _area_matrix(size, x.shape[2]))
 
@@ -548,7 +549,10 @@ def mosaic(n_train: int = 5000, n_database: int = 20000, n_query: int = 1000, se
     concentration = check_float(concentration, "concentration", lo=0.0, lo_open=True)
     mnist_query_fraction = check_float(mnist_query_fraction, "mnist_query_fraction", lo=0.0, hi=1.0,
                                        lo_open=True)
-    probs = np.asarray(object_probs, dtype=np.float64)
+    try:
+        probs = np.asarray(object_probs, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"argument 'object_probs': expected 4 probabilities, got {type(object_probs).__name__} ({e})") from None
     if probs.shape != (4,) or not np.all(np.isfinite(probs)) or np.any(probs < 0) or probs.sum() <= 0:
         raise ValueError(f"argument 'object_probs': expected 4 non-negative probabilities of 1-4 "
                          f"objects, got {object_probs!r}")
@@ -614,6 +618,17 @@ def mosaic(n_train: int = 5000, n_database: int = 20000, n_query: int = 1000, se
 # ----------------------------------------------------------------------------------------------
 # The papers' list formats
 # ----------------------------------------------------------------------------------------------
+
+def _fspath(v, name: str) -> str:
+    """``os.fspath(v)`` with a TypeError naming the argument."""
+    try:
+        out = os.fspath(v)
+    except TypeError:
+        raise TypeError(f"argument '{name}': expected a path (str or os.PathLike), got {type(v).__name__}") from None
+    if isinstance(out, bytes):
+        out = os.fsdecode(out)
+    return out
+
 
 def _read_lines(path: str) -> list[str]:
     """Non-blank lines of a text file (trailing blank lines dropped; a blank line inside the file
@@ -798,8 +813,8 @@ def iter_list_split(root: str, split: str, image_size: int = 224, resize: int = 
         the message names the file and the 1-based line.
     """
     image_size, resize, batch_size = _check_sizes(image_size, resize, batch_size)
-    entries = _parse_pair(*_pair_files(os.fspath(root), split))
-    return _iter_entries(entries, os.fspath(image_root if image_root is not None else root),
+    entries = _parse_pair(*_pair_files(_fspath(root, 'root'), split))
+    return _iter_entries(entries, _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root'),
                          image_size, resize, batch_size)
 
 
@@ -815,8 +830,8 @@ def load_list_split(root: str, split: str, image_size: int = 224, resize: int = 
     Split with ``images`` float32 (N, 3, S, S) in [0, 1], ``labels`` float32 (N, C), ``paths``.
     """
     image_size, resize, _ = _check_sizes(image_size, resize)
-    entries = _parse_pair(*_pair_files(os.fspath(root), split))
-    return _load_entries(entries, os.fspath(image_root if image_root is not None else root),
+    entries = _parse_pair(*_pair_files(_fspath(root, 'root'), split))
+    return _load_entries(entries, _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root'),
                          image_size, resize)
 
 
@@ -839,8 +854,8 @@ def load_list_dataset(root: str, image_size: int = 224, resize: int = 256, *,
     HashingDataset (``name`` = basename of ``root``).
     """
     image_size, resize, _ = _check_sizes(image_size, resize)
-    root = os.fspath(root)
-    img_root = os.fspath(image_root if image_root is not None else root)
+    root = _fspath(root, 'root')
+    img_root = _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root')
     parsed = {s: _parse_pair(*_pair_files(root, s)) for s in ("train", "test", "database")}
     widths = {s: e.labels.shape[1] for s, e in parsed.items()}
     if len(set(widths.values())) != 1:
@@ -872,8 +887,8 @@ def iter_deephash_list(list_file: str, image_root: str, image_size: int = 224, r
     Same transform, yields and errors as :func:`iter_list_split`.
     """
     image_size, resize, batch_size = _check_sizes(image_size, resize, batch_size)
-    entries = _parse_deephash(os.fspath(list_file))
-    return _iter_entries(entries, os.fspath(image_root), image_size, resize, batch_size)
+    entries = _parse_deephash(_fspath(list_file, 'list_file'))
+    return _iter_entries(entries, _fspath(image_root, 'image_root'), image_size, resize, batch_size)
 
 
 def load_deephash_list(list_file: str, image_root: str, image_size: int = 224, resize: int = 256) -> Split:
@@ -885,5 +900,5 @@ def load_deephash_list(list_file: str, image_root: str, image_size: int = 224, r
     Errors as :func:`iter_list_split`.
     """
     image_size, resize, _ = _check_sizes(image_size, resize)
-    entries = _parse_deephash(os.fspath(list_file))
-    return _load_entries(entries, os.fspath(image_root), image_size, resize)
+    entries = _parse_deephash(_fspath(list_file, 'list_file'))
+    return _load_entries(entries, _fspath(image_root, 'image_root'), image_size, resize)
