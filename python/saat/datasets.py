@@ -627,6 +627,8 @@ def _fspath(v, name: str) -> str:
         raise TypeError(f"argument '{name}': expected a path (str or os.PathLike), got {type(v).__name__}") from None
     if isinstance(out, bytes):
         out = os.fsdecode(out)
+    if not out:
+        raise ValueError(f"argument '{name}': expected a non-empty path (use '.' for the current folder)")
     return out
 
 
