@@ -718,3 +718,30 @@ def test_deephash_list_label_width_and_values_name_the_line(tmp_path):
     with pytest.raises(FileNotFoundError) as ei:
         saat.datasets.load_deephash_list(str(lst), str(root), 8, 8)
     _assert_names(ei, str(lst), 2)
+
+
+def test_concurrent_saves_to_one_path_leave_a_valid_file(tmp_path):
+    """save() writes through a uniquely named temp file and an atomic rename: writers racing on one
+    path never interleave (the file loads as one of the models) and leave no temp file behind."""
+    a = saat.HashingModel("cnn-small", bits=8, seed=1)
+    b = saat.HashingModel("cnn-small", bits=8, seed=2)
+    path = tmp_path / "m.npz"
+    errors = []
+
+    def work(m):
+        try:
+            for _ in range(10):
+                m.save(path)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    ts = [threading.Thread(target=work, args=(m,)) for m in (a, b)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    loaded = saat.HashingModel.load(path).state_dict()
+    w = loaded["hash_layer.weight"]
+    assert any(np.array_equal(w, m.state_dict()["hash_layer.weight"]) for m in (a, b))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]

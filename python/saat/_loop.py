@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import zipfile
 
 import numpy as np
@@ -41,12 +42,31 @@ def write_checkpoint(path: str, raw_state: dict, kind: str) -> None:
     """Write the core's state dict name → (bytearray, shape) atomically (temp file + fsync + rename)."""
     arrays = {k: np.frombuffer(buf, dtype=np.float32).reshape(shape) for k, (buf, shape) in raw_state.items()}
     arrays["__kind__"] = np.array(kind)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_savez(path, arrays)
+
+
+def atomic_savez(path: str, arrays: dict) -> None:
+    """``np.savez`` to ``path`` so that a reader (or a crash) sees the old file or the new one,
+    never a partial one: write a uniquely named temp file in the same folder, fsync it, rename it
+    over ``path``, then fsync the folder so the rename itself survives a power loss. Concurrent
+    writers to one path each use their own temp file; the last rename wins."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
 
 
 def read_checkpoint(path, kind: str) -> dict:

@@ -8,6 +8,7 @@ import numpy as np
 
 from . import _core
 from ._convert import as_float_matrix, as_images, collect_batches, is_batch_iterable
+from ._loop import atomic_savez
 from ._validate import check_float, check_int
 
 __all__ = ["HashingModel", "BACKBONES", "from_torch_state_dict"]
@@ -216,12 +217,7 @@ class HashingModel:
         path = os.fspath(path)
         meta = {"__backbone__": np.array(self.backbone), "__bits__": np.array(self.bits),
                 "__seed__": np.array(self.seed), "__mean__": self.mean, "__std__": self.std}
-        tmp = path + ".tmp"
-        with open(tmp, "wb") as f:
-            np.savez(f, **meta, **self.state_dict())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic_savez(path, {**meta, **self.state_dict()})
 
     @classmethod
     def load(cls, path) -> "HashingModel":
