@@ -165,9 +165,25 @@ public enum Conv2D {
         let cols = workspace ?? owned!
         let prod = cols + K * nchunk * P
         var n0 = 0
+        // Per-image chunks when one image's column matrix fits in L2 (≤ 1 MB): the GEMM then
+        // writes NCHW directly (y[n] is the (O, OH·OW) product), with the bias pre-filled and β = 1,
+        // so the (O, nc·P) product buffer and its scatter pass disappear and `cols` stays in cache.
+        let perImage = chunkBudget == defaultChunkBudget && K * P <= 1 << 18
+        let step = perImage ? 1 : nchunk
         while n0 < g.batch {
-            let nc = min(nchunk, g.batch - n0), ld = nc * P
+            let nc = min(step, g.batch - n0), ld = nc * P
             im2col(x, g, first: n0, count: nc, cols: cols)
+            if nc == 1 {
+                let yn = y + n0 * O * P
+                for o in 0..<O {
+                    let bo = b?[o] ?? 0
+                    let row = yn + o * P
+                    for j in 0..<P { row[j] = bo }
+                }
+                BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, beta: 1, c: yn, ldc: P)
+                n0 += 1
+                continue
+            }
             // prod (O, nc·P) = W (O, K) · cols (K, nc·P)
             BLAS.sgemm(m: O, n: ld, k: K, a: w, lda: K, b: cols, ldb: ld, c: prod, ldc: ld)
             for img in 0..<nc {
