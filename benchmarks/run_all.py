@@ -306,8 +306,9 @@ def main():
                 net(xt)
 
         def fwdbwd():
+            # gradient to the input only (as saat's input_gradient): parameter gradients skipped
             xi = xt.clone().requires_grad_(True)
-            net(xi).backward(gt)
+            torch.autograd.grad(net(xi), xi, gt)
 
         def pgd10():
             with torch.no_grad():
