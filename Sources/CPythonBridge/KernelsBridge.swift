@@ -30,6 +30,34 @@ let sgemmFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
+/// conv2d(x, weight, bias, out, stride=1, padding=0): out ← conv2d(x, weight) + bias on NCHW float32
+/// (x (N, C, H, W), weight (O, C, k, k), bias (O), out (N, O, OH, OW)), the kernel the conv layers use.
+let conv2dFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("conv2d", args, nargs, kw, names: ["x", "weight", "bias", "out", "stride", "padding"], required: 4)
+        let stride = try a.int("stride", 1), padding = try a.int("padding", 0)
+        try require(stride >= 1, "stride", "an int ≥ 1, got \(stride)")
+        try require(padding >= 0, "padding", "an int ≥ 0, got \(padding)")
+        try f32(a.required("x"), "x", shape: [nil, nil, nil, nil]) { X in
+            try f32(a.required("weight"), "weight", shape: [nil, X.dim(1), nil, nil]) { Wt in
+                let k = Wt.dim(2)
+                try require(Wt.dim(3) == k, "weight", "a square kernel")
+                try require(X.dim(2) + 2 * padding >= k && X.dim(3) + 2 * padding >= k, "weight", "a kernel no larger than the padded input")
+                let g = Conv2DGeometry(batch: X.dim(0), inChannels: X.dim(1), height: X.dim(2), width: X.dim(3),
+                                       outChannels: Wt.dim(0), kernel: k, stride: stride, padding: padding)
+                try f32(a.required("bias"), "bias", shape: [g.outChannels]) { B in
+                    try f32(a.required("out"), "out", shape: g.outputShape, writable: true) { Y in
+                        withoutGIL {
+                            Conv2D.forward(x: X.constPtr, weight: Wt.constPtr, bias: B.constPtr, y: Y.ptr, geometry: g)
+                        }
+                    }
+                }
+            }
+        }
+        return saat_none()
+    }
+}
+
 /// pack_codes(codes, out): ±1 codes (n, K) int8 → packed bits (n, ⌈K/64⌉) uint64.
 let packCodesFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
@@ -96,6 +124,7 @@ let setBlasThreadsFn: PyFastKwFn = { _, args, nargs, kw in
 
 let kernelMethods: [PyMethodDef] = [
     method("sgemm", sgemmFn, "sgemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0)"),
+    method("conv2d", conv2dFn, "conv2d(x, weight, bias, out, stride=1, padding=0)"),
     method("pack_codes", packCodesFn, "pack_codes(codes, out)"),
     method("hamming_distances", hammingDistancesFn, "hamming_distances(query, database, out)"),
     method("info", infoFn, "info() -> dict"),

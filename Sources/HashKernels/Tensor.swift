@@ -14,6 +14,15 @@ public struct Tensor: Sendable, Equatable {
         self.data = [Float](repeating: 0, count: shape.reduce(1, *))
     }
 
+    /// A tensor of the given shape whose values are unspecified (no zero-fill pass): only for
+    /// outputs that a kernel then overwrites completely (the layers' y and dx buffers).
+    public init(uninitialized shape: [Int]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in \(shape)")
+        let n = shape.reduce(1, *)
+        self.shape = shape
+        self.data = [Float](unsafeUninitializedCapacity: n) { _, count in count = n }
+    }
+
     /// A tensor of the given shape filled with `value`.
     public init(repeating value: Float, shape: [Int]) {
         self.shape = shape

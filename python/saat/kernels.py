@@ -10,7 +10,7 @@ import numpy as np
 from . import _core
 from ._validate import check_array, check_bool
 
-__all__ = ["sgemm", "pack_codes", "hamming_distances", "set_blas_threads"]
+__all__ = ["sgemm", "conv2d", "pack_codes", "hamming_distances", "set_blas_threads"]
 
 
 def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, trans_a: bool = False,
@@ -32,6 +32,25 @@ def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, trans_
     if out is None:
         out = np.zeros((m, n), dtype=np.float32)
     _core.sgemm(a, b, out, trans_a=check_bool(trans_a, "trans_a"), trans_b=check_bool(trans_b, "trans_b"), alpha=alpha, beta=beta)
+    return out
+
+
+def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray | None = None, *,
+           stride: int = 1, padding: int = 0) -> np.ndarray:
+    """``conv2d(x, weight) + bias`` (as ``torch.nn.functional.conv2d``) with the kernel the conv layers use.
+
+    ``x`` (N, C, H, W), ``weight`` (O, C, k, k), ``bias`` (O): float32 C-contiguous; ``out``
+    (N, O, OH, OW) with OH = (H + 2·padding − k) // stride + 1 is allocated when None.
+    """
+    check_array(x, "x", np.float32, ndim=4)
+    check_array(weight, "weight", np.float32, ndim=4)
+    check_array(bias, "bias", np.float32, ndim=1)
+    k = weight.shape[2]
+    oh = (x.shape[2] + 2 * padding - k) // stride + 1
+    ow = (x.shape[3] + 2 * padding - k) // stride + 1
+    if out is None:
+        out = np.empty((x.shape[0], weight.shape[0], oh, ow), dtype=np.float32)
+    _core.conv2d(x, weight, bias, out, stride=int(stride), padding=int(padding))
     return out
 
 

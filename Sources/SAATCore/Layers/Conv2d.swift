@@ -16,6 +16,15 @@ public final class Conv2d: Layer {
     public let weight: Param
     public let bias: Param
     private var input: Tensor?
+    /// Scratch of the conv kernels, kept across calls (grown on demand, never shrunk below the
+    /// largest batch seen) so steady-state forward/backward passes allocate no column matrices.
+    private var workspace: [Float] = []
+
+    private func withWorkspace<R>(_ g: Conv2DGeometry, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
+        let need = Conv2D.workspaceCount(g)
+        if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
+        return workspace.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+    }
 
     public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
                 rng: inout SeededRNG) {
@@ -44,14 +53,16 @@ public final class Conv2d: Layer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.rank == 4, "Conv2d: expected input (N, C, H, W), got \(x.shape)")
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
-        var y = Tensor(zeros: g.outputShape)
+        var y = Tensor(uninitialized: g.outputShape)
         if g.batch > 0 {
             x.data.withUnsafeBufferPointer { xp in
                 weight.value.data.withUnsafeBufferPointer { wp in
                     bias.value.data.withUnsafeBufferPointer { bp in
                         y.data.withUnsafeMutableBufferPointer { yp in
-                            Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                           y: yp.baseAddress!, geometry: g)
+                            withWorkspace(g) { ws in
+                                Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                               y: yp.baseAddress!, geometry: g, workspace: ws)
+                            }
                         }
                     }
                 }
@@ -65,7 +76,7 @@ public final class Conv2d: Layer {
         guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
         precondition(dy.shape == g.outputShape, "Conv2d.backward: expected dy \(g.outputShape), got \(dy.shape)")
-        var dx = Tensor(zeros: x.shape)
+        var dx = Tensor(uninitialized: x.shape)   // Conv2D.backward zero-fills it
         if g.batch == 0 { return dx }
         x.data.withUnsafeBufferPointer { xp in
             weight.value.data.withUnsafeBufferPointer { wp in
@@ -74,14 +85,18 @@ public final class Conv2d: Layer {
                         if paramGrads {
                             weight.grad.data.withUnsafeMutableBufferPointer { gw in
                                 bias.grad.data.withUnsafeMutableBufferPointer { gb in
-                                    Conv2D.backward(x: xp.baseAddress!, weight: wp.baseAddress!, dy: dp.baseAddress!,
-                                                    geometry: g, dx: dxp.baseAddress!,
-                                                    dWeight: gw.baseAddress!, dBias: gb.baseAddress!)
+                                    withWorkspace(g) { ws in
+                                        Conv2D.backward(x: xp.baseAddress!, weight: wp.baseAddress!, dy: dp.baseAddress!,
+                                                        geometry: g, dx: dxp.baseAddress!,
+                                                        dWeight: gw.baseAddress!, dBias: gb.baseAddress!, workspace: ws)
+                                    }
                                 }
                             }
                         } else {
-                            Conv2D.backward(x: nil, weight: wp.baseAddress!, dy: dp.baseAddress!, geometry: g,
-                                            dx: dxp.baseAddress!, dWeight: nil, dBias: nil)
+                            withWorkspace(g) { ws in
+                                Conv2D.backward(x: nil, weight: wp.baseAddress!, dy: dp.baseAddress!, geometry: g,
+                                                dx: dxp.baseAddress!, dWeight: nil, dBias: nil, workspace: ws)
+                            }
                         }
                     }
                 }

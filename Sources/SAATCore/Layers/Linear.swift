@@ -35,7 +35,7 @@ public final class Linear: Layer {
         precondition(x.rank == 2 && x.shape[1] == inFeatures,
                      "Linear: expected input (N, \(inFeatures)), got \(x.shape)")
         let n = x.shape[0], I = inFeatures, O = outFeatures
-        var y = Tensor(zeros: [n, O])
+        var y = Tensor(uninitialized: [n, O])   // sgemm with β = 0 overwrites it
         x.data.withUnsafeBufferPointer { xp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 bias.value.data.withUnsafeBufferPointer { bp in
@@ -56,7 +56,7 @@ public final class Linear: Layer {
         guard let x = input else { preconditionFailure("Linear.backward before forward") }
         let n = x.shape[0], I = inFeatures, O = outFeatures
         precondition(dy.shape == [n, O], "Linear.backward: expected dy (\(n), \(O)), got \(dy.shape)")
-        var dx = Tensor(zeros: x.shape)
+        var dx = Tensor(uninitialized: x.shape)
         if n == 0 { return dx }
         dy.data.withUnsafeBufferPointer { dp in
             let d = dp.baseAddress!

@@ -24,8 +24,8 @@ public final class MaxPool2d: Layer {
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
         precondition(x.rank == 4, "MaxPool2d: expected input (N, C, H, W), got \(x.shape)")
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
-        var y = Tensor(zeros: g.outputShape)
-        argmax = [Int32](repeating: 0, count: g.outputCount)
+        var y = Tensor(uninitialized: g.outputShape)
+        if argmax.count != g.outputCount { argmax = [Int32](repeating: 0, count: g.outputCount) }
         if g.outputCount > 0 {
             x.data.withUnsafeBufferPointer { xp in
                 y.data.withUnsafeMutableBufferPointer { yp in
@@ -42,7 +42,7 @@ public final class MaxPool2d: Layer {
     public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
         guard let g = geometry else { preconditionFailure("MaxPool2d.backward before forward") }
         precondition(dy.shape == g.outputShape, "MaxPool2d.backward: expected dy \(g.outputShape), got \(dy.shape)")
-        var dx = Tensor(zeros: [g.batch, g.channels, g.height, g.width])
+        var dx = Tensor(uninitialized: [g.batch, g.channels, g.height, g.width])   // backward zero-fills
         if g.outputCount == 0 { return dx }
         dy.data.withUnsafeBufferPointer { dp in
             argmax.withUnsafeBufferPointer { ap in

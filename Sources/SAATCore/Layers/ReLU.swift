@@ -9,7 +9,7 @@ public final class ReLU: Layer {
     public func outputShape(_ input: [Int]) -> [Int] { input }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        var y = Tensor(zeros: x.shape)
+        var y = Tensor(uninitialized: x.shape)
         let n = x.count
         if n > 0 {
             x.data.withUnsafeBufferPointer { xp in
@@ -25,7 +25,7 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU.backward before forward") }
         precondition(dy.shape == y.shape, "ReLU.backward: expected dy \(y.shape), got \(dy.shape)")
-        var dx = Tensor(zeros: y.shape)
+        var dx = Tensor(uninitialized: y.shape)
         let n = y.count
         if n > 0 {
             y.data.withUnsafeBufferPointer { yp in

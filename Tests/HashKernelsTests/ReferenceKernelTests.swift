@@ -1,0 +1,131 @@
+import XCTest
+@testable import HashKernels
+
+/// The optimised kernels (im2col + sgemm convolution, SIMD/branch-free max-pool) against
+/// straightforward reference loops, at the stride/padding variants the backbones use
+/// (cnn-small and vgg11: 3×3 pad 1 stride 1 and 2×2/2 pools; alexnet: 11×11 stride 4 pad 2,
+/// 5×5 pad 2, 3×3 pad 1 and 3×3/2 pools), with channel counts and image sizes scaled down.
+/// Agreement: ‖optimised − reference‖∞ ≤ 1e-5 · ‖reference‖∞ (relative), the reference in Double.
+final class ReferenceKernelTests: XCTestCase {
+    private func random(_ n: Int, seed: UInt64) -> [Float] {
+        var rng = SeededRNG(seed: seed)
+        return (0..<n).map { _ in rng.uniform(-1, 1) }
+    }
+
+    private func assertRelClose(_ a: [Float], _ ref: [Double], _ msg: String,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, ref.count, msg, file: file, line: line)
+        var err = 0.0, scale = 0.0
+        for i in 0..<min(a.count, ref.count) {
+            err = max(err, abs(Double(a[i]) - ref[i]))
+            scale = max(scale, abs(ref[i]))
+        }
+        XCTAssertLessThanOrEqual(err, 1e-5 * max(scale, 1e-30), "\(msg): max error \(err), scale \(scale)",
+                                 file: file, line: line)
+    }
+
+    /// y[n,o,i,j] = b[o] + Σ w[o,c,u,v]·x[n,c,i·s−p+u,j·s−p+v], and the three adjoints.
+    private func reference(_ x: [Float], _ w: [Float], _ b: [Float], _ dy: [Float], _ g: Conv2DGeometry)
+        -> (y: [Double], dx: [Double], dw: [Double], db: [Double]) {
+        let C = g.inChannels, H = g.height, W = g.width, O = g.outChannels, k = g.kernel
+        var y = [Double](repeating: 0, count: g.outputCount)
+        var dx = [Double](repeating: 0, count: g.inputCount)
+        var dw = [Double](repeating: 0, count: g.weightCount)
+        var db = [Double](repeating: 0, count: O)
+        for n in 0..<g.batch { for o in 0..<O { for i in 0..<g.outHeight { for j in 0..<g.outWidth {
+            let yi = ((n * O + o) * g.outHeight + i) * g.outWidth + j
+            let d = Double(dy[yi])
+            var s = Double(b[o])
+            db[o] += d
+            for c in 0..<C { for u in 0..<k { for v in 0..<k {
+                let h = i * g.stride - g.padding + u, ww = j * g.stride - g.padding + v
+                if h < 0 || h >= H || ww < 0 || ww >= W { continue }
+                let xi = ((n * C + c) * H + h) * W + ww, wi = ((o * C + c) * k + u) * k + v
+                s += Double(w[wi]) * Double(x[xi])
+                dx[xi] += Double(w[wi]) * d
+                dw[wi] += Double(x[xi]) * d
+            } } }
+            y[yi] = s
+        } } } }
+        return (y, dx, dw, db)
+    }
+
+    /// (name, N, C, H, W, O, k, stride, padding)
+    private let convShapes: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+        ("cnn-small conv1 3x3 p1", 3, 3, 32, 32, 8, 3, 1, 1),
+        ("cnn-small conv2 3x3 p1", 2, 32, 16, 16, 16, 3, 1, 1),
+        ("vgg11 3x3 p1 (odd size)", 2, 8, 15, 15, 8, 3, 1, 1),
+        ("alexnet conv1 11x11 s4 p2", 2, 3, 39, 39, 4, 11, 4, 2),
+        ("alexnet conv2 5x5 p2", 2, 6, 9, 9, 5, 5, 1, 2),
+        ("alexnet conv3 3x3 p1", 2, 7, 6, 6, 6, 3, 1, 1),
+    ]
+
+    func testConvForwardAndBackwardMatchReferenceLoops() {
+        for (t, (name, n, c, h, w, o, k, s, p)) in convShapes.enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o,
+                                   kernel: k, stride: s, padding: p)
+            let x = random(g.inputCount, seed: UInt64(100 + t)), wt = random(g.weightCount, seed: UInt64(200 + t))
+            let b = random(o, seed: UInt64(300 + t)), dy = random(g.outputCount, seed: UInt64(400 + t))
+            let ref = reference(x, wt, b, dy, g)
+            for budget in [Conv2D.defaultChunkBudget, g.patchSize * g.outPlane] {   // one chunk / one image per chunk
+                var y = [Float](repeating: .nan, count: g.outputCount)
+                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, chunkBudget: budget)
+                assertRelClose(y, ref.y, "\(name) forward (budget \(budget))")
+                var dx = [Float](repeating: .nan, count: g.inputCount)
+                var dw = [Float](repeating: 0, count: g.weightCount), db = [Float](repeating: 0, count: o)
+                Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db,
+                                chunkBudget: budget)
+                assertRelClose(dx, ref.dx, "\(name) ∂x")
+                assertRelClose(dw, ref.dw, "\(name) ∂w")
+                assertRelClose(db, ref.db, "\(name) ∂b")
+                var dx2 = [Float](repeating: .nan, count: g.inputCount)
+                Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx2, dWeight: nil, dBias: nil,
+                                chunkBudget: budget)
+                XCTAssertEqual(dx2, dx, "\(name) input-gradient-only path")
+            }
+        }
+    }
+
+    /// Scalar reference scan: row-major window order, first maximum wins, NaN wins (last NaN).
+    private func referencePool(_ x: [Float], _ g: Pool2DGeometry) -> (y: [Float], idx: [Int32]) {
+        var y = [Float](), idx = [Int32]()
+        for pl in 0..<g.planes { for i in 0..<g.outHeight { for j in 0..<g.outWidth {
+            var best = -Float.infinity, at = i * g.stride * g.width + j * g.stride
+            for u in 0..<g.kernel { for v in 0..<g.kernel {
+                let h = i * g.stride + u, w = j * g.stride + v
+                let val = x[pl * g.height * g.width + h * g.width + w]
+                if val > best || val.isNaN { best = val; at = h * g.width + w }
+            } }
+            y.append(best); idx.append(Int32(at))
+        } } }
+        return (y, idx)
+    }
+
+    func testMaxPoolMatchesReferenceScan() {
+        // (k, s, H, W): 2×2/2 wide enough for the 8-lane path (with and without a scalar tail,
+        // odd sizes), alexnet's 3×3/2.
+        for (t, (k, s, h, w)) in [(2, 2, 32, 32), (2, 2, 16, 16), (2, 2, 33, 35), (2, 2, 18, 20),
+                                  (3, 2, 55, 55), (3, 2, 13, 13)].enumerated() {
+            let g = Pool2DGeometry(batch: 2, channels: 3, height: h, width: w, kernel: k, stride: s)
+            var rng = SeededRNG(seed: UInt64(t))
+            // A 5-level grid (many ties), a few -inf and NaN values.
+            var x = (0..<g.inputCount).map { _ in Float(rng.below(5)) - 2 }
+            for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = .nan }
+            for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = -.infinity }
+            var y = [Float](repeating: 7, count: g.outputCount), idx = [Int32](repeating: -1, count: g.outputCount)
+            MaxPool2D.forward(x: x, y: &y, argmax: &idx, geometry: g)
+            let ref = referencePool(x, g)
+            XCTAssertEqual(idx, ref.idx, "argmax \(k)/\(s) \(h)x\(w)")
+            XCTAssertEqual(y.map(\.bitPattern), ref.y.map(\.bitPattern), "values \(k)/\(s) \(h)x\(w)")
+            let dy = random(g.outputCount, seed: UInt64(t + 10))
+            var dx = [Float](repeating: .nan, count: g.inputCount)
+            MaxPool2D.backward(dy: dy, argmax: idx, dx: &dx, geometry: g)
+            var refDx = [Double](repeating: 0, count: g.inputCount)
+            let op = g.outHeight * g.outWidth
+            for pl in 0..<g.planes { for o in 0..<op {
+                refDx[pl * h * w + Int(ref.idx[pl * op + o])] += Double(dy[pl * op + o])
+            } }
+            assertRelClose(dx, refDx, "pool backward \(k)/\(s) \(h)x\(w)")
+        }
+    }
+}
