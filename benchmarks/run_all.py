@@ -6,10 +6,13 @@ Rows (cnn-small = the reference CNN of the project brief, batch 64, 32 bits, 2 t
   backward with parameter gradients + SGD); the peak memory of that step; MAP@5000 of 1,000
   queries over 100,000 64-bit codes; conv-layer GFLOP/s against sgemm GFLOP/s.
 The peers (PyTorch for the network rows, faiss-cpu and numpy for MAP) are optional: a row
-without its peer says so. saat and the peer run in the same process, alternating run by run,
-and every figure is a median: on a shared 2-core machine trust the ratios over absolute ms.
+without its peer says so. The network rows run each side in a fresh process of its own, the
+processes alternating (saat, torch, saat, torch, ...; ``--rounds``), because the two libraries'
+thread pools spin after each call and slow each other down when interleaved in one process; the
+MAP and conv rows alternate run by run in one process. Every figure is a median: on a shared
+2-core machine trust the ratios over absolute ms.
 
-    PYTHONPATH=python python benchmarks/run_all.py [--repeats 9] [--quick]
+    PYTHONPATH=python python benchmarks/run_all.py [--repeats 9] [--rounds 3] [--quick]
 """
 from __future__ import annotations
 
@@ -126,6 +129,63 @@ def torch_at_step(torch, net, x, labels):
         loss.backward()
         opt.step()
     return step
+
+
+def time_probe(side: str, reps: int) -> dict:
+    """Run in a subprocess: median seconds of forward, forward+backward to the input, PGD-10 and
+    one SAAT AT step for ONE side. Each side gets a process of its own because the two libraries'
+    thread pools (OpenBLAS pthreads for saat, OpenMP for PyTorch) keep spinning for a while after
+    a call: interleaving them in one process slows whichever runs second (measured here: PyTorch's
+    forward 11.5 ms alone, ~40 ms interleaved with saat), which made the ratios meaningless."""
+    x, g, labels = data()
+    model = saat.HashingModel("cnn-small", BITS, seed=0)
+    at_model = saat.HashingModel("cnn-small", BITS, seed=0)
+    if side == "saat":
+        pgd = saat.attacks.PGD(model, eps=EPS, step=STEP, steps=10)
+        fns = {"forward": lambda: model.forward(x),
+               "forward+backward to input": lambda: model.input_gradient(x, g),
+               "PGD-10": lambda: pgd(x),
+               "SAAT AT step (PGD-7 + fwd/bwd + SGD)": saat_at_step(at_model, x, labels)}
+    else:
+        torch = import_torch()
+        net = torch_net(torch, model)
+        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        gt = torch.from_numpy(g)
+
+        def fwd():
+            with torch.no_grad():
+                net(xt)
+
+        def fwdbwd():
+            # gradient to the input only (as saat's input_gradient): parameter gradients skipped
+            xi = xt.clone().requires_grad_(True)
+            torch.autograd.grad(net(xi), xi, gt)
+
+        def pgd10():
+            with torch.no_grad():
+                codes = torch.sign(net(xt))
+            xa = (xt + torch.empty_like(xt).uniform_(-EPS, EPS)).clamp(0, 1)
+            for _ in range(10):
+                xa.requires_grad_(True)
+                loss = (net(xa) * codes).mean()
+                (grad,) = torch.autograd.grad(loss, xa)
+                xa = torch.min(torch.max(xa.detach() - STEP * grad.sign(), xt - EPS), xt + EPS).clamp(0, 1)
+        fns = {"forward": fwd, "forward+backward to input": fwdbwd, "PGD-10": pgd10,
+               "SAAT AT step (PGD-7 + fwd/bwd + SGD)": torch_at_step(torch, torch_net(torch, at_model), x, labels)}
+    out = {}
+    for name, fn in fns.items():
+        r = max(3, reps // 2) if name.startswith(("PGD", "SAAT")) else reps
+        out[name] = alternate({name: fn}, r)[name]
+    return out
+
+
+def run_probe(flag: str, side: str, reps: int = 0) -> dict:
+    """Run this script with ``flag side`` in a fresh interpreter and return its JSON line."""
+    cmd = [sys.executable, os.path.abspath(__file__), flag, side, "--repeats", str(reps or 1)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def memory_probe(side: str) -> dict:
@@ -273,10 +333,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, skip MAP")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="alternating saat/torch processes for the network rows (default 3)")
     ap.add_argument("--memory-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--time-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe)))
+        return
+    if args.time_probe:
+        print(json.dumps(time_probe(args.time_probe, args.repeats)))
         return
     reps = 3 if args.quick else args.repeats
     torch = import_torch()
@@ -289,50 +355,18 @@ def main():
 
     rows = []  # (name, saat, peer, unit, target, note) ; ratio = saat/peer for times
 
-    x, g, labels = data()
-    model = saat.HashingModel("cnn-small", BITS, seed=0)
-    pgd = saat.attacks.PGD(model, eps=EPS, step=STEP, steps=10)
-    s_fns = {"forward": lambda: model.forward(x),
-             "forward+backward to input": lambda: model.input_gradient(x, g),
-             "PGD-10": lambda: pgd(x)}
-    p_fns = {}
-    if torch is not None:
-        net = torch_net(torch, model)
-        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-        gt = torch.from_numpy(g)
-
-        def fwd():
-            with torch.no_grad():
-                net(xt)
-
-        def fwdbwd():
-            # gradient to the input only (as saat's input_gradient): parameter gradients skipped
-            xi = xt.clone().requires_grad_(True)
-            torch.autograd.grad(net(xi), xi, gt)
-
-        def pgd10():
-            with torch.no_grad():
-                codes = torch.sign(net(xt))
-            xa = (xt + torch.empty_like(xt).uniform_(-EPS, EPS)).clamp(0, 1)
-            for _ in range(10):
-                xa.requires_grad_(True)
-                loss = (net(xa) * codes).mean()
-                (grad,) = torch.autograd.grad(loss, xa)
-                xa = torch.min(torch.max(xa.detach() - STEP * grad.sign(), xt - EPS), xt + EPS).clamp(0, 1)
-        p_fns = {"forward": fwd, "forward+backward to input": fwdbwd, "PGD-10": pgd10}
-    targets = {"forward": 0.7, "PGD-10": 0.5}
-    for name, fn in s_fns.items():
-        r = max(3, reps // 2) if name == "PGD-10" else reps
-        t = alternate({"s": fn, **({"p": p_fns[name]} if name in p_fns else {})}, r)
-        rows.append((name, t["s"] * 1e3, t.get("p", None) and t["p"] * 1e3, "ms", targets.get(name), ""))
-
-    at_model = saat.HashingModel("cnn-small", BITS, seed=0)
-    fns = {"s": saat_at_step(at_model, x, labels)}
-    if torch is not None:
-        fns["p"] = torch_at_step(torch, torch_net(torch, at_model), x, labels)
-    t = alternate(fns, max(3, reps // 2))
-    rows.append(("SAAT AT step (PGD-7 + fwd/bwd + SGD)", t["s"] * 1e3, t.get("p", None) and t["p"] * 1e3, "ms", 0.5,
-                 "saat: SAATTraining.fit on 64 images (includes fit's U_ben encode; torch does the same)"))
+    net_rows = [("forward", 0.7, ""), ("forward+backward to input", None, ""), ("PGD-10", 0.5, ""),
+                ("SAAT AT step (PGD-7 + fwd/bwd + SGD)", 0.5,
+                 "saat: SAATTraining.fit on 64 images (includes fit's U_ben encode; torch does the same)")]
+    sides = ["saat"] + (["torch"] if torch is not None else [])
+    per_round = {side: [] for side in sides}
+    for _ in range(args.rounds):          # alternate whole processes: saat, torch, saat, torch, ...
+        for side in sides:
+            per_round[side].append(run_probe("--time-probe", side, reps))
+    med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for side, rs in per_round.items()}
+    for name, target, note in net_rows:
+        rows.append((name, med["saat"][name] * 1e3, med["torch"][name] * 1e3 if "torch" in med else None, "ms",
+                     target, note))
 
     mem_s = run_memory("saat")
     mem_p = run_memory("torch") if torch is not None else {"error": "PyTorch not installed"}
@@ -359,7 +393,8 @@ def main():
         rows.append(("  ... vs numpy stable-argsort ranking", mp["saat"] * 1e3, mp["numpy"] * 1e3, "ms", None,
                      "numpy = ranking only (GEMM distances + argsort)"))
 
-    print(f"\ncnn-small, batch {BATCH}, {BITS} bits; medians of {reps} alternating runs "
+    print(f"\ncnn-small, batch {BATCH}, {BITS} bits; network rows: each side in its own process, "
+          f"{args.rounds} alternating processes per side, median of per-process medians of {reps} runs "
           f"(PGD/AT rows: {max(3, reps // 2)})\n")
     hdr = f"{'benchmark':40s} {'saat':>10s} {'peer':>10s} {'unit':>8s} {'saat/peer':>10s} {'target':>8s} {'met':>4s}  note"
     print(hdr)
