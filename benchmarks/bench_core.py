@@ -4,6 +4,10 @@ Times, in one process and alternating saat / PyTorch runs (medians of repeated r
   forward; forward + backward to the input; a training step (forward, DPSH-free L2 objective,
   backward with parameter gradients, SGD) approximated by saat.train on one batch; PGD-10.
 PyTorch (channels_last, 2 threads) is optional: without it only saat's figures are printed.
+Caveat: saat's OpenBLAS pool and PyTorch's OpenMP pool spin after each call and slow each other
+down when both run in one process, so the ratios printed here are distorted (PyTorch's forward
+measured ~40 ms here vs 11.5 ms alone). For the reported ratios use ``run_all.py``, which times
+each side in its own process; this script stays for the 100-step SAAT attack and training rows.
 Run: python benchmarks/bench_core.py [--repeats N]
 """
 from __future__ import annotations
@@ -138,7 +142,8 @@ def main():
     info = saat.info()
     print(f"saat {info['version']} | target {info['target_cpu']} | BLAS {info['blas_core']} x{info['blas_threads']}"
           + ("" if peer is None else f" | torch {peer[0].__version__} (channels_last, 2 threads)"))
-    print(f"cnn-small, batch {n}, {bits} bits; median of {args.repeats} runs")
+    print(f"cnn-small, batch {n}, {bits} bits; median of {args.repeats} runs "
+          "(both libraries in one process: ratios distorted by thread-pool interference, see run_all.py)")
     print(f"{'operation':28s} {'saat ms':>9s} {'torch ms':>9s} {'saat/torch':>10s}")
     for k, v in rows.items():
         if len(v) == 2:
