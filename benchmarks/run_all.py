@@ -85,6 +85,18 @@ def torch_net(torch, model):
     return net
 
 
+def torch_pgd(torch, net, xt, codes, steps):
+    """PyTorch peer of saat's PGD loop: l-inf PGD minimising mean(F(x') * codes) from a uniform
+    random start, step STEP, projected onto the EPS-ball around xt and [0, 1]. Returns x'."""
+    xa = (xt + torch.empty_like(xt).uniform_(-EPS, EPS)).clamp(0, 1)
+    for _ in range(steps):
+        xa.requires_grad_(True)
+        loss = (net(xa) * codes).mean()
+        (grad,) = torch.autograd.grad(loss, xa)
+        xa = torch.min(torch.max(xa.detach() - STEP * grad.sign(), xt - EPS), xt + EPS).clamp(0, 1)
+    return xa
+
+
 # --------------------------------------------------------------------------- the AT step, both sides
 
 def saat_at_step(model, x, labels):
@@ -113,12 +125,7 @@ def torch_at_step(torch, net, x, labels):
             u_ben = torch.sign(net(xt))
         b = torch.from_numpy(saat.codes.mainstay(labels, train_codes, labels).astype(np.float32))
         net.train()
-        xa = (xt + torch.empty_like(xt).uniform_(-EPS, EPS)).clamp(0, 1)
-        for _ in range(7):
-            xa.requires_grad_(True)
-            loss = (net(xa) * b).mean()
-            (grad,) = torch.autograd.grad(loss, xa)
-            xa = torch.min(torch.max(xa.detach() - STEP * grad.sign(), xt - EPS), xt + EPS).clamp(0, 1)
+        xa = torch_pgd(torch, net, xt, b, 7)
         out = net(torch.cat([xa, xt]).contiguous(memory_format=torch.channels_last))
         o_adv, o_ben = out[:n], out[n:]
         s = (yt @ yt.T > 0).float()
@@ -164,12 +171,7 @@ def time_probe(side: str, reps: int) -> dict:
         def pgd10():
             with torch.no_grad():
                 codes = torch.sign(net(xt))
-            xa = (xt + torch.empty_like(xt).uniform_(-EPS, EPS)).clamp(0, 1)
-            for _ in range(10):
-                xa.requires_grad_(True)
-                loss = (net(xa) * codes).mean()
-                (grad,) = torch.autograd.grad(loss, xa)
-                xa = torch.min(torch.max(xa.detach() - STEP * grad.sign(), xt - EPS), xt + EPS).clamp(0, 1)
+            torch_pgd(torch, net, xt, codes, 10)
         fns = {"forward": fwd, "forward+backward to input": fwdbwd, "PGD-10": pgd10,
                "SAAT AT step (PGD-7 + fwd/bwd + SGD)": torch_at_step(torch, torch_net(torch, at_model), x, labels)}
     out = {}
