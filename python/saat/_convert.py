@@ -58,12 +58,7 @@ def as_real_array(x, name: str, dtype=np.float64) -> np.ndarray:
 
 def as_float_matrix(x, name: str, rows: int | None = None, cols: int | None = None) -> np.ndarray:
     """A finite 2-d float32 C-contiguous array, converted from any real dtype."""
-    try:
-        arr = np.asarray(x)
-    except Exception as e:
-        raise TypeError(f"argument '{name}': expected a 2-d array, got {type(x).__name__} ({e})") from None
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer) or arr.dtype == np.bool_):
-        raise TypeError(f"argument '{name}': expected a numeric array, got dtype {arr.dtype}")
+    arr = as_real_array(x, name, dtype=None)
     if arr.ndim != 2:
         raise ValueError(f"argument '{name}': expected a 2-d array, got shape {arr.shape}")
     if rows is not None and arr.shape[0] != rows:
