@@ -1,9 +1,13 @@
 import CBLAS
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Thin, documented wrappers over OpenBLAS (Debian's pthreads build).
 ///
-/// All matrices are row-major. OpenBLAS keeps its own thread pool: saat never wraps
-/// these calls in a parallel loop of its own (that oversubscribes the cores).
+/// All matrices are row-major. OpenBLAS keeps its own thread pool: a parallel loop of saat's own
+/// around these calls runs them inside `singleThreaded` (as `ParallelFor.split` does), never with
+/// both thread pools active at once (that oversubscribes the cores).
 public enum BLAS {
     /// C ← α·op(A)·op(B) + β·C with op(X) = Xᵀ when `transX`.
     /// A is (m, k) after op, B is (k, n) after op, C is (m, n); `lda/ldb/ldc` are row strides.
@@ -39,11 +43,52 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
-    /// Number of threads OpenBLAS uses.
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    /// Runs `body` with OpenBLAS pinned to one thread, so that sgemm calls made from several of
+    /// saat's own threads at once (`ParallelFor.split`) run in their callers' threads instead of
+    /// queueing on OpenBLAS's pool. Nestable and safe to call from several threads: the first
+    /// entrant saves the thread count and sets 1, the last one out restores it.
+    public static func singleThreaded<R>(_ body: () throws -> R) rethrows -> R {
+        pthread_mutex_lock(guardLock)
+        if guardState[0] == 0 {
+            guardState[1] = Int(openblas_get_num_threads())
+            if guardState[1] != 1 { openblas_set_num_threads(1) }
+        }
+        guardState[0] += 1
+        pthread_mutex_unlock(guardLock)
+        defer {
+            pthread_mutex_lock(guardLock)
+            guardState[0] -= 1
+            if guardState[0] == 0 && guardState[1] != 1 { openblas_set_num_threads(Int32(guardState[1])) }
+            pthread_mutex_unlock(guardLock)
+        }
+        return try body()
+    }
 
-    /// Sets the OpenBLAS thread count (1...number of cores).
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(max(1, n))) }
+    // [depth, saved thread count] of `singleThreaded`, under `guardLock`.
+    nonisolated(unsafe) static let guardState: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 2)
+        p.initialize(repeating: 0, count: 2)
+        return p
+    }()
+    nonisolated(unsafe) static let guardLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let p = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(p, nil)
+        return p
+    }()
+
+    /// Number of threads OpenBLAS uses (outside `singleThreaded`).
+    public static var threads: Int {
+        pthread_mutex_lock(guardLock)
+        defer { pthread_mutex_unlock(guardLock) }
+        return guardState[0] > 0 ? guardState[1] : Int(openblas_get_num_threads())
+    }
+
+    /// Sets the OpenBLAS thread count (1...number of cores) used outside `singleThreaded`.
+    public static func setThreads(_ n: Int) {
+        pthread_mutex_lock(guardLock)
+        defer { pthread_mutex_unlock(guardLock) }
+        if guardState[0] > 0 { guardState[1] = max(1, n) } else { openblas_set_num_threads(Int32(max(1, n))) }
+    }
 
     /// OpenBLAS build configuration string, e.g. "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Cooperlake MAX_THREADS=64".
     public static var config: String {

@@ -13,15 +13,20 @@
 /// - ∂w[o, c, u, v] = Σ_{n, i, j} δ[n, o, i, j] · x[n, c, i·s − p + u, j·s − p + v]
 /// - ∂b[o] = Σ_{n, i, j} δ[n, o, i, j]
 ///
-/// Method: for a chunk of `nc` images the column matrix `cols` (C·k·k, nc·OH·OW) holds in row
-/// (c·k + u)·k + v and column (img·OH + i)·OW + j the input value x[img, c, i·s − p + u, j·s − p + v].
-/// Then Y = W·cols is one (O × C·k·k) · (C·k·k × nc·OH·OW) GEMM per chunk (not one small GEMM per
-/// image); Y is scattered to NCHW with the bias added. Backward gathers δ into the same
-/// (O, nc·OH·OW) layout, computes ∂cols = Wᵀ·δ and scatters it back with col2im (+=), and, only when
-/// asked, ∂W += δ·colsᵀ (cols recomputed from x: caching them for a whole batch costs C·k²× the
-/// input's memory) and ∂b += row sums of δ.
-/// Chunks are sized so that `cols` holds at most `chunkBudget` floats (default 1 Mi = 4 MB: it stays
-/// in cache between im2col and the GEMM; measured 3–15% faster than 16 MB chunks on one thread).
+/// Method: the batch is split into `threads` contiguous parts of images (`ParallelFor.split`), each
+/// run in its own thread with single-threaded OpenBLAS. Per image, the column matrix `cols`
+/// (C·k·k, OH·OW) holds in row (c·k + u)·k + v and column i·OW + j the input value
+/// x[n, c, i·s − p + u, j·s − p + v], and y[n] (O, OH·OW) = W·cols is one GEMM straight into the
+/// NCHW output (bias pre-filled, β = 1). Backward per image: δ[n] is already the (O, OH·OW)
+/// matrix, ∂cols = Wᵀ·δ[n] is scattered back with col2im (+=), and, only when asked,
+/// ∂W += δ[n]·colsᵀ (cols recomputed from x) and ∂b += row sums of δ[n], accumulated per part and
+/// added in part order at the end.
+/// Why per image and per thread (measured on 2 Zen 4 cores, cnn-small conv2, 64×288×256 per
+/// image): one-image GEMMs on one thread run at 91 GFLOP/s and their 295 KB column matrix stays
+/// in L2, while multi-image chunks fall to 69 GFLOP/s and two-thread OpenBLAS on one image's GEMM
+/// leaves the cores idle between the single-threaded im2col/col2im passes.
+/// Forward outputs and ∂x do not depend on the thread count; ∂W and ∂b are bitwise reproducible
+/// for a fixed thread count (their per-part sums are added in part order).
 public struct Conv2DGeometry: Equatable, Sendable {
     public let batch: Int, inChannels: Int, height: Int, width: Int
     public let outChannels: Int, kernel: Int, stride: Int, padding: Int
@@ -60,49 +65,58 @@ public struct Conv2DGeometry: Equatable, Sendable {
 }
 
 public enum Conv2D {
-    /// Default size limit (floats) of the column matrix of one chunk.
-    public static let defaultChunkBudget = 1 << 20
-
     // MARK: im2col / col2im
 
-    /// Output columns j ∈ [lo, hi) whose input column j·s − p + v lies inside [0, W).
+    /// Floats of the zero-padded copy of one image, C·(H + 2p)·(W + 2p), that im2col/col2im use.
+    @inlinable public static func paddedCount(_ g: Conv2DGeometry) -> Int {
+        g.inChannels * (g.height + 2 * g.padding) * (g.width + 2 * g.padding)
+    }
+
+    /// Copies image `n` of x into `pad` (C, H + 2p, W + 2p) with a zero border of width p.
     @inlinable
-    static func validRange(offset v: Int, geometry g: Conv2DGeometry, extent: Int, outExtent: Int) -> (Int, Int) {
-        let s = g.stride, p = g.padding
-        let lo = p - v > 0 ? (p - v + s - 1) / s : 0
-        let top = extent - 1 + p - v
-        let hi = top < 0 ? 0 : min(outExtent, top / s + 1)
-        return (min(lo, hi), hi)
+    static func padImage(_ x: UnsafePointer<Float>, _ g: Conv2DGeometry, image n: Int, into pad: UnsafeMutablePointer<Float>) {
+        let p = g.padding, H = g.height, W = g.width, Wp = W + 2 * p, Hp = H + 2 * p
+        for c in 0..<g.inChannels {
+            let src = x + (n * g.inChannels + c) * g.inPlane
+            let dst = pad + c * Hp * Wp
+            if p > 0 {
+                Elementwise.fillZero(dst, count: p * Wp)
+                Elementwise.fillZero(dst + (p + H) * Wp, count: p * Wp)
+            }
+            for h in 0..<H {
+                let row = dst + (h + p) * Wp
+                for j in 0..<p { row[j] = 0; row[p + W + j] = 0 }
+                Elementwise.copy(src + h * W, to: row + p, count: W)
+            }
+        }
     }
 
     /// Fills `cols` (C·k·k, nc·OH·OW) from images [n0, n0 + nc) of x; every entry is written
-    /// (zeros for padding).
+    /// (zeros for padding). Each image is first copied into a zero-padded buffer (`scratch`, at
+    /// least `paddedCount(g)` floats; allocated when nil), so every row of `cols` is a plain
+    /// (stride-1) or strided copy with no border tests: 3–4× faster than clipping each row.
     public static func im2col(_ x: UnsafePointer<Float>, _ g: Conv2DGeometry, first n0: Int, count nc: Int,
-                              cols: UnsafeMutablePointer<Float>) {
-        let k = g.kernel, s = g.stride, p = g.padding, W = g.width, H = g.height
+                              cols: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>? = nil) {
+        let owned = scratch == nil ? UnsafeMutablePointer<Float>.allocate(capacity: paddedCount(g)) : nil
+        defer { owned?.deallocate() }
+        let pad = scratch ?? owned!
+        let k = g.kernel, s = g.stride, Wp = g.width + 2 * g.padding, Hp = g.height + 2 * g.padding
         let OH = g.outHeight, OW = g.outWidth, P = g.outPlane, ld = nc * P
-        for c in 0..<g.inChannels {
-            for u in 0..<k {
-                for v in 0..<k {
-                    let rowPtr = cols + ((c * k + u) * k + v) * ld
-                    let (lo, hi) = validRange(offset: v, geometry: g, extent: W, outExtent: OW)
-                    for img in 0..<nc {
-                        let src = x + ((n0 + img) * g.inChannels + c) * g.inPlane
+        for img in 0..<nc {
+            padImage(x, g, image: n0 + img, into: pad)
+            for c in 0..<g.inChannels {
+                let plane = pad + c * Hp * Wp
+                for u in 0..<k {
+                    for v in 0..<k {
+                        let dstRow = cols + ((c * k + u) * k + v) * ld + img * P
                         for i in 0..<OH {
-                            let dst = rowPtr + img * P + i * OW
-                            let ih = i * s - p + u
-                            if ih < 0 || ih >= H || lo >= hi {
-                                Elementwise.fillZero(dst, count: OW)
-                                continue
-                            }
-                            for j in 0..<lo { dst[j] = 0 }
-                            let srow = src + ih * W - p + v
+                            let src = plane + (i * s + u) * Wp + v
+                            let dst = dstRow + i * OW
                             if s == 1 {
-                                Elementwise.copy(srow + lo, to: dst + lo, count: hi - lo)
+                                Elementwise.copy(src, to: dst, count: OW)
                             } else {
-                                for j in lo..<hi { dst[j] = srow[j * s] }
+                                for j in 0..<OW { dst[j] = src[j * s] }
                             }
-                            for j in hi..<OW { dst[j] = 0 }
                         }
                     }
                 }
@@ -110,92 +124,119 @@ public enum Conv2D {
         }
     }
 
-    /// Adds `cols` (C·k·k, nc·OH·OW) back into images [n0, n0 + nc) of dx (the adjoint of im2col).
+    /// Adds `cols` (C·k·k, nc·OH·OW) back into images [n0, n0 + nc) of dx (the adjoint of im2col),
+    /// through a zero-padded accumulator (`scratch`, ≥ `paddedCount(g)` floats; allocated when nil).
+    /// With `overwrite` the images of dx are set to the result instead of added to (saves zeroing).
     public static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2DGeometry, first n0: Int, count nc: Int,
-                              into dx: UnsafeMutablePointer<Float>) {
+                              into dx: UnsafeMutablePointer<Float>, overwrite: Bool = false,
+                              scratch: UnsafeMutablePointer<Float>? = nil) {
+        let owned = scratch == nil ? UnsafeMutablePointer<Float>.allocate(capacity: paddedCount(g)) : nil
+        defer { owned?.deallocate() }
+        let pad = scratch ?? owned!
         let k = g.kernel, s = g.stride, p = g.padding, W = g.width, H = g.height
+        let Wp = W + 2 * p, Hp = H + 2 * p
         let OH = g.outHeight, OW = g.outWidth, P = g.outPlane, ld = nc * P
-        for c in 0..<g.inChannels {
-            for u in 0..<k {
-                for v in 0..<k {
-                    let rowPtr = cols + ((c * k + u) * k + v) * ld
-                    let (lo, hi) = validRange(offset: v, geometry: g, extent: W, outExtent: OW)
-                    if lo >= hi { continue }
-                    for img in 0..<nc {
-                        let dst = dx + ((n0 + img) * g.inChannels + c) * g.inPlane
+        for img in 0..<nc {
+            Elementwise.fillZero(pad, count: paddedCount(g))
+            for c in 0..<g.inChannels {
+                let plane = pad + c * Hp * Wp
+                for u in 0..<k {
+                    for v in 0..<k {
+                        let srcRow = cols + ((c * k + u) * k + v) * ld + img * P
                         for i in 0..<OH {
-                            let ih = i * s - p + u
-                            if ih < 0 || ih >= H { continue }
-                            let src = rowPtr + img * P + i * OW
-                            let drow = dst + ih * W - p + v
+                            let dst = plane + (i * s + u) * Wp + v
+                            let src = srcRow + i * OW
                             if s == 1 {
-                                for j in lo..<hi { drow[j] += src[j] }
+                                Elementwise.add(src, into: dst, count: OW)
                             } else {
-                                for j in lo..<hi { drow[j * s] += src[j] }
+                                for j in 0..<OW { dst[j * s] += src[j] }
                             }
                         }
                     }
                 }
+                let out = dx + ((n0 + img) * g.inChannels + c) * g.inPlane
+                for h in 0..<H {
+                    let row = plane + (h + p) * Wp + p
+                    if overwrite {
+                        Elementwise.copy(row, to: out + h * W, count: W)
+                    } else {
+                        Elementwise.add(row, into: out + h * W, count: W)
+                    }
+                }
             }
+        }
+    }
+
+    // MARK: fused epilogue / prologue
+
+    /// Max pooling fused after the ReLU of a convolution (`forward(…, relu: true, pool:)`): the
+    /// pooled output and argmax (`MaxPool2D` layouts) of the ReLU'd convolution output.
+    public struct PoolOutput {
+        public var geometry: Pool2DGeometry
+        public var y: UnsafeMutablePointer<Float>
+        public var argmax: UnsafeMutablePointer<Int32>
+        public init(geometry: Pool2DGeometry, y: UnsafeMutablePointer<Float>, argmax: UnsafeMutablePointer<Int32>) {
+            self.geometry = geometry; self.y = y; self.argmax = argmax
+        }
+    }
+
+    /// The gradient side of a fused conv → ReLU → max-pool block (`backward(…, relu:, pool:)`).
+    public struct PoolGradient {
+        public var geometry: Pool2DGeometry
+        public var argmax: UnsafePointer<Int32>
+        public init(geometry: Pool2DGeometry, argmax: UnsafePointer<Int32>) {
+            self.geometry = geometry; self.argmax = argmax
         }
     }
 
     // MARK: forward / backward
 
-    /// Floats of scratch memory `forward`/`backward` need for `g` (the column matrix of one chunk
-    /// plus the (O, chunk·OH·OW) product/δ matrix). A caller that passes a `workspace` of this size
-    /// (e.g. a layer keeping one per batch size) saves a 4–8 MB malloc/free, with its page faults,
-    /// per call; without one the kernels allocate it themselves. Contents are scratch.
-    public static func workspaceCount(_ g: Conv2DGeometry, chunkBudget: Int = defaultChunkBudget) -> Int {
-        let nchunk = g.chunkImages(budget: chunkBudget)
-        return (g.patchSize + g.outChannels) * nchunk * g.outPlane
+    /// Floats of scratch memory `forward`/`backward` need for `g` on `threads` threads (≤ 0:
+    /// `ParallelFor.computeThreads`): per part, one image's column matrix, its padded copy, one
+    /// image's output gradient and the part's ∂W/∂b partial sums. A caller that passes a
+    /// `workspace` of this size (e.g. a layer keeping one per batch size) saves a malloc/free with
+    /// its page faults per call; without one the kernels allocate it themselves. Contents are scratch.
+    public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
+        partStride(g) * ParallelFor.parts(count: g.batch, threads: threads > 0 ? threads : ParallelFor.computeThreads)
+    }
+
+    @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {
+        g.patchSize * g.outPlane + paddedCount(g) + g.outChannels * g.outPlane + g.weightCount + g.outChannels
     }
 
     /// y ← conv2d(x, w) + b for the whole batch. `bias` may be nil (no bias).
     /// Buffers: x (N,C,H,W), w (O,C,k,k), b (O), y (N,O,OH,OW); y is fully overwritten.
+    /// Fused epilogue, per image while its output is in cache: with `relu`, y ← max(y, 0); with
+    /// `pool` (requires `relu`), the max pool of that ReLU'd y is written to `pool.y`/`pool.argmax`.
     public static func forward(x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>, geometry g: Conv2DGeometry,
-                               chunkBudget: Int = defaultChunkBudget,
-                               workspace: UnsafeMutablePointer<Float>? = nil) {
+                               relu: Bool = false, pool: PoolOutput? = nil,
+                               workspace: UnsafeMutablePointer<Float>? = nil, threads: Int = 0) {
         if g.batch == 0 { return }
-        let nchunk = g.chunkImages(budget: chunkBudget)
-        let K = g.patchSize, P = g.outPlane, O = g.outChannels
-        let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, chunkBudget: chunkBudget)) : nil
+        precondition(pool == nil || relu, "Conv2D.forward: a fused pool follows a fused ReLU")
+        if let pool {
+            precondition(pool.geometry.batch == g.batch && pool.geometry.channels == g.outChannels &&
+                         pool.geometry.height == g.outHeight && pool.geometry.width == g.outWidth,
+                         "Conv2D.forward: pool geometry does not match the convolution output")
+        }
+        let threads = threads > 0 ? threads : ParallelFor.computeThreads   // read once: sizes ws
+        let K = g.patchSize, P = g.outPlane, O = g.outChannels, stride = partStride(g)
+        let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
-        let cols = workspace ?? owned!
-        let prod = cols + K * nchunk * P
-        var n0 = 0
-        // Per-image chunks for shallow patches (C·k·k ≤ 64) whose column matrix fits in L2 (≤ 1 MB):
-        // such a GEMM is memory-bound, so the GEMM writes NCHW directly (y[n] is the (O, OH·OW)
-        // product) with the bias pre-filled and β = 1; the (O, nc·P) product buffer and its scatter
-        // pass disappear and `cols` stays in cache (cnn-small conv1: 6.9 -> 1.8 ms on 2 threads).
-        // Deeper patches keep multi-image chunks: one image's GEMM (e.g. 64×288×256) is too small
-        // for OpenBLAS to use 2 threads well (conv2: 17 -> 28 ms per image).
-        let perImage = chunkBudget == defaultChunkBudget && K <= 64 && K * P <= 1 << 18
-        let step = perImage ? 1 : nchunk
-        while n0 < g.batch {
-            let nc = min(step, g.batch - n0), ld = nc * P
-            im2col(x, g, first: n0, count: nc, cols: cols)
-            if nc == 1 {
-                let yn = y + n0 * O * P
-                for o in 0..<O {
-                    let bo = b?[o] ?? 0
-                    let row = yn + o * P
-                    for j in 0..<P { row[j] = bo }
-                }
+        let ws = workspace ?? owned!
+        ParallelFor.split(count: g.batch, threads: threads) { part, images in
+            let cols = ws + part * stride, pad = cols + K * P
+            for n in images {
+                im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
+                let yn = y + n * O * P
+                for o in 0..<O { Elementwise.fill(yn + o * P, b?[o] ?? 0, count: P) }
                 BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, beta: 1, c: yn, ldc: P)
-                n0 += 1
-                continue
-            }
-            // prod (O, nc·P) = W (O, K) · cols (K, nc·P)
-            BLAS.sgemm(m: O, n: ld, k: K, a: w, lda: K, b: cols, ldb: ld, c: prod, ldc: ld)
-            for img in 0..<nc {
-                for o in 0..<O {
-                    Elementwise.addScalar(prod + o * ld + img * P, b?[o] ?? 0,
-                                          into: y + ((n0 + img) * O + o) * P, count: P)
+                if relu { Elementwise.relu(yn, into: yn, count: O * P) }
+                if let pool {
+                    MaxPool2D.forward(x: UnsafePointer(y), y: pool.y,
+                                      argmax: pool.argmax, geometry: pool.geometry, planes: (n * O)..<((n + 1) * O))
                 }
             }
-            n0 += nc
         }
     }
 
@@ -204,45 +245,76 @@ public enum Conv2D {
     /// buffers nil only the input-gradient path runs (no im2col, no ∂W GEMM).
     /// Buffers: x (N,C,H,W) (needed only for ∂w), w (O,C,k,k), dy (N,O,OH,OW),
     /// dx (N,C,H,W), dWeight (O,C,k,k), dBias (O).
+    /// Fused prologue (the adjoint of `forward`'s epilogue): with `relu` = the ReLU'd forward
+    /// output y, the convolution's output gradient is dy·[y > 0]; with `pool` as well, dy is the
+    /// gradient of the *pooled* output (N, O, OPH, OPW) and is first scattered to the argmax
+    /// positions. Either way the full-size output gradient is never materialised (one image's
+    /// worth per thread).
     public static func backward(x: UnsafePointer<Float>?, weight w: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, geometry g: Conv2DGeometry,
                                 dx: UnsafeMutablePointer<Float>?,
                                 dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
-                                chunkBudget: Int = defaultChunkBudget,
-                                workspace: UnsafeMutablePointer<Float>? = nil) {
+                                relu: UnsafePointer<Float>? = nil, pool: PoolGradient? = nil,
+                                workspace: UnsafeMutablePointer<Float>? = nil, threads: Int = 0) {
         if g.batch == 0 { return }
         precondition(dWeight == nil || x != nil, "Conv2D.backward: ∂weight needs the input x")
-        let nchunk = g.chunkImages(budget: chunkBudget)
-        let K = g.patchSize, P = g.outPlane, O = g.outChannels
-        let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, chunkBudget: chunkBudget)) : nil
+        precondition(pool == nil || relu != nil, "Conv2D.backward: a fused pool needs the ReLU output")
+        let threads = threads > 0 ? threads : ParallelFor.computeThreads   // read once: sizes ws
+        let K = g.patchSize, P = g.outPlane, O = g.outChannels, stride = partStride(g)
+        let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
-        let cols = workspace ?? owned!
-        let delta = cols + K * nchunk * P
-        if let dx { dx.update(repeating: 0, count: g.inputCount) }
-        var n0 = 0
-        while n0 < g.batch {
-            let nc = min(nchunk, g.batch - n0), ld = nc * P
-            // Gather δ of the chunk into (O, nc·P).
-            for img in 0..<nc {
-                for o in 0..<O {
-                    Elementwise.copy(dy + ((n0 + img) * O + o) * P, to: delta + o * ld + img * P, count: P)
+        let ws = workspace ?? owned!
+        let parts = ParallelFor.parts(count: g.batch, threads: threads)
+        ParallelFor.split(count: g.batch, threads: threads) { part, images in
+            let cols = ws + part * stride, pad = cols + K * P, delta = pad + paddedCount(g)
+            let pw = delta + O * P, pb = pw + O * K
+            if dWeight != nil { pw.update(repeating: 0, count: O * K) }
+            if dBias != nil { pb.update(repeating: 0, count: O) }
+            for n in images {
+                // δ[n] (O, P): the convolution's output gradient of image n.
+                let d: UnsafePointer<Float>
+                if let relu {
+                    let yn = relu + n * O * P
+                    if let pool {
+                        let pg = pool.geometry, OP = pg.outHeight * pg.outWidth
+                        delta.update(repeating: 0, count: O * P)
+                        for o in 0..<O {
+                            let plane = n * O + o
+                            let gy = dy + plane * OP, idx = pool.argmax + plane * OP
+                            let dp = delta + o * P, yp = yn + o * P
+                            for t in 0..<OP {
+                                let at = Int(idx[t])
+                                dp[at] += yp[at] <= 0 ? 0 : gy[t]   // as reluBackward: NaN passes
+                            }
+                        }
+                    } else {
+                        Elementwise.reluBackward(output: yn, dy + n * O * P, into: delta, count: O * P)
+                    }
+                    d = UnsafePointer(delta)
+                } else {
+                    d = dy + n * O * P
+                }
+                if let dx {
+                    // ∂cols (K, P) = Wᵀ (K, O) · δ[n] (O, P)
+                    BLAS.sgemm(transA: true, m: K, n: P, k: O, a: w, lda: K, b: d, ldb: P, c: cols, ldc: P)
+                    col2im(cols, g, first: n, count: 1, into: dx, overwrite: true, scratch: pad)
+                }
+                if dWeight != nil, let x {
+                    im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
+                    // ∂W_part (O, K) += δ[n] (O, P) · colsᵀ (P, K)
+                    BLAS.sgemm(transB: true, m: O, n: K, k: P, a: d, lda: P, b: cols, ldb: P,
+                               beta: 1, c: pw, ldc: K)
+                }
+                if dBias != nil {
+                    for o in 0..<O { pb[o] += Elementwise.sum(d + o * P, count: P) }
                 }
             }
-            if let dx {
-                // ∂cols (K, nc·P) = Wᵀ (K, O) · δ (O, nc·P)
-                BLAS.sgemm(transA: true, m: K, n: ld, k: O, a: w, lda: K, b: delta, ldb: ld, c: cols, ldc: ld)
-                col2im(cols, g, first: n0, count: nc, into: dx)
-            }
-            if let dWeight, let x {
-                im2col(x, g, first: n0, count: nc, cols: cols)
-                // ∂W (O, K) += δ (O, nc·P) · colsᵀ (nc·P, K)
-                BLAS.sgemm(transB: true, m: O, n: K, k: ld, a: delta, lda: ld, b: cols, ldb: ld,
-                           beta: 1, c: dWeight, ldc: K)
-            }
-            if let dBias {
-                for o in 0..<O { dBias[o] += Elementwise.sum(delta + o * ld, count: ld) }
-            }
-            n0 += nc
+        }
+        // Partial sums added in part order (deterministic for a fixed thread count).
+        for part in 0..<parts {
+            let pw = ws + part * stride + K * P + paddedCount(g) + O * P, pb = pw + O * K
+            if let dWeight { Elementwise.add(pw, into: dWeight, count: O * K) }
+            if let dBias { Elementwise.add(pb, into: dBias, count: O) }
         }
     }
 }

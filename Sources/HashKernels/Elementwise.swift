@@ -9,6 +9,18 @@
 public enum Elementwise {
     public typealias V = SIMD16<Float>
 
+    /// Runs `body(range)` over `0..<n` cut into parts of whole 16-float blocks, one per thread of
+    /// `ParallelFor.split`; below `minParallel` elements it runs inline (a thread hand-off costs
+    /// more than the work).
+    @inlinable
+    public static func parallel(count n: Int, minParallel: Int = 1 << 15, _ body: (Range<Int>) -> Void) {
+        if n < minParallel { body(0..<n); return }
+        let blocks = (n + 15) / 16
+        ParallelFor.split(count: blocks) { _, r in
+            body((r.lowerBound * 16)..<min(n, r.upperBound * 16))
+        }
+    }
+
     @inlinable @inline(__always)
     static func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
 
@@ -36,6 +48,23 @@ public enum Elementwise {
         let z = V(repeating: 0)
         while i + 16 <= n { store(z, dst + i); i += 16 }
         while i < n { dst[i] = 0; i += 1 }
+    }
+
+    /// dst[i] = c for i < n, inlined (see `copy`).
+    @inlinable @inline(__always)
+    public static func fill(_ dst: UnsafeMutablePointer<Float>, _ c: Float, count n: Int) {
+        var i = 0
+        let v = V(repeating: c)
+        while i + 16 <= n { store(v, dst + i); i += 16 }
+        while i < n { dst[i] = c; i += 1 }
+    }
+
+    /// y[i] += x[i].
+    @inlinable
+    public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        while i + 16 <= n { store(load(y + i) + load(x + i), y + i); i += 16 }
+        while i < n { y[i] += x[i]; i += 1 }
     }
 
     /// y[i] = max(x[i], 0), NaN propagated (as `torch.relu`).

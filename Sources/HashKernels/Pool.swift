@@ -36,9 +36,12 @@ public enum MaxPool2D {
     /// so random data costs no mispredicted branches (the branchy scan spent more time than all of
     /// cnn-small's GEMMs). 2×2 windows with stride 2 (cnn-small, vgg11) run 8 outputs per step on
     /// SIMD8 lanes, with exactly the scalar scan's order and tie/NaN rules.
+    /// The planes are split over `threads` threads (≤ 0: `ParallelFor.computeThreads`).
     public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                               argmax: UnsafeMutablePointer<Int32>, geometry g: Pool2DGeometry) {
-        forward(x: x, y: y, argmax: argmax, geometry: g, planes: 0..<g.planes)
+                               argmax: UnsafeMutablePointer<Int32>, geometry g: Pool2DGeometry, threads: Int = 0) {
+        ParallelFor.split(count: g.planes, threads: threads) { _, planes in
+            forward(x: x, y: y, argmax: argmax, geometry: g, planes: planes)
+        }
     }
 
     /// `forward` restricted to the planes (n·C + c) in `planes` (for callers that split the work).
@@ -102,11 +105,20 @@ public enum MaxPool2D {
     }
 
     /// dx ← 0, then dx[plane, argmax] += dy for every output element.
+    /// The planes are split over `threads` threads (≤ 0: `ParallelFor.computeThreads`).
     public static func backward(dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
-                                dx: UnsafeMutablePointer<Float>, geometry g: Pool2DGeometry) {
+                                dx: UnsafeMutablePointer<Float>, geometry g: Pool2DGeometry, threads: Int = 0) {
+        ParallelFor.split(count: g.planes, threads: threads) { _, planes in
+            backward(dy: dy, argmax: argmax, dx: dx, geometry: g, planes: planes)
+        }
+    }
+
+    /// `backward` restricted to the planes in `planes` (zero-fills and writes only those planes of dx).
+    public static func backward(dy: UnsafePointer<Float>, argmax: UnsafePointer<Int32>,
+                                dx: UnsafeMutablePointer<Float>, geometry g: Pool2DGeometry, planes: Range<Int>) {
         let inPlane = g.height * g.width, outPlane = g.outHeight * g.outWidth
-        dx.update(repeating: 0, count: g.inputCount)
-        for plane in 0..<g.planes {
+        (dx + planes.lowerBound * inPlane).update(repeating: 0, count: planes.count * inPlane)
+        for plane in planes {
             let d = dx + plane * inPlane
             let gy = dy + plane * outPlane
             let idx = argmax + plane * outPlane

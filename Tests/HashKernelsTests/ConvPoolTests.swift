@@ -63,37 +63,38 @@ final class ConvPoolTests: XCTestCase {
         XCTAssertLessThanOrEqual(worst, tol, msg, file: file, line: line)
     }
 
-    /// (N, C, H, W, O, k, s, p, chunkBudget): includes non-square inputs, k=1, kernel = padded
-    /// input, stride larger than the kernel, and budgets that force several chunks with a remainder.
+    /// (N, C, H, W, O, k, s, p, threads): includes non-square inputs, k=1, kernel = padded
+    /// input, stride larger than the kernel, and thread counts that split the batch into parts
+    /// with a remainder (0 = `ParallelFor.computeThreads`).
     private let geometries: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
-        (2, 3, 7, 7, 4, 3, 1, 0, Conv2D.defaultChunkBudget),
-        (2, 3, 7, 7, 4, 3, 2, 1, Conv2D.defaultChunkBudget),
-        (2, 3, 7, 6, 5, 5, 1, 1, Conv2D.defaultChunkBudget),
-        (3, 2, 9, 8, 3, 5, 2, 2, Conv2D.defaultChunkBudget),
-        (5, 3, 7, 7, 4, 3, 1, 1, 2 * 27 * 49),       // chunks of 2, 2, 1 images
-        (5, 2, 6, 9, 3, 3, 3, 0, 1),                  // one image per chunk
-        (2, 4, 5, 5, 6, 1, 1, 0, Conv2D.defaultChunkBudget),
-        (2, 2, 3, 4, 3, 5, 1, 1, Conv2D.defaultChunkBudget),  // kernel == padded height
-        (1, 1, 4, 4, 1, 2, 4, 1, Conv2D.defaultChunkBudget),  // stride > kernel
+        (2, 3, 7, 7, 4, 3, 1, 0, 0),
+        (2, 3, 7, 7, 4, 3, 2, 1, 0),
+        (2, 3, 7, 6, 5, 5, 1, 1, 0),
+        (3, 2, 9, 8, 3, 5, 2, 2, 0),
+        (5, 3, 7, 7, 4, 3, 1, 1, 3),                 // parts of 2, 2, 1 images
+        (5, 2, 6, 9, 3, 3, 3, 0, 1),                  // one thread
+        (2, 4, 5, 5, 6, 1, 1, 0, 0),
+        (2, 2, 3, 4, 3, 5, 1, 1, 0),  // kernel == padded height
+        (1, 1, 4, 4, 1, 2, 4, 1, 0),  // stride > kernel
     ]
 
     func testConvForwardMatchesNaive() {
-        for (t, (n, c, h, w, o, k, s, p, budget)) in geometries.enumerated() {
+        for (t, (n, c, h, w, o, k, s, p, threads)) in geometries.enumerated() {
             let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: s, padding: p)
             let x = random(g.inputCount, seed: UInt64(t)), wt = random(g.weightCount, seed: UInt64(t + 50))
             let b = random(o, seed: UInt64(t + 90))
             var y = [Float](repeating: .nan, count: g.outputCount)
-            Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, chunkBudget: budget)
+            Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
             assertClose(y, naiveConv(x, wt, b, g), tol: 1e-5, "forward geometry \(t)")
             // Without bias.
             var y0 = [Float](repeating: .nan, count: g.outputCount)
-            Conv2D.forward(x: x, weight: wt, bias: nil, y: &y0, geometry: g, chunkBudget: budget)
+            Conv2D.forward(x: x, weight: wt, bias: nil, y: &y0, geometry: g, threads: threads)
             assertClose(y0, naiveConv(x, wt, [Float](repeating: 0, count: o), g), tol: 1e-5, "forward no bias \(t)")
         }
     }
 
     func testConvBackwardMatchesNaiveAndAccumulates() {
-        for (t, (n, c, h, w, o, k, s, p, budget)) in geometries.enumerated() {
+        for (t, (n, c, h, w, o, k, s, p, threads)) in geometries.enumerated() {
             let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: s, padding: p)
             let x = random(g.inputCount, seed: UInt64(t)), wt = random(g.weightCount, seed: UInt64(t + 50))
             let dy = random(g.outputCount, seed: UInt64(t + 70))
@@ -101,17 +102,17 @@ final class ConvPoolTests: XCTestCase {
             // Parameter grads start non-zero: the kernel must add to them.
             let w0 = random(g.weightCount, seed: 999), b0 = random(o, seed: 998)
             var dx = [Float](repeating: .nan, count: g.inputCount), dw = w0, db = b0
-            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db, chunkBudget: budget)
+            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db, threads: threads)
             assertClose(dx, ref.dx, tol: 1e-5, "dx geometry \(t)")
             assertClose(dw, zip(ref.dw, w0).map { $0 + Double($1) }, tol: 1e-4, "dw (+=) geometry \(t)")
             assertClose(db, zip(ref.db, b0).map { $0 + Double($1) }, tol: 1e-4, "db (+=) geometry \(t)")
             // Input-gradient path alone: same ∂x, parameters untouched.
             var dx2 = [Float](repeating: .nan, count: g.inputCount)
-            Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx2, dWeight: nil, dBias: nil, chunkBudget: budget)
+            Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx2, dWeight: nil, dBias: nil, threads: threads)
             XCTAssertEqual(dx2, dx, "input-only path geometry \(t)")
             // Parameter path alone (no dx).
             var dw2 = [Float](repeating: 0, count: g.weightCount), db2 = [Float](repeating: 0, count: o)
-            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: nil, dWeight: &dw2, dBias: &db2, chunkBudget: budget)
+            Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: nil, dWeight: &dw2, dBias: &db2, threads: threads)
             assertClose(dw2, ref.dw, tol: 1e-4, "dw alone geometry \(t)")
             assertClose(db2, ref.db, tol: 1e-4, "db alone geometry \(t)")
         }

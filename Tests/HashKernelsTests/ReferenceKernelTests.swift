@@ -67,20 +67,20 @@ final class ReferenceKernelTests: XCTestCase {
             let x = random(g.inputCount, seed: UInt64(100 + t)), wt = random(g.weightCount, seed: UInt64(200 + t))
             let b = random(o, seed: UInt64(300 + t)), dy = random(g.outputCount, seed: UInt64(400 + t))
             let ref = reference(x, wt, b, dy, g)
-            for budget in [Conv2D.defaultChunkBudget, g.patchSize * g.outPlane] {   // one chunk / one image per chunk
+            for threads in [1, 2, 3] {   // the batch in one part / split over threads
                 var y = [Float](repeating: .nan, count: g.outputCount)
-                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, chunkBudget: budget)
-                assertRelClose(y, ref.y, "\(name) forward (budget \(budget))")
+                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
+                assertRelClose(y, ref.y, "\(name) forward (\(threads) threads)")
                 var dx = [Float](repeating: .nan, count: g.inputCount)
                 var dw = [Float](repeating: 0, count: g.weightCount), db = [Float](repeating: 0, count: o)
                 Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db,
-                                chunkBudget: budget)
+                                threads: threads)
                 assertRelClose(dx, ref.dx, "\(name) ∂x")
                 assertRelClose(dw, ref.dw, "\(name) ∂w")
                 assertRelClose(db, ref.db, "\(name) ∂b")
                 var dx2 = [Float](repeating: .nan, count: g.inputCount)
                 Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx2, dWeight: nil, dBias: nil,
-                                chunkBudget: budget)
+                                threads: threads)
                 XCTAssertEqual(dx2, dx, "\(name) input-gradient-only path")
             }
         }
@@ -126,6 +126,71 @@ final class ReferenceKernelTests: XCTestCase {
                 refDx[pl * h * w + Int(ref.idx[pl * op + o])] += Double(dy[pl * op + o])
             } }
             assertRelClose(dx, refDx, "pool backward \(k)/\(s) \(h)x\(w)")
+        }
+    }
+
+    /// The fused conv → ReLU (→ max-pool) epilogue and its adjoint prologue (`Conv2D.forward(…,
+    /// relu:, pool:)`, `Conv2D.backward(…, relu:, pool:)`) against the reference conv followed by
+    /// a reference ReLU and pool, on cnn-small's 2×2/2 pools and alexnet's overlapping 3×3/2 pools.
+    func testFusedConvReLUPoolMatchesReferenceComposition() {
+        // (name, N, C, H, W, O, k, s, p, pool kernel, pool stride; pool kernel 0 = ReLU only)
+        let cases: [(String, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            ("cnn-small conv1 block", 3, 3, 32, 32, 8, 3, 1, 1, 2, 2),
+            ("cnn-small conv2 block", 3, 32, 16, 16, 16, 3, 1, 1, 2, 2),
+            ("alexnet conv1 block (3x3/2 pool)", 2, 3, 39, 39, 4, 11, 4, 2, 3, 2),
+            ("alexnet conv3 (ReLU only)", 3, 7, 6, 6, 6, 3, 1, 1, 0, 0),
+        ]
+        for (t, (name, n, c, h, w, o, k, s, p, pk, ps)) in cases.enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o,
+                                   kernel: k, stride: s, padding: p)
+            let x = random(g.inputCount, seed: UInt64(500 + t)), wt = random(g.weightCount, seed: UInt64(600 + t))
+            let b = random(o, seed: UInt64(700 + t))
+            let pg = pk > 0 ? Pool2DGeometry(batch: n, channels: o, height: g.outHeight, width: g.outWidth,
+                                             kernel: pk, stride: ps) : nil
+            let outCount = pg?.outputCount ?? g.outputCount
+            let dyOut = random(outCount, seed: UInt64(800 + t))
+            // Reference: conv (Double) → ReLU → scalar pool scan; adjoints in reverse.
+            let conv = reference(x, wt, b, [Float](repeating: 0, count: g.outputCount), g)
+            let relu = conv.y.map { Float(max($0, 0)) }
+            var refOut = relu.map(Double.init)
+            var dConv = [Double](repeating: 0, count: g.outputCount)
+            if let pg {
+                let rp = referencePool(relu, pg)
+                refOut = rp.y.map(Double.init)
+                let op = pg.outHeight * pg.outWidth, ip = pg.height * pg.width
+                for pl in 0..<pg.planes { for q in 0..<op {
+                    dConv[pl * ip + Int(rp.idx[pl * op + q])] += Double(dyOut[pl * op + q])
+                } }
+            } else {
+                dConv = dyOut.map(Double.init)
+            }
+            for i in 0..<dConv.count where relu[i] <= 0 { dConv[i] = 0 }
+            let ref = reference(x, wt, b, dConv.map { Float($0) }, g)
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: .nan, count: g.outputCount)
+                var pooled = [Float](repeating: .nan, count: outCount)
+                var argmax = [Int32](repeating: -1, count: pg?.outputCount ?? 0)
+                y.withUnsafeMutableBufferPointer { yp in
+                    pooled.withUnsafeMutableBufferPointer { pp in
+                        argmax.withUnsafeMutableBufferPointer { ap in
+                            let po = pg.map { Conv2D.PoolOutput(geometry: $0, y: pp.baseAddress!, argmax: ap.baseAddress!) }
+                            Conv2D.forward(x: x, weight: wt, bias: b, y: yp.baseAddress!, geometry: g, relu: true,
+                                           pool: po, threads: threads)
+                        }
+                    }
+                }
+                assertRelClose(pg == nil ? y : pooled, refOut, "\(name) fused forward (\(threads) threads)")
+                var dx = [Float](repeating: .nan, count: g.inputCount)
+                var dw = [Float](repeating: 0, count: g.weightCount), db = [Float](repeating: 0, count: o)
+                argmax.withUnsafeBufferPointer { ap in
+                    let pgrad = pg.map { Conv2D.PoolGradient(geometry: $0, argmax: ap.baseAddress!) }
+                    Conv2D.backward(x: x, weight: wt, dy: dyOut, geometry: g, dx: &dx, dWeight: &dw, dBias: &db,
+                                    relu: y, pool: pgrad, threads: threads)
+                }
+                assertRelClose(dx, ref.dx, "\(name) fused ∂x (\(threads) threads)")
+                assertRelClose(dw, ref.dw, "\(name) fused ∂w (\(threads) threads)")
+                assertRelClose(db, ref.db, "\(name) fused ∂b (\(threads) threads)")
+            }
         }
     }
 }

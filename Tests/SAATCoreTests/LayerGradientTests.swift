@@ -248,4 +248,47 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertEqual(r.failures, 0)
         XCTAssertEqual(r.probes, x.count)
     }
+
+    /// The fused conv → ReLU (→ max-pool) block as one `Layer`, for the finite-difference checker.
+    private final class FusedBlock: Layer {
+        let conv: Conv2d, pool: MaxPool2d?
+        init(_ conv: Conv2d, _ pool: MaxPool2d?) { self.conv = conv; self.pool = pool }
+        func forward(_ x: Tensor, mode: Mode) -> Tensor { conv.forwardBlock(x, pool: pool) }
+        func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor { conv.backwardBlock(dy, paramGrads: paramGrads) }
+        var params: [Param] { conv.params }
+        func outputShape(_ input: [Int]) -> [Int] { pool?.outputShape(conv.outputShape(input)) ?? conv.outputShape(input) }
+    }
+
+    func testFusedConvBlockGradients() {
+        // Conv → ReLU → pool (2×2/2, and alexnet's overlapping 3×3/2) and conv → ReLU alone. Kinks
+        // (ReLU at 0, pool near-ties) are possible, so eps is small and the tolerance looser, as
+        // in testSmallNetworkChainGradient; weights and inputs are checked on every probe.
+        for (i, pool) in [MaxPool2d(kernel: 2, stride: 2), MaxPool2d(kernel: 3, stride: 2), nil].enumerated() {
+            var rng = SeededRNG(seed: UInt64(400 + i))
+            let conv = Conv2d(inChannels: 3, outChannels: 4, kernel: 3, padding: 1, rng: &rng)
+            // Most units active; without a pool every output counts and a weight probe moves all
+            // of them, so that case gets a bias that keeps each pre-activation away from the ReLU
+            // kink (its mask logic is covered by the exact comparison below).
+            for j in 0..<conv.bias.value.count { conv.bias.value.data[j] = pool == nil ? 3 : 0.3 }
+            let block = FusedBlock(conv, pool)
+            let r = checkLayerGradients(block, input: randomTensor([2, 3, 7, 7], seed: UInt64(410 + i)),
+                                        eps: 1e-3, atol: 1e-2, rtol: 2e-2, seed: UInt64(420 + i))
+            assertClean(r, ["input", "weight", "bias"], "fused block \(i)")
+            // Same values and gradients as the three layers run one by one.
+            let x = randomTensor([2, 3, 7, 7], seed: UInt64(430 + i))
+            let layers: [Layer] = [conv, ReLU()] + (pool.map { [$0] } ?? [])
+            let yRef = layers.reduce(x) { $1.forward($0, mode: .eval) }
+            let dy = randomTensor(yRef.shape, seed: UInt64(440 + i))
+            conv.weight.grad.zero(); conv.bias.grad.zero()
+            let dxRef = layers.reversed().reduce(dy) { $1.backward($0, paramGrads: true) }
+            let gwRef = conv.weight.grad, gbRef = conv.bias.grad
+            conv.weight.grad.zero(); conv.bias.grad.zero()
+            let y = block.forward(x, mode: .eval)
+            let dx = block.backward(dy, paramGrads: true)
+            XCTAssertEqual(y, yRef, "fused forward \(i)")
+            XCTAssertEqual(dx, dxRef, "fused ∂x \(i)")
+            XCTAssertEqual(conv.weight.grad, gwRef, "fused ∂W \(i)")
+            XCTAssertEqual(conv.bias.grad, gbRef, "fused ∂b \(i)")
+        }
+    }
 }

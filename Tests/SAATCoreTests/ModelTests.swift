@@ -83,6 +83,27 @@ final class ModelTests: XCTestCase {
         for (p, o) in zip(m.params, once) { XCTAssertEqual(p.grad.data[0], 2 * o.data[0], accuracy: 1e-5 + 1e-4 * abs(o.data[0])) }
     }
 
+    /// The fused conv blocks (default) against the layer-by-layer path: bit-identical outputs,
+    /// input gradients and parameter gradients on every backbone (alexnet/vgg11 on one image).
+    func testFusedBlocksMatchLayerByLayer() throws {
+        for (backbone, n) in [(Backbone.cnnSmall, 5), (.alexnet, 1), (.vgg11, 1)] {
+            let m = try HashingModel(backbone: backbone, bits: 8, seed: 1)
+            let x = randomTensor([n] + backbone.inputShape, seed: 3, lo: 0, hi: 1)
+            let g = randomTensor([n, 8], seed: 4)
+            var out: [(Tensor, Tensor, [Tensor])] = []
+            for fused in [true, false] {
+                m.fuseBlocks = fused
+                m.zeroGrad()
+                let y = m.forward(x, alpha: 0.7)
+                let dx = m.backward(g, paramGrads: true)
+                out.append((y, dx, m.params.map(\.grad)))
+            }
+            XCTAssertEqual(out[0].0, out[1].0, "\(backbone) forward")
+            XCTAssertEqual(out[0].1, out[1].1, "\(backbone) input gradient")
+            XCTAssertEqual(out[0].2, out[1].2, "\(backbone) parameter gradients")
+        }
+    }
+
     func testPredictChunksAgreeWithOneBatch() throws {
         let m = try makeModel(bits: 8, seed: 4)
         let n = 300   // > one inference chunk

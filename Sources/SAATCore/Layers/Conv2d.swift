@@ -4,7 +4,7 @@
 /// Input x (N, C, H, W) → output (N, O, OH, OW), OH = (H + 2p − k)/s + 1;
 /// y[n, o, i, j] = b[o] + Σ_{c,u,v} w[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v].
 /// Parameters "weight" (O, C, k, k) and "bias" (O) (PyTorch's layout and names). The kernels
-/// (im2col + one sgemm per chunk of images) are `HashKernels.Conv2D`.
+/// (im2col + one sgemm per image, images split over threads) are `HashKernels.Conv2D`.
 ///
 /// Initialisation (PyTorch's default): fan_in = C·k·k; weight ~ U(−1/√fan_in, 1/√fan_in)
 /// (kaiming_uniform_ with a = √5), bias ~ U(−1/√fan_in, 1/√fan_in); drawn from `rng` weight first
@@ -19,11 +19,16 @@ public final class Conv2d: Layer {
     /// Scratch of the conv kernels, kept across calls (grown on demand, never shrunk below the
     /// largest batch seen) so steady-state forward/backward passes allocate no column matrices.
     private var workspace: [Float] = []
+    /// State of the last fused `forwardBlock` (see the extension below).
+    var blockCache: BlockCache?
 
-    private func withWorkspace<R>(_ g: Conv2DGeometry, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
-        let need = Conv2D.workspaceCount(g)
+    /// Runs `body(workspace, threads)` with a workspace sized for `threads` (read once, so a
+    /// concurrent `setComputeThreads` cannot make the kernels overrun it).
+    func withWorkspace<R>(_ g: Conv2DGeometry, _ body: (UnsafeMutablePointer<Float>, Int) -> R) -> R {
+        let threads = ParallelFor.computeThreads
+        let need = Conv2D.workspaceCount(g, threads: threads)
         if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
-        return workspace.withUnsafeMutableBufferPointer { body($0.baseAddress!) }
+        return workspace.withUnsafeMutableBufferPointer { body($0.baseAddress!, threads) }
     }
 
     public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -39,7 +44,7 @@ public final class Conv2d: Layer {
 
     public var params: [Param] { [weight, bias] }
 
-    private func geometry(batch: Int, _ item: [Int]) -> Conv2DGeometry {
+    func geometry(batch: Int, _ item: [Int]) -> Conv2DGeometry {
         precondition(item.count == 3 && item[0] == inChannels,
                      "Conv2d: expected item shape [\(inChannels), H, W], got \(item)")
         return Conv2DGeometry(batch: batch, inChannels: inChannels, height: item[1], width: item[2],
@@ -59,9 +64,9 @@ public final class Conv2d: Layer {
                 weight.value.data.withUnsafeBufferPointer { wp in
                     bias.value.data.withUnsafeBufferPointer { bp in
                         y.data.withUnsafeMutableBufferPointer { yp in
-                            withWorkspace(g) { ws in
+                            withWorkspace(g) { ws, t in
                                 Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                               y: yp.baseAddress!, geometry: g, workspace: ws)
+                                               y: yp.baseAddress!, geometry: g, workspace: ws, threads: t)
                             }
                         }
                     }
@@ -69,6 +74,7 @@ public final class Conv2d: Layer {
             }
         }
         input = x
+        blockCache = nil
         return y
     }
 
@@ -85,17 +91,119 @@ public final class Conv2d: Layer {
                         if paramGrads {
                             weight.grad.data.withUnsafeMutableBufferPointer { gw in
                                 bias.grad.data.withUnsafeMutableBufferPointer { gb in
-                                    withWorkspace(g) { ws in
+                                    withWorkspace(g) { ws, t in
                                         Conv2D.backward(x: xp.baseAddress!, weight: wp.baseAddress!, dy: dp.baseAddress!,
                                                         geometry: g, dx: dxp.baseAddress!,
-                                                        dWeight: gw.baseAddress!, dBias: gb.baseAddress!, workspace: ws)
+                                                        dWeight: gw.baseAddress!, dBias: gb.baseAddress!,
+                                                        workspace: ws, threads: t)
                                     }
                                 }
                             }
                         } else {
-                            withWorkspace(g) { ws in
+                            withWorkspace(g) { ws, t in
                                 Conv2D.backward(x: nil, weight: wp.baseAddress!, dy: dp.baseAddress!, geometry: g,
-                                                dx: dxp.baseAddress!, dWeight: nil, dBias: nil, workspace: ws)
+                                                dx: dxp.baseAddress!, dWeight: nil, dBias: nil, workspace: ws, threads: t)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+}
+
+// MARK: fused conv → ReLU (→ max-pool) block
+
+extension Conv2d {
+    /// State of the last `forwardBlock`: the ReLU'd convolution output (the ReLU mask of the
+    /// backward) and, with a pool, its argmax indices and geometry.
+    final class BlockCache {
+        var input: Tensor
+        var reluOutput: Tensor
+        var argmax: [Int32] = []
+        var pool: Pool2DGeometry?
+        init(input: Tensor, reluOutput: Tensor) { self.input = input; self.reluOutput = reluOutput }
+    }
+
+    /// `pool.forward(relu.forward(forward(x)))` in one pass (`Conv2D.forward` with its fused
+    /// epilogue: ReLU and pooling run per image while the GEMM output is in cache). Returns the
+    /// same values as the three layers in turn; `backwardBlock` is its adjoint. The ReLU and pool
+    /// layers' own caches are not used (they hold no parameters).
+    public func forwardBlock(_ x: Tensor, pool: MaxPool2d?) -> Tensor {
+        precondition(x.rank == 4, "Conv2d: expected input (N, C, H, W), got \(x.shape)")
+        let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
+        var y = Tensor(uninitialized: g.outputShape)
+        let cache = BlockCache(input: x, reluOutput: Tensor(zeros: [0]))
+        var pooled: Tensor? = nil
+        var pg: Pool2DGeometry? = nil
+        if let pool {
+            let geo = Pool2DGeometry(batch: g.batch, channels: g.outChannels, height: g.outHeight, width: g.outWidth,
+                                     kernel: pool.kernel, stride: pool.stride)
+            pg = geo
+            pooled = Tensor(uninitialized: geo.outputShape)
+            cache.argmax = [Int32](unsafeUninitializedCapacity: geo.outputCount) { _, c in c = geo.outputCount }
+        }
+        if g.batch > 0 {
+            x.data.withUnsafeBufferPointer { xp in
+                weight.value.data.withUnsafeBufferPointer { wp in
+                    bias.value.data.withUnsafeBufferPointer { bp in
+                        y.data.withUnsafeMutableBufferPointer { yp in
+                            withWorkspace(g) { ws, t in
+                                if let geo = pg {
+                                    pooled!.data.withUnsafeMutableBufferPointer { pp in
+                                        cache.argmax.withUnsafeMutableBufferPointer { ap in
+                                            Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                                           y: yp.baseAddress!, geometry: g, relu: true,
+                                                           pool: .init(geometry: geo, y: pp.baseAddress!, argmax: ap.baseAddress!),
+                                                           workspace: ws, threads: t)
+                                        }
+                                    }
+                                } else {
+                                    Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
+                                                   y: yp.baseAddress!, geometry: g, relu: true, workspace: ws, threads: t)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        cache.reluOutput = y
+        cache.pool = pg
+        blockCache = cache
+        input = nil
+        return pooled ?? y
+    }
+
+    /// The adjoint of the last `forwardBlock`: `dy` is the gradient of the block's output (the
+    /// pooled output when it had a pool). Returns ∂x; accumulates ∂W, ∂b when `paramGrads`.
+    public func backwardBlock(_ dy: Tensor, paramGrads: Bool) -> Tensor {
+        guard let cache = blockCache else { preconditionFailure("Conv2d.backwardBlock before forwardBlock") }
+        let x = cache.input
+        let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
+        let expected = cache.pool?.outputShape ?? g.outputShape
+        precondition(dy.shape == expected, "Conv2d.backwardBlock: expected dy \(expected), got \(dy.shape)")
+        var dx = Tensor(uninitialized: x.shape)   // every image is overwritten
+        if g.batch == 0 { return dx }
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.data.withUnsafeBufferPointer { wp in
+                dy.data.withUnsafeBufferPointer { dp in
+                    cache.reluOutput.data.withUnsafeBufferPointer { rp in
+                        cache.argmax.withUnsafeBufferPointer { ap in
+                            dx.data.withUnsafeMutableBufferPointer { dxp in
+                                let pool = cache.pool.map { Conv2D.PoolGradient(geometry: $0, argmax: ap.baseAddress!) }
+                                weight.grad.data.withUnsafeMutableBufferPointer { gw in
+                                    bias.grad.data.withUnsafeMutableBufferPointer { gb in
+                                        withWorkspace(g) { ws, t in
+                                            Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
+                                                            dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
+                                                            dWeight: paramGrads ? gw.baseAddress! : nil,
+                                                            dBias: paramGrads ? gb.baseAddress! : nil,
+                                                            relu: rp.baseAddress!, pool: pool, workspace: ws, threads: t)
+                                        }
+                                    }
+                                }
                             }
                         }
                     }

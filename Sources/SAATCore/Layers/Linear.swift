@@ -2,7 +2,9 @@
 ///
 /// y[n, o] = Σ_i x[n, i] · w[o, i] + b[o]; x row-major (N, in), weight w (out, in), bias b (out),
 /// y (N, out). Backward with δ = ∂L/∂y: ∂x = δ·W (N, in); ∂W += δᵀ·x (out, in); ∂b += Σ_n δ[n, ·].
-/// Three sgemm calls (OpenBLAS), no per-row loops.
+/// Three sgemm calls (OpenBLAS), each split over `ParallelFor.computeThreads` threads by output
+/// features, input features and rows of ∂W respectively (every result element is computed by one
+/// thread, so results do not depend on the thread count).
 ///
 /// Initialisation (PyTorch's default, `reset_parameters`): weight ~ U(−1/√in, 1/√in)
 /// (`kaiming_uniform_(a=√5)` reduces to this bound), bias ~ U(−1/√in, 1/√in); drawn from `rng`
@@ -26,6 +28,10 @@ public final class Linear: Layer {
 
     public var params: [Param] { [weight, bias] }
 
+    /// Threads for a batch of `n`: all of `ParallelFor.computeThreads` when the GEMM is large
+    /// enough (≥ 2 MFLOP) to pay for a thread hand-off, else 1.
+    private func threads(_ n: Int) -> Int { 2 * n * inFeatures * outFeatures >= 1 << 21 ? 0 : 1 }
+
     public func outputShape(_ input: [Int]) -> [Int] {
         precondition(input == [inFeatures], "Linear: expected item shape [\(inFeatures)], got \(input)")
         return [outFeatures]
@@ -41,9 +47,15 @@ public final class Linear: Layer {
                 bias.value.data.withUnsafeBufferPointer { bp in
                     y.data.withUnsafeMutableBufferPointer { yp in
                         guard let xa = xp.baseAddress, let ya = yp.baseAddress else { return }
-                        BLAS.sgemm(transB: true, m: n, n: O, k: I, a: xa, lda: I,
-                                   b: wp.baseAddress!, ldb: I, c: ya, ldc: O)
-                        Elementwise.addRowVector(bp.baseAddress!, to: ya, rows: n, cols: O)
+                        let wa = wp.baseAddress!, ba = bp.baseAddress!
+                        // Output features split over the threads: each reads only its rows of W.
+                        ParallelFor.split(count: O, threads: threads(n)) { _, r in
+                            BLAS.sgemm(transB: true, m: n, n: r.count, k: I, a: xa, lda: I,
+                                       b: wa + r.lowerBound * I, ldb: I, c: ya + r.lowerBound, ldc: O)
+                            for row in 0..<n {
+                                Elementwise.add(ba + r.lowerBound, into: ya + row * O + r.lowerBound, count: r.count)
+                            }
+                        }
                     }
                 }
             }
@@ -62,15 +74,24 @@ public final class Linear: Layer {
             let d = dp.baseAddress!
             weight.value.data.withUnsafeBufferPointer { wp in
                 dx.data.withUnsafeMutableBufferPointer { dxp in
-                    BLAS.sgemm(m: n, n: I, k: O, a: d, lda: O, b: wp.baseAddress!, ldb: I,
-                               c: dxp.baseAddress!, ldc: I)
+                    let wa = wp.baseAddress!, dxa = dxp.baseAddress!
+                    // Input features split over the threads: ∂x[:, r] = δ · W[:, r].
+                    ParallelFor.split(count: I, threads: threads(n)) { _, r in
+                        BLAS.sgemm(m: n, n: r.count, k: O, a: d, lda: O, b: wa + r.lowerBound, ldb: I,
+                                   c: dxa + r.lowerBound, ldc: I)
+                    }
                 }
             }
             if paramGrads {
                 x.data.withUnsafeBufferPointer { xp in
                     weight.grad.data.withUnsafeMutableBufferPointer { gw in
-                        BLAS.sgemm(transA: true, m: O, n: I, k: n, a: d, lda: O, b: xp.baseAddress!, ldb: I,
-                                   beta: 1, c: gw.baseAddress!, ldc: I)
+                        let xa = xp.baseAddress!, ga = gw.baseAddress!
+                        // Rows of ∂W split over the threads (no reduction: any thread count gives
+                        // the same bits).
+                        ParallelFor.split(count: O, threads: threads(n)) { _, r in
+                            BLAS.sgemm(transA: true, m: r.count, n: I, k: n, a: d + r.lowerBound, lda: O, b: xa, ldb: I,
+                                       beta: 1, c: ga + r.lowerBound * I, ldc: I)
+                        }
                     }
                 }
                 bias.grad.data.withUnsafeMutableBufferPointer { gb in

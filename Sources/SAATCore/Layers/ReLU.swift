@@ -14,7 +14,10 @@ public final class ReLU: Layer {
         if n > 0 {
             x.data.withUnsafeBufferPointer { xp in
                 y.data.withUnsafeMutableBufferPointer { yp in
-                    Elementwise.relu(xp.baseAddress!, into: yp.baseAddress!, count: n)
+                    let xb = xp.baseAddress!, yb = yp.baseAddress!
+                    Elementwise.parallel(count: n) { r in
+                        Elementwise.relu(xb + r.lowerBound, into: yb + r.lowerBound, count: r.count)
+                    }
                 }
             }
         }
@@ -31,7 +34,11 @@ public final class ReLU: Layer {
             y.data.withUnsafeBufferPointer { yp in
                 dy.data.withUnsafeBufferPointer { dp in
                     dx.data.withUnsafeMutableBufferPointer { dxp in
-                        Elementwise.reluBackward(output: yp.baseAddress!, dp.baseAddress!, into: dxp.baseAddress!, count: n)
+                        let yb = yp.baseAddress!, db = dp.baseAddress!, xb = dxp.baseAddress!
+                        Elementwise.parallel(count: n) { r in
+                            let o = r.lowerBound
+                            Elementwise.reluBackward(output: yb + o, db + o, into: xb + o, count: r.count)
+                        }
                     }
                 }
             }

@@ -24,6 +24,35 @@ public final class HashingModel {
     public var mode: Mode = .eval
     public private(set) var layers: [(name: String, layer: Layer)]
 
+    /// Runs each conv → ReLU (→ max-pool) run of layers as one fused block
+    /// (`Conv2d.forwardBlock`/`backwardBlock`: ReLU and pooling per image while the convolution
+    /// output is in cache, and the ReLU/pool gradients folded into the convolution's backward).
+    /// Same values as the layer-by-layer path (tested); `false` runs the layers one by one.
+    /// Change it only between a forward and its backward's completion, never in between.
+    public var fuseBlocks = true
+
+    /// How `forward`/`backward` walk the layers: single layers, or fused conv blocks
+    /// (indices of the conv and of its pool, when there is one).
+    private enum Step { case layer(Int), block(conv: Int, pool: Int?) }
+    private var fusedPlan: [Step] = []
+    private var lastPlanFused = true
+
+    private static func makePlan(_ layers: [(name: String, layer: Layer)]) -> [Step] {
+        var plan: [Step] = []
+        var i = 0
+        while i < layers.count {
+            if layers[i].layer is Conv2d, i + 1 < layers.count, layers[i + 1].layer is ReLU {
+                let pool = i + 2 < layers.count && layers[i + 2].layer is MaxPool2d ? i + 2 : nil
+                plan.append(.block(conv: i, pool: pool))
+                i += pool == nil ? 2 : 3
+            } else {
+                plan.append(.layer(i))
+                i += 1
+            }
+        }
+        return plan
+    }
+
     // Caches of the last forward pass.
     private var lastOutput: Tensor?
     private var lastAlpha: Float = 1
@@ -50,6 +79,7 @@ public final class HashingModel {
         self.std = s
         var rng = SeededRNG(seed: seed)
         self.layers = backbone.makeLayers(bits: bits, rng: &rng, seed: seed).map { (name: $0.0, layer: $0.1) }
+        self.fusedPlan = Self.makePlan(layers)
         mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
     }
@@ -89,7 +119,18 @@ public final class HashingModel {
     public func forward(_ x: Tensor, alpha: Float = 1) -> Tensor {
         precondition(x.rank == 4 && Array(x.shape.dropFirst()) == inputShape, "forward: bad input shape \(x.shape)")
         var h = normalise(x)
-        for l in layers { h = l.layer.forward(h, mode: mode) }
+        lastPlanFused = fuseBlocks
+        if fuseBlocks {
+            for step in fusedPlan {
+                switch step {
+                case let .layer(i): h = layers[i].layer.forward(h, mode: mode)
+                case let .block(c, p):
+                    h = (layers[c].layer as! Conv2d).forwardBlock(h, pool: p.map { layers[$0].layer as! MaxPool2d })
+                }
+            }
+        } else {
+            for l in layers { h = l.layer.forward(h, mode: mode) }
+        }
         let n = h.batch
         precondition(h.shape == [n, bits])
         h.data.withUnsafeMutableBufferPointer { p in
@@ -113,7 +154,16 @@ public final class HashingModel {
                 for i in 0..<gp.count { gp[i] *= a * (1 - yp[i] * yp[i]) }
             }
         }
-        for l in layers.reversed() { g = l.layer.backward(g, paramGrads: paramGrads) }
+        if lastPlanFused {
+            for step in fusedPlan.reversed() {
+                switch step {
+                case let .layer(i): g = layers[i].layer.backward(g, paramGrads: paramGrads)
+                case let .block(c, _): g = (layers[c].layer as! Conv2d).backwardBlock(g, paramGrads: paramGrads)
+                }
+            }
+        } else {
+            for l in layers.reversed() { g = l.layer.backward(g, paramGrads: paramGrads) }
+        }
         // Undo the normalisation: ∂/∂x = ∂/∂x̂ / std.
         let c = lastInputShape[1], hw = lastInputShape[2] * lastInputShape[3]
         let inv = std.map { 1 / $0 }
