@@ -207,13 +207,16 @@ public enum Conv2D {
     /// y ← conv2d(x, w) + b for the whole batch. `bias` may be nil (no bias).
     /// Buffers: x (N,C,H,W), w (O,C,k,k), b (O), y (N,O,OH,OW); y is fully overwritten.
     /// Fused epilogue, per image while its output is in cache: with `relu`, y ← max(y, 0); with
-    /// `pool` (requires `relu`), the max pool of that ReLU'd y is written to `pool.y`/`pool.argmax`.
+    /// `pool` (requires `relu`), the max pool of that ReLU'd y is written to `pool.y`/`pool.argmax`,
+    /// and y may be nil: each image's convolution output then lives only in a per-thread scratch
+    /// (the backward needs just the pooled values and argmax, see `backward`).
     public static func forward(x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
-                               y: UnsafeMutablePointer<Float>, geometry g: Conv2DGeometry,
+                               y: UnsafeMutablePointer<Float>?, geometry g: Conv2DGeometry,
                                relu: Bool = false, pool: PoolOutput? = nil,
                                workspace: UnsafeMutablePointer<Float>? = nil, threads: Int = 0) {
         if g.batch == 0 { return }
         precondition(pool == nil || relu, "Conv2D.forward: a fused pool follows a fused ReLU")
+        precondition(y != nil || pool != nil, "Conv2D.forward: y may be nil only with a fused pool")
         if let pool {
             precondition(pool.geometry.batch == g.batch && pool.geometry.channels == g.outChannels &&
                          pool.geometry.height == g.outHeight && pool.geometry.width == g.outWidth,
@@ -225,16 +228,18 @@ public enum Conv2D {
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
-            let cols = ws + part * stride, pad = cols + K * P
+            let cols = ws + part * stride, pad = cols + K * P, scratchY = pad + paddedCount(g)
             for n in images {
                 im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
-                let yn = y + n * O * P
+                let yn = y.map { $0 + n * O * P } ?? scratchY
                 for o in 0..<O { Elementwise.fill(yn + o * P, b?[o] ?? 0, count: P) }
                 BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, beta: 1, c: yn, ldc: P)
                 if relu { Elementwise.relu(yn, into: yn, count: O * P) }
                 if let pool {
-                    MaxPool2D.forward(x: UnsafePointer(y), y: pool.y,
-                                      argmax: pool.argmax, geometry: pool.geometry, planes: (n * O)..<((n + 1) * O))
+                    // Image n alone: its O planes read from yn, written at image n of the outputs.
+                    let one = pool.geometry.image, OP = one.outHeight * one.outWidth
+                    MaxPool2D.forward(x: yn, y: pool.y + n * O * OP, argmax: pool.argmax + n * O * OP,
+                                      geometry: one, planes: 0..<O)
                 }
             }
         }
@@ -246,10 +251,10 @@ public enum Conv2D {
     /// Buffers: x (N,C,H,W) (needed only for ∂w), w (O,C,k,k), dy (N,O,OH,OW),
     /// dx (N,C,H,W), dWeight (O,C,k,k), dBias (O).
     /// Fused prologue (the adjoint of `forward`'s epilogue): with `relu` = the ReLU'd forward
-    /// output y, the convolution's output gradient is dy·[y > 0]; with `pool` as well, dy is the
-    /// gradient of the *pooled* output (N, O, OPH, OPW) and is first scattered to the argmax
-    /// positions. Either way the full-size output gradient is never materialised (one image's
-    /// worth per thread).
+    /// output y, the convolution's output gradient is dy·[y > 0]; with `pool` as well, `relu` is
+    /// the *pooled* output and dy its gradient (N, O, OPH, OPW): each dy value goes to its argmax
+    /// position when the pooled value (= y there) is > 0. Either way the full-size output
+    /// gradient is never materialised (one image's worth per thread).
     public static func backward(x: UnsafePointer<Float>?, weight w: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, geometry g: Conv2DGeometry,
                                 dx: UnsafeMutablePointer<Float>?,
@@ -274,21 +279,21 @@ public enum Conv2D {
                 // δ[n] (O, P): the convolution's output gradient of image n.
                 let d: UnsafePointer<Float>
                 if let relu {
-                    let yn = relu + n * O * P
                     if let pool {
                         let pg = pool.geometry, OP = pg.outHeight * pg.outWidth
                         delta.update(repeating: 0, count: O * P)
                         for o in 0..<O {
                             let plane = n * O + o
                             let gy = dy + plane * OP, idx = pool.argmax + plane * OP
-                            let dp = delta + o * P, yp = yn + o * P
+                            let dp = delta + o * P, pooled = relu + plane * OP
                             for t in 0..<OP {
-                                let at = Int(idx[t])
-                                dp[at] += yp[at] <= 0 ? 0 : gy[t]   // as reluBackward: NaN passes
+                                // pooled[t] = y at the argmax: the ReLU mask there (NaN passes,
+                                // as in reluBackward).
+                                dp[Int(idx[t])] += pooled[t] <= 0 ? 0 : gy[t]
                             }
                         }
                     } else {
-                        Elementwise.reluBackward(output: yn, dy + n * O * P, into: delta, count: O * P)
+                        Elementwise.reluBackward(output: relu + n * O * P, dy + n * O * P, into: delta, count: O * P)
                     }
                     d = UnsafePointer(delta)
                 } else {

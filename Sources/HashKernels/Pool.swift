@@ -23,6 +23,11 @@ public struct Pool2DGeometry: Equatable, Sendable {
         self.outWidth = (width - kernel) / stride + 1
     }
 
+    /// The geometry of one image of the batch.
+    public var image: Pool2DGeometry {
+        Pool2DGeometry(batch: 1, channels: channels, height: height, width: width, kernel: kernel, stride: stride)
+    }
+
     public var planes: Int { batch * channels }
     public var inputCount: Int { planes * height * width }
     public var outputCount: Int { planes * outHeight * outWidth }

@@ -174,8 +174,9 @@ final class ReferenceKernelTests: XCTestCase {
                     pooled.withUnsafeMutableBufferPointer { pp in
                         argmax.withUnsafeMutableBufferPointer { ap in
                             let po = pg.map { Conv2D.PoolOutput(geometry: $0, y: pp.baseAddress!, argmax: ap.baseAddress!) }
-                            Conv2D.forward(x: x, weight: wt, bias: b, y: yp.baseAddress!, geometry: g, relu: true,
-                                           pool: po, threads: threads)
+                            // With a pool the full output is not needed (y: nil, the kernel's path).
+                            Conv2D.forward(x: x, weight: wt, bias: b, y: po == nil ? yp.baseAddress! : nil, geometry: g,
+                                           relu: true, pool: po, threads: threads)
                         }
                     }
                 }
@@ -185,7 +186,7 @@ final class ReferenceKernelTests: XCTestCase {
                 argmax.withUnsafeBufferPointer { ap in
                     let pgrad = pg.map { Conv2D.PoolGradient(geometry: $0, argmax: ap.baseAddress!) }
                     Conv2D.backward(x: x, weight: wt, dy: dyOut, geometry: g, dx: &dx, dWeight: &dw, dBias: &db,
-                                    relu: y, pool: pgrad, threads: threads)
+                                    relu: pg == nil ? y : pooled, pool: pgrad, threads: threads)
                 }
                 assertRelClose(dx, ref.dx, "\(name) fused ∂x (\(threads) threads)")
                 assertRelClose(dw, ref.dw, "\(name) fused ∂w (\(threads) threads)")

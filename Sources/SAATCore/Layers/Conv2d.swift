@@ -117,7 +117,7 @@ public final class Conv2d: Layer {
 
 extension Conv2d {
     /// State of the last `forwardBlock`: the ReLU'd convolution output (the ReLU mask of the
-    /// backward) and, with a pool, its argmax indices and geometry.
+    /// backward) or, with a pool, the pooled output with its argmax indices and geometry.
     final class BlockCache {
         var input: Tensor
         var reluOutput: Tensor
@@ -133,7 +133,8 @@ extension Conv2d {
     public func forwardBlock(_ x: Tensor, pool: MaxPool2d?) -> Tensor {
         precondition(x.rank == 4, "Conv2d: expected input (N, C, H, W), got \(x.shape)")
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
-        var y = Tensor(uninitialized: g.outputShape)
+        // With a pool only the pooled output and argmax are kept (they are all the backward needs).
+        var y = Tensor(uninitialized: pool == nil ? g.outputShape : [0])
         let cache = BlockCache(input: x, reluOutput: Tensor(zeros: [0]))
         var pooled: Tensor? = nil
         var pg: Pool2DGeometry? = nil
@@ -154,7 +155,7 @@ extension Conv2d {
                                     pooled!.data.withUnsafeMutableBufferPointer { pp in
                                         cache.argmax.withUnsafeMutableBufferPointer { ap in
                                             Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                                           y: yp.baseAddress!, geometry: g, relu: true,
+                                                           y: nil, geometry: g, relu: true,
                                                            pool: .init(geometry: geo, y: pp.baseAddress!, argmax: ap.baseAddress!),
                                                            workspace: ws, threads: t)
                                         }
@@ -169,7 +170,7 @@ extension Conv2d {
                 }
             }
         }
-        cache.reluOutput = y
+        cache.reluOutput = pooled ?? y
         cache.pool = pg
         blockCache = cache
         input = nil
