@@ -89,11 +89,15 @@ public final class HashingModel {
         mutex.deallocate()
     }
 
-    /// Runs `body` holding the model's mutex (blocking). Call it without holding the GIL.
+    /// Runs `body` holding the model's mutex (blocking), with OpenBLAS pinned to one thread
+    /// (`BLAS.singleThreaded`): the network kernels share the cores out themselves
+    /// (`ParallelFor.split`), and a multi-threaded sgemm in between (a loss, the guide codes)
+    /// would leave OpenBLAS's workers spinning for ~0.1 s into the next kernel, on the same cores.
+    /// Call it without holding the GIL.
     public func withLock<R>(_ body: () throws -> R) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body()
+        return try BLAS.singleThreaded(body)
     }
 
     public var inputShape: [Int] { backbone.inputShape }
