@@ -38,10 +38,11 @@ EPS, STEP = 8 / 255, 2 / 255
 
 # --------------------------------------------------------------------------- helpers
 
-def alternate(fns: dict, repeats: int) -> dict:
-    """Median seconds of each callable, run in turns (a, b, a, b, ...) after one warm-up each."""
+def alternate(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median seconds of each callable, run in turns (a, b, a, b, ...) after `warmup` runs each."""
     for f in fns.values():
-        f()
+        for _ in range(warmup):
+            f()
     ts = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
@@ -49,6 +50,18 @@ def alternate(fns: dict, repeats: int) -> dict:
             f()
             ts[k].append(time.perf_counter() - t)
     return {k: statistics.median(v) for k, v in ts.items()}
+
+
+def blocks(fns: dict, repeats: int, pause: float = 0.3) -> dict:
+    """Median seconds of each callable, each timed in a block of its own (warm-up, then `repeats`
+    runs) with a pause before it. For callables that use different thread pools in one process:
+    OpenBLAS's workers keep spinning for ~0.1 s after a multi-threaded sgemm, which slowed saat's
+    own two-thread conv (run next, in turn) by up to 2x on these 2 cores."""
+    out = {}
+    for k, f in fns.items():
+        time.sleep(pause)
+        out[k] = alternate({k: f}, repeats, warmup=2)[k]
+    return out
 
 
 def cpu_model() -> str:
@@ -177,7 +190,7 @@ def time_probe(side: str, reps: int) -> dict:
     out = {}
     for name, fn in fns.items():
         r = max(3, reps // 2) if name.startswith(("PGD", "SAAT")) else reps
-        out[name] = alternate({name: fn}, r)[name]
+        out[name] = alternate({name: fn}, r, warmup=3)[name]   # 3: allocator and page warm-up
     return out
 
 
@@ -267,14 +280,14 @@ def conv_rows(repeats, torch):
                 with torch.no_grad():
                     torch.nn.functional.conv2d(xt, wtt, bt, padding=1)
             fns["torch"] = tconv
-        t = alternate(fns, repeats)
+        t = blocks(fns, repeats)
         if torch is not None:
             ref = torch.nn.functional.conv2d(torch.from_numpy(x), wtt, bt, padding=1).numpy()
             np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
         rows.append((name, flop, t))
     a = rng.standard_normal((1024, 1024)).astype(np.float32)
     c = np.empty_like(a)
-    t1024 = alternate({"gemm": lambda: saat.kernels.sgemm(a, a, c)}, repeats)["gemm"]
+    t1024 = blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c)}, repeats)["gemm"]
     return rows, 2 * 1024 ** 3 / t1024 / 1e9
 
 

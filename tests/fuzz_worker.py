@@ -261,6 +261,7 @@ def core_targets():
 
     add("info", lambda: {})
     add("set_blas_threads", lambda: {"n": 1})
+    add("set_threads", lambda: {"n": 0})
     add("sgemm", lambda: {"a": RNG.random((3, 4), dtype=np.float32), "b": RNG.random((4, 2), dtype=np.float32),
                           "out": np.zeros((3, 2), np.float32), "trans_a": False, "trans_b": False,
                           "alpha": 1.0, "beta": 0.0})
@@ -415,6 +416,7 @@ def api_targets():
     add("kernels.hamming_distances", kernels.hamming_distances,
         lambda: {"query": _pm1(2, 9, np.int8), "database": _pm1(3, 9, np.int8)})
     add("kernels.set_blas_threads", kernels.set_blas_threads, lambda: {"n": 1})
+    add("kernels.set_threads", kernels.set_threads, lambda: {"n": None})
     add("losses.hash_loss", losses.hash_loss,
         lambda: {"name": "dpsh", "u": RNG.uniform(-1, 1, (2, BITS)).astype(np.float32), "labels": TRAIN_LABELS[:2].copy(),
                  "indices": np.array([0, 1], np.int64), "train_labels": TRAIN_LABELS.copy(),

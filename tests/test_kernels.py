@@ -1,4 +1,5 @@
 """saat.kernels against numpy: sgemm (OpenBLAS) and popcount Hamming distances."""
+import os
 import numpy as np
 import pytest
 
@@ -133,3 +134,32 @@ def test_extension_links_neither_swift_runtime_nor_libpython():
     assert "libswiftCore" not in out and "libswift" not in out, out
     assert "libpython" not in out, out
     assert "libopenblas" in out, out
+
+
+def test_set_threads_gives_identical_outputs_and_input_gradients():
+    """The network kernels split the batch/features over saat.kernels.set_threads(n) threads:
+    outputs and input gradients must be bitwise the same for any n (each value is computed by one
+    thread), and info() reports the setting."""
+    rng = np.random.default_rng(3)
+    m = saat.HashingModel("cnn-small", 16, seed=0)
+    x = rng.random((7, 3, 32, 32), dtype=np.float32)
+    g = rng.standard_normal((7, 16)).astype(np.float32)
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            saat.kernels.set_threads(n)
+            assert saat.info()["threads"] == n
+            outs.append((m.forward(x), m.input_gradient(x, g)))
+    finally:
+        saat.kernels.set_threads(None)
+    assert saat.info()["threads"] == os.cpu_count()
+    for f, dx in outs[1:]:
+        np.testing.assert_array_equal(f, outs[0][0])
+        np.testing.assert_array_equal(dx, outs[0][1])
+    assert np.abs(outs[0][1]).max() > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 257, 1.5, True, "2"])
+def test_set_threads_rejects_bad_values(bad):
+    with pytest.raises(ValueError, match="'n'"):
+        saat.kernels.set_threads(bad)

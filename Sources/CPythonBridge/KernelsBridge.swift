@@ -97,7 +97,7 @@ let hammingDistancesFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
-/// info() → dict: version, BLAS config and core name, BLAS threads, target CPU.
+/// info() → dict: version, BLAS config and core name, BLAS threads, kernel threads, target CPU.
 let infoFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         _ = try Args("info", args, nargs, kw, names: [], required: 0)
@@ -106,6 +106,7 @@ let infoFn: PyFastKwFn = { _, args, nargs, kw in
             ("blas", pyStr(BLAS.config)),
             ("blas_core", pyStr(BLAS.coreName)),
             ("blas_threads", pyInt(BLAS.threads)),
+            ("threads", pyInt(ParallelFor.computeThreads)),
             ("target_cpu", pyStr(BuildInfo.targetCPU)),
         ])
     }
@@ -122,6 +123,17 @@ let setBlasThreadsFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
+/// set_threads(n): worker threads of the network kernels (`ParallelFor.computeThreads`); 0 = all CPUs.
+let setThreadsFn: PyFastKwFn = { _, args, nargs, kw in
+    bridged {
+        let a = try Args("set_threads", args, nargs, kw, names: ["n"], required: 1)
+        let n = try a.int("n")
+        try require(n >= 0 && n <= 256, "n", "a thread count in 0...256 (0 = all CPUs), got \(n)")
+        ParallelFor.setComputeThreads(n)
+        return saat_none()
+    }
+}
+
 let kernelMethods: [PyMethodDef] = [
     method("sgemm", sgemmFn, "sgemm(a, b, out, trans_a=False, trans_b=False, alpha=1.0, beta=0.0)"),
     method("conv2d", conv2dFn, "conv2d(x, weight, bias, out, stride=1, padding=0)"),
@@ -129,4 +141,5 @@ let kernelMethods: [PyMethodDef] = [
     method("hamming_distances", hammingDistancesFn, "hamming_distances(query, database, out)"),
     method("info", infoFn, "info() -> dict"),
     method("set_blas_threads", setBlasThreadsFn, "set_blas_threads(n)"),
+    method("set_threads", setThreadsFn, "set_threads(n)"),
 ]

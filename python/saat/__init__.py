@@ -26,7 +26,9 @@ def info() -> dict:
 
     Returns a dict with ``version`` (Python package), ``core_version`` (Swift core), ``blas``
     (OpenBLAS build configuration), ``blas_core`` (kernel set OpenBLAS chose for this CPU),
-    ``blas_threads`` and ``target_cpu`` (the LLVM CPU the Swift kernels were compiled for).
+    ``blas_threads`` (OpenBLAS threads for standalone BLAS work), ``threads`` (worker threads of
+    the network kernels, see ``saat.kernels.set_threads``) and ``target_cpu`` (the LLVM CPU the
+    Swift kernels were compiled for).
     """
     d = {"version": __version__}
     d.update(_core.info())

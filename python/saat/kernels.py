@@ -10,7 +10,7 @@ import numpy as np
 from . import _core
 from ._validate import check_array, check_bool
 
-__all__ = ["sgemm", "conv2d", "pack_codes", "hamming_distances", "set_blas_threads"]
+__all__ = ["sgemm", "conv2d", "pack_codes", "hamming_distances", "set_blas_threads", "set_threads"]
 
 
 def sgemm(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None, *, trans_a: bool = False,
@@ -72,5 +72,25 @@ def hamming_distances(query: np.ndarray, database: np.ndarray) -> np.ndarray:
 
 
 def set_blas_threads(n: int) -> None:
-    """Set the number of OpenBLAS threads the core uses (default: OpenBLAS's own choice)."""
+    """Set the number of OpenBLAS threads for standalone BLAS work (``sgemm``, guide codes).
+
+    Default: OpenBLAS's own choice. Model work (forward, backward, training, attacks) runs
+    OpenBLAS on one thread and shares the cores out itself: see ``set_threads``.
+    """
     _core.set_blas_threads(n)
+
+
+def set_threads(n: int | None) -> None:
+    """Set the number of worker threads of the network kernels (conv, pool, ReLU, linear).
+
+    ``None`` (the default at import): all online CPUs. The batch (convolutions) or the features
+    (linear layers) are split over these threads, each running single-threaded OpenBLAS; never
+    OpenBLAS's own pool at the same time (that oversubscribes the cores). Outputs and input
+    gradients do not depend on ``n``; convolution weight gradients are summed per thread, so
+    training is bitwise reproducible for a fixed ``n`` (and a fixed seed).
+    """
+    if n is None:
+        n = 0
+    elif isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) <= 256:
+        raise ValueError(f"set_threads: 'n' must be None or an int in 1...256, got {n!r}")
+    _core.set_threads(int(n))
