@@ -17,7 +17,7 @@
 /// run in its own thread with single-threaded OpenBLAS. Per image, the column matrix `cols`
 /// (C·k·k, OH·OW) holds in row (c·k + u)·k + v and column i·OW + j the input value
 /// x[n, c, i·s − p + u, j·s − p + v], and y[n] (O, OH·OW) = W·cols is one GEMM straight into the
-/// NCHW output (bias pre-filled, β = 1). Backward per image: δ[n] is already the (O, OH·OW)
+/// NCHW output, then bias (and the fused ReLU) in one pass while it is in cache. Backward per image: δ[n] is already the (O, OH·OW)
 /// matrix, ∂cols = Wᵀ·δ[n] is scattered back with col2im (+=), and, only when asked,
 /// ∂W += δ[n]·colsᵀ (cols recomputed from x) and ∂b += row sums of δ[n], accumulated per part and
 /// added in part order at the end.
@@ -232,9 +232,16 @@ public enum Conv2D {
             for n in images {
                 im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
                 let yn = y.map { $0 + n * O * P } ?? scratchY
-                for o in 0..<O { Elementwise.fill(yn + o * P, b?[o] ?? 0, count: P) }
-                BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, beta: 1, c: yn, ldc: P)
-                if relu { Elementwise.relu(yn, into: yn, count: O * P) }
+                BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, c: yn, ldc: P)
+                // Bias (and ReLU) in one pass over the image's output while it is in cache.
+                for o in 0..<O {
+                    let row = yn + o * P, bo = b?[o] ?? 0
+                    if relu {
+                        Elementwise.addScalarReLU(row, bo, into: row, count: P)
+                    } else if bo != 0 {
+                        Elementwise.addScalar(row, bo, into: row, count: P)
+                    }
+                }
                 if let pool {
                     // Image n alone: its O planes read from yn, written at image n of the outputs.
                     let one = pool.geometry.image, OP = one.outHeight * one.outWidth

@@ -115,6 +115,20 @@ public enum Elementwise {
         while i < n { y[i] = x[i] + c; i += 1 }
     }
 
+    /// y[i] = max(x[i] + c, 0), NaN propagated (bias then ReLU in one pass).
+    @inlinable
+    public static func addScalarReLU(_ x: UnsafePointer<Float>, _ c: Float, into y: UnsafeMutablePointer<Float>, count n: Int) {
+        var i = 0
+        let cv = V(repeating: c), zero = V(repeating: 0)
+        while i + 16 <= n {
+            var v = load(x + i) + cv
+            v.replace(with: zero, where: v .< zero)
+            store(v, y + i)
+            i += 16
+        }
+        while i < n { let v = x[i] + c; y[i] = v < 0 ? 0 : v; i += 1 }
+    }
+
     /// y[r, j] += b[j] for a row-major (rows, cols) matrix y.
     @inlinable
     public static func addRowVector(_ b: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
