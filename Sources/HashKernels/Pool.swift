@@ -40,7 +40,8 @@ public enum MaxPool2D {
     /// Branch-free: the running maximum is updated with selects (`take = val > best || val.isNaN`),
     /// so random data costs no mispredicted branches (the branchy scan spent more time than all of
     /// cnn-small's GEMMs). 2×2 windows with stride 2 (cnn-small, vgg11) run 8 outputs per step on
-    /// SIMD8 lanes, with exactly the scalar scan's order and tie/NaN rules.
+    /// SIMD8 lanes, with exactly the scalar scan's order and tie rule; a step whose 8 windows hold
+    /// a NaN is left to the scalar scan (which gives NaN its win).
     /// The planes are split over `threads` threads (≤ 0: `ParallelFor.computeThreads`).
     public static func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                                argmax: UnsafeMutablePointer<Int32>, geometry g: Pool2DGeometry, threads: Int = 0) {
@@ -65,24 +66,35 @@ public enum MaxPool2D {
                     let h0 = 2 * i
                     let r0 = src + h0 * W, r1 = r0 + W
                     let lane = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+                    // Window offsets 1, W, W + 1 as the bit patterns of float lanes (selects are
+                    // bitwise, so the integer comes back exactly with a bit cast).
+                    let off1 = Float(bitPattern: 1), offW = Float(bitPattern: UInt32(truncatingIfNeeded: W))
+                    let offW1 = Float(bitPattern: UInt32(truncatingIfNeeded: W + 1))
                     while j + 8 <= OW {
                         let l0 = UnsafeRawPointer(r0 + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
                         let l1 = UnsafeRawPointer(r1 + 2 * j).loadUnaligned(as: SIMD16<Float>.self)
-                        let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: h0 * W + 2 * j)) &+ lane
+                        // A NaN anywhere in the 8 windows: the scalar scan below handles them.
+                        if any(l0 .!= l0) || any(l1 .!= l1) { break }
+                        // The window offset of the running maximum (0, 1, W, W + 1) is kept in
+                        // float lanes so every select uses the float compare's own mask (the
+                        // former Int32 selects on `.|`-combined masks were scalarised into word
+                        // inserts: the pool took 10% of a forward pass).
                         var best = l0.evenHalf
-                        var at = base
+                        var off = SIMD8<Float>(repeating: 0)
                         let c1 = l0.oddHalf
-                        var m = (c1 .> best) .| (c1 .!= c1)
+                        var m = c1 .> best
                         best.replace(with: c1, where: m)
-                        at.replace(with: base &+ 1, where: m)
+                        off.replace(with: off1, where: m)
                         let c2 = l1.evenHalf
-                        m = (c2 .> best) .| (c2 .!= c2)
+                        m = c2 .> best
                         best.replace(with: c2, where: m)
-                        at.replace(with: base &+ Int32(truncatingIfNeeded: W), where: m)
+                        off.replace(with: offW, where: m)
                         let c3 = l1.oddHalf
-                        m = (c3 .> best) .| (c3 .!= c3)
+                        m = c3 .> best
                         best.replace(with: c3, where: m)
-                        at.replace(with: base &+ Int32(truncatingIfNeeded: W + 1), where: m)
+                        off.replace(with: offW1, where: m)
+                        let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: h0 * W + 2 * j)) &+ lane
+                        let at = base &+ unsafeBitCast(off, to: SIMD8<Int32>.self)
                         UnsafeMutableRawPointer(dst + i * OW + j).storeBytes(of: best, as: SIMD8<Float>.self)
                         UnsafeMutableRawPointer(idx + i * OW + j).storeBytes(of: at, as: SIMD8<Int32>.self)
                         j += 8
