@@ -110,38 +110,44 @@ public enum AttackEngine {
                 let (_, gf) = objective.evaluate(f: f, rows: start..<(start + m), iteration: t)
                 var g = model.backward(gf, paramGrads: false)
                 let w = config.mseWeight
-                g.data.withUnsafeMutableBufferPointer { gp in
-                    x.data.withUnsafeMutableBufferPointer { xp in
+                g.data.withUnsafeMutableBufferPointer { gpb in
+                    x.data.withUnsafeMutableBufferPointer { xpb in
+                        vel.withUnsafeMutableBufferPointer { vb in
+                            m1.withUnsafeMutableBufferPointer { ab in
+                                m2.withUnsafeMutableBufferPointer { bb in
+                    let gp = gpb.baseAddress!, xp = xpb.baseAddress!
+                    let v = vb.baseAddress, a = ab.baseAddress, b = bb.baseAddress
+                    // Elementwise, so split over the kernels' threads (each value by one thread:
+                    // results do not depend on the thread count).
+                    Elementwise.parallel(count: count) { r in
                         if w > 0 {
                             let s = 2 * w / Float(count)
-                            for i in 0..<count { gp[i] += s * (xp[i] - x0[i]) }
+                            for i in r { gp[i] += s * (xp[i] - x0[i]) }
                         }
                         switch config.update {
                         case let .sign(step):
-                            for i in 0..<count {
+                            for i in r {
                                 let gi = gp[i]
                                 xp[i] -= gi > 0 ? step : (gi < 0 ? -step : 0)
                             }
                         case let .sgd(lr, mu):
-                            vel.withUnsafeMutableBufferPointer { v in
-                                for i in 0..<count { v[i] = mu * v[i] + gp[i]; xp[i] -= lr * v[i] }
-                            }
+                            for i in r { v![i] = mu * v![i] + gp[i]; xp[i] -= lr * v![i] }
                         case let .adam(lr, b1, b2):
                             let c1 = 1 - powf(b1, Float(t + 1)), c2 = 1 - powf(b2, Float(t + 1))
-                            m1.withUnsafeMutableBufferPointer { a in
-                                m2.withUnsafeMutableBufferPointer { b in
-                                    for i in 0..<count {
-                                        a[i] = b1 * a[i] + (1 - b1) * gp[i]
-                                        b[i] = b2 * b[i] + (1 - b2) * gp[i] * gp[i]
-                                        xp[i] -= lr * (a[i] / c1) / ((b[i] / c2).squareRoot() + 1e-8)
-                                    }
-                                }
+                            for i in r {
+                                a![i] = b1 * a![i] + (1 - b1) * gp[i]
+                                b![i] = b2 * b![i] + (1 - b2) * gp[i] * gp[i]
+                                xp[i] -= lr * (a![i] / c1) / ((b![i] / c2).squareRoot() + 1e-8)
                             }
                         }
                         // Projection onto the ε-ball around x and the pixel range.
-                        for i in 0..<count {
+                        for i in r {
                             let lo = max(x0[i] - eps, 0), hi = min(x0[i] + eps, 1)
                             xp[i] = min(max(xp[i], lo), hi)
+                        }
+                    }
+                                }
+                            }
                         }
                     }
                 }
