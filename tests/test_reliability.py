@@ -635,10 +635,19 @@ def _leak_check():
                     f()
 
     # Warm-up of libdispatch's per-thread continuation cache of the kernels' worker threads, which
-    # fills over the first ~5,000 parallel splits (~170-190 KB in all, then flat: measured with
-    # forward and PGD loops; 0 B with set_threads(1)). A leak keeps growing through the rounds.
-    for _ in range(1500):
-        _core.model_forward(h, x, fo)
+    # fills over the first few thousand parallel splits (~170-190 KB in all, then flat: measured
+    # with forward and PGD loops; 0 B with set_threads(1)): forwards of a 4-image batch (it is
+    # split over the threads; 1 image is not) until 500 more leave the heap within 4 KB. A leak
+    # keeps growing through the measured rounds.
+    xw, fw = rng.random((4, 3, 32, 32), dtype=np.float32), np.empty((4, 4), np.float32)
+    last = _malloc_in_use()
+    for _ in range(40):
+        for _ in range(500):
+            _core.model_forward(h, xw, fw)
+        now = _malloc_in_use()
+        if last is not None and now is not None and abs(now - last) < 4096:
+            break
+        last = now
     # Then one round, so that the model's caches (sized by the last call's batch) are the same
     # at both snapshots: caches, BLAS buffers, first-call allocations.
     run(1)
