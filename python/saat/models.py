@@ -62,6 +62,9 @@ class HashingModel:
     different models run in parallel. A call on the model *from a progress/checkpoint callback
     of a loop running on that same model* (same thread) raises ``RuntimeError`` instead of
     deadlocking; attack objects and prototype networks may be shared across threads.
+    Inside one call the kernels use ``saat.kernels.set_threads`` worker threads (default: all
+    CPUs) with OpenBLAS on one thread; outputs and input gradients are the same for any thread
+    count, and training is bitwise reproducible for a fixed seed and thread count.
 
     Example
     -------
