@@ -112,25 +112,26 @@ let infoFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
-/// set_blas_threads(n): sets the OpenBLAS thread count used by the core.
-let setBlasThreadsFn: PyFastKwFn = { _, args, nargs, kw in
+/// The body of the two thread-count setters: parses `n`, checks it lies in `lo...256`, calls `set`.
+func setThreadCount(_ fn: String, _ args: UnsafePointer<PyObj?>?, _ nargs: Py_ssize_t, _ kw: PyObj?,
+                    lo: Int, _ expected: String, _ set: (Int) -> Void) -> PyObj? {
     bridged {
-        let a = try Args("set_blas_threads", args, nargs, kw, names: ["n"], required: 1)
-        let n = try a.int("n")
-        try require(n >= 1 && n <= 256, "n", "a thread count in 1...256, got \(n)")
-        BLAS.setThreads(n)
+        let n = try Args(fn, args, nargs, kw, names: ["n"], required: 1).int("n")
+        try require(n >= lo && n <= 256, "n", "\(expected), got \(n)")
+        set(n)
         return saat_none()
     }
 }
 
+/// set_blas_threads(n): sets the OpenBLAS thread count used by the core outside model calls.
+let setBlasThreadsFn: PyFastKwFn = { _, args, nargs, kw in
+    setThreadCount("set_blas_threads", args, nargs, kw, lo: 1, "a thread count in 1...256") { BLAS.setThreads($0) }
+}
+
 /// set_threads(n): worker threads of the network kernels (`ParallelFor.computeThreads`); 0 = all CPUs.
 let setThreadsFn: PyFastKwFn = { _, args, nargs, kw in
-    bridged {
-        let a = try Args("set_threads", args, nargs, kw, names: ["n"], required: 1)
-        let n = try a.int("n")
-        try require(n >= 0 && n <= 256, "n", "a thread count in 0...256 (0 = all CPUs), got \(n)")
-        ParallelFor.setComputeThreads(n)
-        return saat_none()
+    setThreadCount("set_threads", args, nargs, kw, lo: 0, "a thread count in 0...256 (0 = all CPUs)") {
+        ParallelFor.setComputeThreads($0)
     }
 }
 

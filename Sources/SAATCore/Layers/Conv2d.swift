@@ -60,22 +60,26 @@ public final class Conv2d: Layer {
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
         var y = Tensor(uninitialized: g.outputShape)
         if g.batch > 0 {
-            x.data.withUnsafeBufferPointer { xp in
-                weight.value.data.withUnsafeBufferPointer { wp in
-                    bias.value.data.withUnsafeBufferPointer { bp in
-                        y.data.withUnsafeMutableBufferPointer { yp in
-                            withWorkspace(g) { ws, t in
-                                Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                               y: yp.baseAddress!, geometry: g, workspace: ws, threads: t)
-                            }
-                        }
-                    }
-                }
-            }
+            y.data.withUnsafeMutableBufferPointer { convForward(x, g, y: $0.baseAddress!, relu: false, pool: nil) }
         }
         input = x
         blockCache = nil
         return y
+    }
+
+    /// `Conv2D.forward` of x with this layer's weights, bias and workspace.
+    func convForward(_ x: Tensor, _ g: Conv2DGeometry, y: UnsafeMutablePointer<Float>?, relu: Bool,
+                     pool: Conv2D.PoolOutput?) {
+        x.data.withUnsafeBufferPointer { xp in
+            weight.value.data.withUnsafeBufferPointer { wp in
+                bias.value.data.withUnsafeBufferPointer { bp in
+                    withWorkspace(g) { ws, t in
+                        Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, y: y,
+                                       geometry: g, relu: relu, pool: pool, workspace: ws, threads: t)
+                    }
+                }
+            }
+        }
     }
 
     public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
@@ -146,28 +150,15 @@ extension Conv2d {
             cache.argmax = [Int32](unsafeUninitializedCapacity: geo.outputCount) { _, c in c = geo.outputCount }
         }
         if g.batch > 0 {
-            x.data.withUnsafeBufferPointer { xp in
-                weight.value.data.withUnsafeBufferPointer { wp in
-                    bias.value.data.withUnsafeBufferPointer { bp in
-                        y.data.withUnsafeMutableBufferPointer { yp in
-                            withWorkspace(g) { ws, t in
-                                if let geo = pg {
-                                    pooled!.data.withUnsafeMutableBufferPointer { pp in
-                                        cache.argmax.withUnsafeMutableBufferPointer { ap in
-                                            Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                                           y: nil, geometry: g, relu: true,
-                                                           pool: .init(geometry: geo, y: pp.baseAddress!, argmax: ap.baseAddress!),
-                                                           workspace: ws, threads: t)
-                                        }
-                                    }
-                                } else {
-                                    Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!,
-                                                   y: yp.baseAddress!, geometry: g, relu: true, workspace: ws, threads: t)
-                                }
-                            }
-                        }
+            if let geo = pg {
+                pooled!.data.withUnsafeMutableBufferPointer { pp in
+                    cache.argmax.withUnsafeMutableBufferPointer { ap in
+                        convForward(x, g, y: nil, relu: true,
+                                    pool: .init(geometry: geo, y: pp.baseAddress!, argmax: ap.baseAddress!))
                     }
                 }
+            } else {
+                y.data.withUnsafeMutableBufferPointer { convForward(x, g, y: $0.baseAddress!, relu: true, pool: nil) }
             }
         }
         cache.reluOutput = pooled ?? y
