@@ -159,7 +159,9 @@ def test_set_threads_gives_identical_outputs_and_input_gradients():
     assert np.abs(outs[0][1]).max() > 0
 
 
-@pytest.mark.parametrize("bad", [0, -1, 257, 1.5, True, "2"])
-def test_set_threads_rejects_bad_values(bad):
-    with pytest.raises(ValueError, match="'n'"):
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1, ValueError), (257, ValueError),
+                                        (1.5, TypeError), (True, TypeError), ("2", TypeError)])
+def test_set_threads_rejects_bad_values(bad, error):
+    with pytest.raises(error, match="'n'"):
         saat.kernels.set_threads(bad)
+    assert saat.info()["threads"] == os.cpu_count()   # unchanged

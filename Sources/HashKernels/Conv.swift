@@ -58,10 +58,6 @@ public struct Conv2DGeometry: Equatable, Sendable {
     /// Output shape [N, O, OH, OW].
     public var outputShape: [Int] { [batch, outChannels, outHeight, outWidth] }
 
-    /// Images per GEMM chunk so that the column matrix holds at most `budget` floats (≥ 1 image).
-    @inlinable public func chunkImages(budget: Int) -> Int {
-        max(1, min(batch, budget / max(1, patchSize * outPlane)))
-    }
 }
 
 public enum Conv2D {
@@ -197,11 +193,24 @@ public enum Conv2D {
     /// `workspace` of this size (e.g. a layer keeping one per batch size) saves a malloc/free with
     /// its page faults per call; without one the kernels allocate it themselves. Contents are scratch.
     public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
-        partStride(g) * ParallelFor.parts(count: g.batch, threads: threads > 0 ? threads : ParallelFor.computeThreads)
+        partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
     }
 
     @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {
         g.patchSize * g.outPlane + paddedCount(g) + g.outChannels * g.outPlane + g.weightCount + g.outChannels
+    }
+
+    /// One part's slice of the workspace (`partStride` floats): one image's column matrix, its
+    /// padded copy, one image's output or output gradient, and the part's ∂W and ∂b sums.
+    struct PartScratch {
+        let cols, pad, image, dWeight, dBias: UnsafeMutablePointer<Float>
+        init(_ ws: UnsafeMutablePointer<Float>, part: Int, _ g: Conv2DGeometry) {
+            cols = ws + part * partStride(g)
+            pad = cols + g.patchSize * g.outPlane
+            image = pad + paddedCount(g)
+            dWeight = image + g.outChannels * g.outPlane
+            dBias = dWeight + g.weightCount
+        }
     }
 
     /// y ← conv2d(x, w) + b for the whole batch. `bias` may be nil (no bias).
@@ -223,15 +232,16 @@ public enum Conv2D {
                          "Conv2D.forward: pool geometry does not match the convolution output")
         }
         let threads = threads > 0 ? threads : ParallelFor.computeThreads   // read once: sizes ws
-        let K = g.patchSize, P = g.outPlane, O = g.outChannels, stride = partStride(g)
+        let K = g.patchSize, P = g.outPlane, O = g.outChannels
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
-            let cols = ws + part * stride, pad = cols + K * P, scratchY = pad + paddedCount(g)
+            let sc = PartScratch(ws, part: part, g)
+            let cols = sc.cols, pad = sc.pad
             for n in images {
                 im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
-                let yn = y.map { $0 + n * O * P } ?? scratchY
+                let yn = y.map { $0 + n * O * P } ?? sc.image
                 BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: cols, ldb: P, c: yn, ldc: P)
                 // Bias (and ReLU) in one pass over the image's output while it is in cache.
                 for o in 0..<O {
@@ -272,14 +282,13 @@ public enum Conv2D {
         precondition(dWeight == nil || x != nil, "Conv2D.backward: ∂weight needs the input x")
         precondition(pool == nil || relu != nil, "Conv2D.backward: a fused pool needs the ReLU output")
         let threads = threads > 0 ? threads : ParallelFor.computeThreads   // read once: sizes ws
-        let K = g.patchSize, P = g.outPlane, O = g.outChannels, stride = partStride(g)
+        let K = g.patchSize, P = g.outPlane, O = g.outChannels
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
-        let parts = ParallelFor.parts(count: g.batch, threads: threads)
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
-            let cols = ws + part * stride, pad = cols + K * P, delta = pad + paddedCount(g)
-            let pw = delta + O * P, pb = pw + O * K
+            let sc = PartScratch(ws, part: part, g)
+            let cols = sc.cols, pad = sc.pad, delta = sc.image, pw = sc.dWeight, pb = sc.dBias
             if dWeight != nil { pw.update(repeating: 0, count: O * K) }
             if dBias != nil { pb.update(repeating: 0, count: O) }
             for n in images {
@@ -323,10 +332,10 @@ public enum Conv2D {
             }
         }
         // Partial sums added in part order (deterministic for a fixed thread count).
-        for part in 0..<parts {
-            let pw = ws + part * stride + K * P + paddedCount(g) + O * P, pb = pw + O * K
-            if let dWeight { Elementwise.add(pw, into: dWeight, count: O * K) }
-            if let dBias { Elementwise.add(pb, into: dBias, count: O) }
+        for part in 0..<ParallelFor.parts(count: g.batch, threads: threads) {
+            let sc = PartScratch(ws, part: part, g)
+            if let dWeight { Elementwise.add(sc.dWeight, into: dWeight, count: O * K) }
+            if let dBias { Elementwise.add(sc.dBias, into: dBias, count: O) }
         }
     }
 }

@@ -50,15 +50,6 @@ public enum Elementwise {
         while i < n { dst[i] = 0; i += 1 }
     }
 
-    /// dst[i] = c for i < n, inlined (see `copy`).
-    @inlinable @inline(__always)
-    public static func fill(_ dst: UnsafeMutablePointer<Float>, _ c: Float, count n: Int) {
-        var i = 0
-        let v = V(repeating: c)
-        while i + 16 <= n { store(v, dst + i); i += 16 }
-        while i < n { dst[i] = c; i += 1 }
-    }
-
     /// y[i] += x[i].
     @inlinable
     public static func add(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, count n: Int) {

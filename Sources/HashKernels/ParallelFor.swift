@@ -57,7 +57,7 @@ public enum ParallelFor {
     /// part. `threads` ≤ 0 means `computeThreads`.
     public static func split(count: Int, threads: Int = 0, _ body: (Int, Range<Int>) -> Void) {
         if count <= 0 { return }
-        let parts = max(1, min(threads > 0 ? threads : computeThreads, count))
+        let parts = parts(count: count, threads: threads)
         BLAS.singleThreaded {
             if parts == 1 { body(0, 0..<count); return }
             withoutActuallyEscaping(body) { body in

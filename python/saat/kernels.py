@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._validate import check_array, check_bool
+from ._validate import check_array, check_bool, check_int
 
 __all__ = ["sgemm", "conv2d", "pack_codes", "hamming_distances", "set_blas_threads", "set_threads"]
 
@@ -89,8 +89,4 @@ def set_threads(n: int | None) -> None:
     gradients do not depend on ``n``; convolution weight gradients are summed per thread, so
     training is bitwise reproducible for a fixed ``n`` (and a fixed seed).
     """
-    if n is None:
-        n = 0
-    elif isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= int(n) <= 256:
-        raise ValueError(f"set_threads: 'n' must be None or an int in 1...256, got {n!r}")
-    _core.set_threads(int(n))
+    _core.set_threads(0 if n is None else check_int(n, "n", lo=1, hi=256))

@@ -97,12 +97,18 @@ public enum AttackEngine {
                     }
                 }
             }
-            var vel = [Float](), m1 = [Float](), m2 = [Float]()
+            // Optimiser state of the image update (velocity for SGD, two moments for Adam), as raw
+            // buffers: the parallel update below writes them from several threads.
+            let slots: Int
             switch config.update {
-            case .sign: break
-            case .sgd: vel = [Float](repeating: 0, count: count)
-            case .adam: m1 = [Float](repeating: 0, count: count); m2 = m1
+            case .sign: slots = 0
+            case .sgd: slots = 1
+            case .adam: slots = 2
             }
+            let state = UnsafeMutablePointer<Float>.allocate(capacity: max(1, slots * count))
+            state.initialize(repeating: 0, count: slots * count)
+            defer { state.deallocate() }
+            let v = state, a = state, b = state + count
             for t in 0..<config.steps {
                 if shouldStop() { throw SAATError.interrupted }
                 let alpha = config.alphaSchedule ? AlphaSchedule.alpha(iteration: t, of: config.steps) : 1
@@ -112,41 +118,34 @@ public enum AttackEngine {
                 let w = config.mseWeight
                 g.data.withUnsafeMutableBufferPointer { gpb in
                     x.data.withUnsafeMutableBufferPointer { xpb in
-                        vel.withUnsafeMutableBufferPointer { vb in
-                            m1.withUnsafeMutableBufferPointer { ab in
-                                m2.withUnsafeMutableBufferPointer { bb in
-                    let gp = gpb.baseAddress!, xp = xpb.baseAddress!
-                    let v = vb.baseAddress, a = ab.baseAddress, b = bb.baseAddress
-                    // Elementwise, so split over the kernels' threads (each value by one thread:
-                    // results do not depend on the thread count).
-                    Elementwise.parallel(count: count) { r in
-                        if w > 0 {
-                            let s = 2 * w / Float(count)
-                            for i in r { gp[i] += s * (xp[i] - x0[i]) }
-                        }
-                        switch config.update {
-                        case let .sign(step):
-                            for i in r {
-                                let gi = gp[i]
-                                xp[i] -= gi > 0 ? step : (gi < 0 ? -step : 0)
+                        let gp = gpb.baseAddress!, xp = xpb.baseAddress!
+                        // Elementwise, so split over the kernels' threads (each value by one
+                        // thread: results do not depend on the thread count).
+                        Elementwise.parallel(count: count) { r in
+                            if w > 0 {
+                                let s = 2 * w / Float(count)
+                                for i in r { gp[i] += s * (xp[i] - x0[i]) }
                             }
-                        case let .sgd(lr, mu):
-                            for i in r { v![i] = mu * v![i] + gp[i]; xp[i] -= lr * v![i] }
-                        case let .adam(lr, b1, b2):
-                            let c1 = 1 - powf(b1, Float(t + 1)), c2 = 1 - powf(b2, Float(t + 1))
-                            for i in r {
-                                a![i] = b1 * a![i] + (1 - b1) * gp[i]
-                                b![i] = b2 * b![i] + (1 - b2) * gp[i] * gp[i]
-                                xp[i] -= lr * (a![i] / c1) / ((b![i] / c2).squareRoot() + 1e-8)
-                            }
-                        }
-                        // Projection onto the ε-ball around x and the pixel range.
-                        for i in r {
-                            let lo = max(x0[i] - eps, 0), hi = min(x0[i] + eps, 1)
-                            xp[i] = min(max(xp[i], lo), hi)
-                        }
-                    }
+                            switch config.update {
+                            case let .sign(step):
+                                for i in r {
+                                    let gi = gp[i]
+                                    xp[i] -= gi > 0 ? step : (gi < 0 ? -step : 0)
                                 }
+                            case let .sgd(lr, mu):
+                                for i in r { v[i] = mu * v[i] + gp[i]; xp[i] -= lr * v[i] }
+                            case let .adam(lr, b1, b2):
+                                let c1 = 1 - powf(b1, Float(t + 1)), c2 = 1 - powf(b2, Float(t + 1))
+                                for i in r {
+                                    a[i] = b1 * a[i] + (1 - b1) * gp[i]
+                                    b[i] = b2 * b[i] + (1 - b2) * gp[i] * gp[i]
+                                    xp[i] -= lr * (a[i] / c1) / ((b[i] / c2).squareRoot() + 1e-8)
+                                }
+                            }
+                            // Projection onto the ε-ball around x and the pixel range.
+                            for i in r {
+                                let lo = max(x0[i] - eps, 0), hi = min(x0[i] + eps, 1)
+                                xp[i] = min(max(xp[i], lo), hi)
                             }
                         }
                     }

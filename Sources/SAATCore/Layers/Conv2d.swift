@@ -86,27 +86,34 @@ public final class Conv2d: Layer {
         guard let x = input else { preconditionFailure("Conv2d.backward before forward") }
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
         precondition(dy.shape == g.outputShape, "Conv2d.backward: expected dy \(g.outputShape), got \(dy.shape)")
-        var dx = Tensor(uninitialized: x.shape)   // Conv2D.backward zero-fills it
+        return convBackward(x, dy, g, paramGrads: paramGrads, reluOutput: nil, argmax: [], pool: nil)
+    }
+
+    /// `Conv2D.backward` for input x and output gradient dy with this layer's weights, gradients
+    /// and workspace; with `reluOutput` (and `pool`, `argmax`) its fused prologue. Returns ∂x.
+    func convBackward(_ x: Tensor, _ dy: Tensor, _ g: Conv2DGeometry, paramGrads: Bool,
+                      reluOutput: Tensor?, argmax: [Int32], pool: Pool2DGeometry?) -> Tensor {
+        var dx = Tensor(uninitialized: x.shape)   // Conv2D.backward overwrites every image
         if g.batch == 0 { return dx }
         x.data.withUnsafeBufferPointer { xp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 dy.data.withUnsafeBufferPointer { dp in
-                    dx.data.withUnsafeMutableBufferPointer { dxp in
-                        if paramGrads {
-                            weight.grad.data.withUnsafeMutableBufferPointer { gw in
-                                bias.grad.data.withUnsafeMutableBufferPointer { gb in
-                                    withWorkspace(g) { ws, t in
-                                        Conv2D.backward(x: xp.baseAddress!, weight: wp.baseAddress!, dy: dp.baseAddress!,
-                                                        geometry: g, dx: dxp.baseAddress!,
-                                                        dWeight: gw.baseAddress!, dBias: gb.baseAddress!,
-                                                        workspace: ws, threads: t)
+                    (reluOutput?.data ?? []).withUnsafeBufferPointer { rp in
+                        argmax.withUnsafeBufferPointer { ap in
+                            dx.data.withUnsafeMutableBufferPointer { dxp in
+                                weight.grad.data.withUnsafeMutableBufferPointer { gw in
+                                    bias.grad.data.withUnsafeMutableBufferPointer { gb in
+                                        withWorkspace(g) { ws, t in
+                                            Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
+                                                            dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
+                                                            dWeight: paramGrads ? gw.baseAddress! : nil,
+                                                            dBias: paramGrads ? gb.baseAddress! : nil,
+                                                            relu: reluOutput == nil ? nil : rp.baseAddress!,
+                                                            pool: pool.map { .init(geometry: $0, argmax: ap.baseAddress!) },
+                                                            workspace: ws, threads: t)
+                                        }
                                     }
                                 }
-                            }
-                        } else {
-                            withWorkspace(g) { ws, t in
-                                Conv2D.backward(x: nil, weight: wp.baseAddress!, dy: dp.baseAddress!, geometry: g,
-                                                dx: dxp.baseAddress!, dWeight: nil, dBias: nil, workspace: ws, threads: t)
                             }
                         }
                     }
@@ -123,11 +130,13 @@ extension Conv2d {
     /// State of the last `forwardBlock`: the ReLU'd convolution output (the ReLU mask of the
     /// backward) or, with a pool, the pooled output with its argmax indices and geometry.
     final class BlockCache {
-        var input: Tensor
-        var reluOutput: Tensor
-        var argmax: [Int32] = []
-        var pool: Pool2DGeometry?
-        init(input: Tensor, reluOutput: Tensor) { self.input = input; self.reluOutput = reluOutput }
+        let input: Tensor
+        let reluOutput: Tensor
+        let argmax: [Int32]
+        let pool: Pool2DGeometry?
+        init(input: Tensor, reluOutput: Tensor, argmax: [Int32], pool: Pool2DGeometry?) {
+            self.input = input; self.reluOutput = reluOutput; self.argmax = argmax; self.pool = pool
+        }
     }
 
     /// `pool.forward(relu.forward(forward(x)))` in one pass (`Conv2D.forward` with its fused
@@ -137,35 +146,35 @@ extension Conv2d {
     public func forwardBlock(_ x: Tensor, pool: MaxPool2d?) -> Tensor {
         precondition(x.rank == 4, "Conv2d: expected input (N, C, H, W), got \(x.shape)")
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
-        // With a pool only the pooled output and argmax are kept (they are all the backward needs).
-        var y = Tensor(uninitialized: pool == nil ? g.outputShape : [0])
-        let cache = BlockCache(input: x, reluOutput: Tensor(zeros: [0]))
-        var pooled: Tensor? = nil
+        let out: Tensor
+        var argmax: [Int32] = []
         var pg: Pool2DGeometry? = nil
         if let pool {
+            // Only the pooled output and argmax are kept: they are all the backward needs.
             let geo = Pool2DGeometry(batch: g.batch, channels: g.outChannels, height: g.outHeight, width: g.outWidth,
                                      kernel: pool.kernel, stride: pool.stride)
-            pg = geo
-            pooled = Tensor(uninitialized: geo.outputShape)
-            cache.argmax = [Int32](unsafeUninitializedCapacity: geo.outputCount) { _, c in c = geo.outputCount }
-        }
-        if g.batch > 0 {
-            if let geo = pg {
-                pooled!.data.withUnsafeMutableBufferPointer { pp in
-                    cache.argmax.withUnsafeMutableBufferPointer { ap in
+            var pooled = Tensor(uninitialized: geo.outputShape)
+            argmax = [Int32](unsafeUninitializedCapacity: geo.outputCount) { _, c in c = geo.outputCount }
+            if g.batch > 0 {
+                pooled.data.withUnsafeMutableBufferPointer { pp in
+                    argmax.withUnsafeMutableBufferPointer { ap in
                         convForward(x, g, y: nil, relu: true,
                                     pool: .init(geometry: geo, y: pp.baseAddress!, argmax: ap.baseAddress!))
                     }
                 }
-            } else {
+            }
+            out = pooled
+            pg = geo
+        } else {
+            var y = Tensor(uninitialized: g.outputShape)
+            if g.batch > 0 {
                 y.data.withUnsafeMutableBufferPointer { convForward(x, g, y: $0.baseAddress!, relu: true, pool: nil) }
             }
+            out = y
         }
-        cache.reluOutput = pooled ?? y
-        cache.pool = pg
-        blockCache = cache
+        blockCache = BlockCache(input: x, reluOutput: out, argmax: argmax, pool: pg)
         input = nil
-        return pooled ?? y
+        return out
     }
 
     /// The adjoint of the last `forwardBlock`: `dy` is the gradient of the block's output (the
@@ -176,32 +185,7 @@ extension Conv2d {
         let g = geometry(batch: x.shape[0], Array(x.shape.dropFirst()))
         let expected = cache.pool?.outputShape ?? g.outputShape
         precondition(dy.shape == expected, "Conv2d.backwardBlock: expected dy \(expected), got \(dy.shape)")
-        var dx = Tensor(uninitialized: x.shape)   // every image is overwritten
-        if g.batch == 0 { return dx }
-        x.data.withUnsafeBufferPointer { xp in
-            weight.value.data.withUnsafeBufferPointer { wp in
-                dy.data.withUnsafeBufferPointer { dp in
-                    cache.reluOutput.data.withUnsafeBufferPointer { rp in
-                        cache.argmax.withUnsafeBufferPointer { ap in
-                            dx.data.withUnsafeMutableBufferPointer { dxp in
-                                let pool = cache.pool.map { Conv2D.PoolGradient(geometry: $0, argmax: ap.baseAddress!) }
-                                weight.grad.data.withUnsafeMutableBufferPointer { gw in
-                                    bias.grad.data.withUnsafeMutableBufferPointer { gb in
-                                        withWorkspace(g) { ws, t in
-                                            Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
-                                                            dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
-                                                            dWeight: paramGrads ? gw.baseAddress! : nil,
-                                                            dBias: paramGrads ? gb.baseAddress! : nil,
-                                                            relu: rp.baseAddress!, pool: pool, workspace: ws, threads: t)
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        return dx
+        return convBackward(x, dy, g, paramGrads: paramGrads, reluOutput: cache.reluOutput,
+                            argmax: cache.argmax, pool: cache.pool)
     }
 }
