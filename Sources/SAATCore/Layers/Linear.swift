@@ -2,9 +2,12 @@
 ///
 /// y[n, o] = Σ_i x[n, i] · w[o, i] + b[o]; x row-major (N, in), weight w (out, in), bias b (out),
 /// y (N, out). Backward with δ = ∂L/∂y: ∂x = δ·W (N, in); ∂W += δᵀ·x (out, in); ∂b += Σ_n δ[n, ·].
-/// Three sgemm calls (OpenBLAS), each split over `ParallelFor.computeThreads` threads by output
-/// features, input features and rows of ∂W respectively (every result element is computed by one
-/// thread, so results do not depend on the thread count).
+/// Three sgemm calls (OpenBLAS), each cut into fixed blocks of `Linear.block` output features,
+/// input features and rows of ∂W respectively (`ParallelFor.blocks`), which the kernels' threads
+/// share out. Every result value is computed by one sgemm call whose shape depends only on its
+/// block, never on the thread count, so y, ∂x, ∂W and ∂b are bitwise the same for any thread
+/// count (OpenBLAS picks its micro-kernel, and so a value's summation order, from the call's
+/// shape: a split by thread count changed values in their last bits on an AVX2 machine).
 ///
 /// Initialisation (PyTorch's default, `reset_parameters`): weight ~ U(−1/√in, 1/√in)
 /// (`kaiming_uniform_(a=√5)` reduces to this bound), bias ~ U(−1/√in, 1/√in); drawn from `rng`
@@ -29,6 +32,10 @@ public final class Linear: Layer {
     }
 
     public var params: [Param] { [weight, bias] }
+
+    /// Features per sgemm call (a multiple of the 16-row micro-kernels of OpenBLAS's x86 sgemm);
+    /// 4096 features make 64 calls, each still large enough (m = 64) to run at full speed.
+    static let block = 64
 
     /// Threads for a batch of `n`: all of `ParallelFor.computeThreads` when the GEMM is large
     /// enough (≥ 8 MFLOP, ~0.1 ms on one core) to pay for a thread hand-off, else 1 (cnn-small's
@@ -57,7 +64,7 @@ public final class Linear: Layer {
                             // Output features split over the threads, each reading only its rows of
                             // W: yᵀ[r] = W[r]·xᵀ (W as the GEMM's A side: 31% faster than x·W[r]ᵀ
                             // for 64×4096×256 on one thread), then transposed into y with the bias.
-                            ParallelFor.split(count: O, threads: threads(n)) { _, r in
+                            ParallelFor.blocks(count: O, block: Self.block, threads: threads(n)) { r in
                                 BLAS.sgemm(transB: true, m: r.count, n: n, k: I, a: wa + r.lowerBound * I, lda: I,
                                            b: xa, ldb: I, c: t + r.lowerBound * n, ldc: n)
                                 for o in r {
@@ -86,7 +93,7 @@ public final class Linear: Layer {
                 dx.data.withUnsafeMutableBufferPointer { dxp in
                     let wa = wp.baseAddress!, dxa = dxp.baseAddress!
                     // Input features split over the threads: ∂x[:, r] = δ · W[:, r].
-                    ParallelFor.split(count: I, threads: threads(n)) { _, r in
+                    ParallelFor.blocks(count: I, block: Self.block, threads: threads(n)) { r in
                         BLAS.sgemm(m: n, n: r.count, k: O, a: d, lda: O, b: wa + r.lowerBound, ldb: I,
                                    c: dxa + r.lowerBound, ldc: I)
                     }
@@ -96,9 +103,8 @@ public final class Linear: Layer {
                 x.data.withUnsafeBufferPointer { xp in
                     weight.grad.data.withUnsafeMutableBufferPointer { gw in
                         let xa = xp.baseAddress!, ga = gw.baseAddress!
-                        // Rows of ∂W split over the threads (no reduction: any thread count gives
-                        // the same bits).
-                        ParallelFor.split(count: O, threads: threads(n)) { _, r in
+                        // Rows of ∂W in fixed blocks (no reduction across blocks).
+                        ParallelFor.blocks(count: O, block: Self.block, threads: threads(n)) { r in
                             BLAS.sgemm(transA: true, m: r.count, n: I, k: n, a: d + r.lowerBound, lda: O, b: xa, ldb: I,
                                        beta: 1, c: ga + r.lowerBound * I, ldc: I)
                         }
