@@ -47,8 +47,12 @@ class SwiftBuildExt(build_ext):
         built = os.path.join(scratch, config, f"lib{ext.product}.so")
         dest = self.get_ext_fullpath(ext.name)
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        shutil.copyfile(built, dest)
-        os.chmod(dest, 0o755)
+        # Copy next to the destination, then rename over it: a process that has the old module
+        # loaded keeps its (unlinked) file, where copying in place would rewrite pages it maps.
+        tmp = f"{dest}.{os.getpid()}.tmp"
+        shutil.copyfile(built, tmp)
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dest)
 
 
 setup(
