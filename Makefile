@@ -37,8 +37,11 @@ demo: install
 # Every test: Swift unit tests, then pytest (API, CLI, notebooks).
 test: install test-swift test-python
 
+# The Swift suite twice: the default build (AVX2 + FMA kernels) and the generic x86-64 one, each
+# with the CPU's own OpenBLAS kernels (nothing pins OPENBLAS_CORETYPE or a thread count).
 test-swift:
 	swift test -c release -Xswiftc -enable-testing --parallel
+	SAAT_TARGET_CPU=baseline swift test -c release -Xswiftc -enable-testing --parallel --scratch-path .build-baseline
 
 test-python:
 	cd tests && ../$(VPY) -m pytest -q -p no:cacheprovider .

@@ -51,8 +51,10 @@ let package = Package(
         .target(name: "SAATCore", dependencies: ["HashKernels"], swiftSettings: kernelSettings),
         .target(name: "CPythonBridge", dependencies: ["CPython", "SAATCore", "HashKernels"],
                 swiftSettings: pySettings + kernelSettings),
-        .testTarget(name: "HashKernelsTests", dependencies: ["HashKernels"]),
-        .testTarget(name: "SAATCoreTests", dependencies: ["SAATCore", "HashKernels"]),
+        // Rounding-error bounds the two test targets derive their tolerances from.
+        .target(name: "NumericBounds", path: "Tests/NumericBounds"),
+        .testTarget(name: "HashKernelsTests", dependencies: ["HashKernels", "NumericBounds"]),
+        .testTarget(name: "SAATCoreTests", dependencies: ["SAATCore", "HashKernels", "NumericBounds"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,4 +1,5 @@
 import XCTest
+import NumericBounds
 @testable import SAATCore
 
 final class AttackObjectiveTests: XCTestCase {
@@ -64,12 +65,35 @@ final class AttackObjectiveTests: XCTestCase {
         }
     }
 
+    /// The circle loss computes its similarities with sgemm, so its float32 rounding would depend on
+    /// the BLAS kernel. Dyadic operands make them exact (as in LossTests.gradCheck): p on the 2⁻⁶
+    /// grid, p ± h on the 2⁻⁹ grid, codes ±1 and K = 8, so p·Bᵀ/K is a sum of 8 values with ≤ 9
+    /// fractional bits, divided by 8: exact in any order; the rest is float64. The central difference
+    /// then differs from the derivative only by truncation, bounded by |D(h) − D(2h)|. The analytic
+    /// gradient (1/K)·G·B + quantisation term has N + 2 roundings per term, with Σ_j|G_ij| ≤ 6/b
+    /// (two softmax weights summing to 1 each, times a ≤ 3, over b), plus 2u of the quantisation term.
     func testCircleLossGradient() {
-        let p = randomTensor([4, 6], seed: 11, lo: -0.8, hi: 0.8)
-        let y = randomLabels(4, 5, seed: 12), tc = randomCodes(15, 6, seed: 13), tl = randomLabels(15, 5, seed: 14)
+        var p = randomTensor([4, 8], seed: 11, lo: -0.8, hi: 0.8)
+        for i in 0..<p.count { p.data[i] = (p.data[i] * 64).rounded() / 64 }
+        let y = randomLabels(4, 5, seed: 12), tc = randomCodes(15, 8, seed: 13), tl = randomLabels(15, 5, seed: 14)
         let (_, g) = PrototypeNet.circleLoss(p: p, y: y, trainCodes: tc, trainLabels: tl)
-        let fd = centralDifference(p, h: 1e-3) { PrototypeNet.circleLoss(p: $0, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0 }
-        for (i, v) in fd { assertClose(Double(g.data[i]), v, rtol: 2e-2, atol: 1e-4, "∂L/∂p[\(i)]") }
+        let b = 4, n = 15, k = 8
+        let h: Float = 0x1p-9
+        for i in 0..<p.count {
+            var d: [Double] = []
+            for step in [h, 2 * h] {
+                var pp = p, pm = p
+                pp.data[i] += step; pm.data[i] -= step
+                let lp = PrototypeNet.circleLoss(p: pp, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
+                let lm = PrototypeNet.circleLoss(p: pm, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
+                d.append((lp - lm) / (2 * Double(step)))
+            }
+            let v = p.data[i], sg: Float = v > 0 ? 1 : (v < 0 ? -1 : 0)
+            let quant = abs(2 * Double(sg - v) / (1e4 * Double(b)))
+            let analytic = gamma(n + 2) * 6 / Double(k * b) + 2 * Rounding.float32 * quant
+            let tol = abs(d[0] - d[1]) + 1e-12 / Double(h) + analytic
+            XCTAssertLessThanOrEqual(abs(Double(g.data[i]) - d[0]), tol * boundSlack, "∂L/∂p[\(i)]: \(g.data[i]) vs \(d[0])")
+        }
     }
 
     func testAlphaSchedule() {

@@ -1,4 +1,6 @@
+import Foundation
 import XCTest
+import NumericBounds
 @testable import SAATCore
 
 /// Gradient checks and invariants of the six hashing losses (SAATCore/Losses).
@@ -7,12 +9,14 @@ final class LossTests: XCTestCase {
 
     private struct Batch {
         let trainLabels: Tensor   // N×C multi-hot, every row ≥ 1 label
-        let memory: Tensor        // N×K in [−1, 1]
-        let u: Tensor             // B×K, |u| in [0.1, 0.9] (away from the kinks of sign/|·| at 0)
+        let memory: Tensor        // N×K on the 2⁻⁴ grid in [−1, 1]
+        let u: Tensor             // B×K on the 2⁻⁶ grid, |u| in [0.1, 0.9] (away from the kinks of sign/|·| at 0)
         let labels: Tensor        // B×C = rows `indices` of trainLabels
         let indices: [Int]
     }
 
+    /// A batch whose float operands are dyadic (see `gradCheck`): u on the 2⁻⁶ grid, the memory on
+    /// the 2⁻⁴ grid, labels 0/1.
     private func makeBatch(b: Int = 4, k: Int, n: Int = 10, c: Int = 5, seed: UInt64) -> Batch {
         var rng = SeededRNG(seed: seed)
         var y = Tensor(zeros: [n, c])
@@ -20,9 +24,9 @@ final class LossTests: XCTestCase {
             let count = 1 + rng.below(3)
             for _ in 0..<count { y.data[i * c + rng.below(c)] = 1 }
         }
-        let mem = Tensor(shape: [n, k], data: (0..<(n * k)).map { _ in rng.uniform(-1, 1) })
+        let mem = Tensor(shape: [n, k], data: (0..<(n * k)).map { _ in (rng.uniform(-1, 1) * 16).rounded() / 16 })
         let u = Tensor(shape: [b, k], data: (0..<(b * k)).map { _ in
-            let m = rng.uniform(0.1, 0.9)
+            let m = (rng.uniform(0.1, 0.9) * 64).rounded() / 64
             return rng.below(2) == 0 ? m : -m
         })
         let idx = Array(rng.permutation(n).prefix(b))
@@ -35,40 +39,122 @@ final class LossTests: XCTestCase {
         return l as! HashingLossValue
     }
 
-    /// Central differences of `value` in every entry of u, memory held fixed, step h (1e-2 by
-    /// default); the actual float32 step (u+h) − (u−h) is used as the denominator.
-    /// Tolerance: |fd − g| ≤ 5e-4·max|g| + 1e-6 (observed: below 1e-4·max|g|). The pairwise losses are accumulated in Double from
-    /// float32 sgemm products (relative error ~1e-6 of the loss, i.e. ~1e-4·|L| after dividing by
-    /// 2h = 2e-2) and the truncation error h²/6·|∂³L| is ~1e-5 for them (every |u| ≥ 0.1 keeps
-    /// sign(u), |u| and the DCH cosine clamps away from their kinks). CSQ is evaluated in Double from
-    /// the float inputs (no rounding to speak of) but −log((1 + c·u)/2) has |∂³| = 2/(1 + c·u)³, up to
-    /// 2000 at c·u = −0.9: it takes h = 1e-3 (truncation ≤ 1e-6·2000/6/(B·K) ≈ 1e-5).
-    private func gradCheck(_ loss: HashingLossValue, _ bt: Batch, h: Float = 1e-2,
-                           file: StaticString = #filePath, line: UInt = #line) {
+    /// Central differences that float32 rounding cannot move, against the analytic gradient, in
+    /// every entry of u (memory held fixed).
+    ///
+    /// Exact float32 by construction: u ± h (h = 2⁻⁹, 2⁻⁸) lies on the 2⁻⁹ grid and the memory on
+    /// the 2⁻⁴ grid, so every product of two operands has ≤ 18 fractional bits and magnitude < 1, a
+    /// sum of K ≤ 16 of them stays below 16 (≤ 22 significant bits), and the losses' scale factors
+    /// (½, 1/K, HashNet's α = 10/K = 5/4 or 5/8 for K = 8, 16) add at most 3 bits: every float32
+    /// product and sum the losses form from u (sgemm with any blocking, in any order) is exact. The
+    /// rest is float64. So D(h) = (L(u + h·e_i) − L(u − h·e_i))/(2h) differs from ∂L/∂u_i by the
+    /// truncation c·h² (+ float64 noise ≲ 1e-16·Σ|terms|/h), and |D(h) − D(2h)| ≈ 3c·h² bounds it
+    /// with a factor 3 to spare. The analytic gradient is float32: `analyticBound(grad)` bounds its
+    /// rounding, derived per loss from its formula (`gradientBound`).
+    private func gradCheck(_ loss: HashingLossValue, _ bt: Batch, file: StaticString = #filePath, line: UInt = #line) {
         let (_, g) = loss.value(u: bt.u, labels: bt.labels, indices: bt.indices)
         XCTAssertEqual(g.shape, bt.u.shape, file: file, line: line)
-        let scale = g.data.map { abs($0) }.max()!
-        XCTAssertGreaterThan(scale, 0, "\(loss.name): zero gradient", file: file, line: line)
+        XCTAssertGreaterThan(g.data.map { abs($0) }.max()!, 0, "\(loss.name): zero gradient", file: file, line: line)
+        let analytic = gradientBound(loss, bt, grad: g)
+        let h: Float = 0x1p-9
+        var worst = 0.0
         for i in 0..<bt.u.count {
-            var up = bt.u, um = bt.u
-            up.data[i] += h
-            um.data[i] -= h
-            let lp = loss.value(u: up, labels: bt.labels, indices: bt.indices).loss
-            let lm = loss.value(u: um, labels: bt.labels, indices: bt.indices).loss
-            let fd = (lp - lm) / (Double(up.data[i]) - Double(um.data[i]))
-            let err = abs(fd - Double(g.data[i]))
-            XCTAssertLessThanOrEqual(err, 5e-4 * Double(scale) + 1e-6,
-                                     "\(loss.name) K=\(bt.u.shape[1]) entry \(i): fd \(fd) vs analytic \(g.data[i])",
+            var d: [Double] = []
+            for step in [h, 2 * h] {
+                var up = bt.u, um = bt.u
+                up.data[i] += step
+                um.data[i] -= step
+                let lp = loss.value(u: up, labels: bt.labels, indices: bt.indices).loss
+                let lm = loss.value(u: um, labels: bt.labels, indices: bt.indices).loss
+                d.append((lp - lm) / (2 * Double(step)))
+            }
+            let tol = abs(d[0] - d[1]) + 1e-12 * max(1, abs(d[0])) / Double(h) + analytic[i]
+            worst = max(worst, abs(d[0] - Double(g.data[i])) / tol)
+            XCTAssertLessThanOrEqual(abs(d[0] - Double(g.data[i])), tol * boundSlack,
+                                     "\(loss.name) K=\(bt.u.shape[1]) entry \(i): central difference \(d[0]) vs analytic \(g.data[i])",
                                      file: file, line: line)
         }
         XCTAssertTrue(loss.memory == bt.memory, "\(loss.name): value must not write the memory", file: file, line: line)
+        print("bounds \(loss.name) K=\(bt.u.shape[1]) gradient: worst |error|/tolerance \(String(format: "%.2g", worst))")
+    }
+
+    /// A bound on the float32 rounding of each entry of `loss`'s analytic gradient, from its formula.
+    /// The pairwise losses compute ∂L/∂u = s·G·U (+ a direct term) with G (B×N) rounded to float32
+    /// from float64 and the product by one sgemm: each entry is a sum of N + 1 terms with at most
+    /// m = N + 4 roundings each, so its error is ≤ γ_m·(s·Σ_j|G_ij|·max|U| + |direct|), and Σ_j|G_ij|
+    /// is bounded from the loss's pair weights:
+    /// - DPSH, DSDH: G = (σ(θ) − s)/(B·N), |σ − s| < 1, so Σ_j|G_ij| ≤ 1/B; DPSH's direct term
+    ///   2η/(B·N)·(u − sign u);
+    /// - DPH: G = 2(θ − (2s − 1))/(B·N) with |θ| = |u·U|/K ≤ 1, so Σ_j|G_ij| ≤ 4/B; s = 1/K;
+    /// - HashNet: G = w·(σ − s) with the pair weights w summing to ≤ 2 over all pairs; s = α;
+    /// - CSQ: each entry is one float64 value rounded once: u·|g|;
+    /// - DCH: A·u − f∘u + quantisation term, its magnitudes computed here from DCH's formulas.
+    private func gradientBound(_ loss: HashingLossValue, _ bt: Batch, grad: Tensor) -> [Double] {
+        let b = bt.u.shape[0], k = bt.u.shape[1], n = bt.memory.shape[0]
+        let maxU = bt.memory.data.map { abs(Double($0)) }.max()!
+        let m = gamma(n + 4)
+        switch loss.name {
+        case "dpsh":
+            let eta = 50.0, inv = 1 / Double(b * n)
+            return bt.u.data.map { v in
+                let d = abs(Double(v) - (v > 0 ? 1 : -1))
+                return m * (0.5 * maxU / Double(b) + 2 * eta * inv * d)
+            }
+        case "dsdh": return [Double](repeating: m * 0.5 * maxU / Double(b), count: b * k)
+        case "dph": return [Double](repeating: m * maxU * 4 / Double(b) / Double(k), count: b * k)
+        case "hashnet": return [Double](repeating: m * Double(10 / Float(k)) * maxU * 2, count: b * k)
+        case "csq": return grad.data.map { Rounding.float32 * abs(Double($0)) * 1.001 }
+        case "dch": return dchMagnitudes(bt).map { gamma(b + 4) * $0 }
+        default: preconditionFailure("no gradient bound for \(loss.name)")
+        }
+    }
+
+    /// Per entry, Σ|terms| of DCH's analytic gradient (DCH.swift's formulas, in float64):
+    /// Σ_j |(A_ij + A_ji)·u_jk| + |f_i·u_ik| + |∂L/∂cq_i · ∂cq_i/∂u_ik|.
+    private func dchMagnitudes(_ bt: Batch) -> [Double] {
+        let b = bt.u.shape[0], k = bt.u.shape[1]
+        let halfK = Double(k) / 2, gam = 20.0, lambda = 0.1, maxCos = 0.99, minNorm = 1e-4
+        let u = bt.u.data.map(Double.init)
+        var s = [Double](repeating: 0, count: b * b)
+        let c = bt.labels.shape[1]
+        for i in 0..<b { for j in 0..<b {
+            s[i * b + j] = (0..<c).contains { bt.labels.data[i * c + $0] * bt.labels.data[j * c + $0] > 0 } ? 1 : 0
+        } }
+        let norm = (0..<b).map { i in (0..<k).reduce(0.0) { $0 + u[i * k + $1] * u[i * k + $1] }.squareRoot() }
+        let sPos = s.reduce(0, +), total = Double(b * b), sNeg = total - sPos
+        let balanced = sPos != 0 && sNeg != 0
+        let wPos = balanced ? total / sPos : 1, wNeg = balanced ? total / sNeg : 1
+        var a = [Double](repeating: 0, count: b * b), coef = [Double](repeating: 0, count: b)
+        for i in 0..<b { for j in 0..<b {
+            let dot = (0..<k).reduce(0.0) { $0 + u[i * k + $1] * u[j * k + $1] }
+            let prod = norm[i] * norm[j], den = max(prod, minNorm), cosine = dot / den
+            let d = (1 - min(cosine, maxCos)) * halfK, w = s[i * b + j] > 0 ? wPos : wNeg
+            let g = cosine <= maxCos ? -halfK * w * (s[i * b + j] / d - gam / (d * (d + gam))) / total : 0
+            a[i * b + j] = g / den
+            if prod >= minNorm { coef[i] += abs(g * cosine); coef[j] += abs(g * cosine) }
+        } }
+        var out = [Double](repeating: 0, count: b * k)
+        for i in 0..<b { for kk in 0..<k {
+            var mag = 0.0
+            for j in 0..<b { mag += abs((a[i * b + j] + a[j * b + i]) * u[j * k + kk]) }
+            mag += coef[i] / (norm[i] * norm[i]) * abs(u[i * k + kk])
+            let l1 = (0..<k).reduce(0.0) { $0 + abs(u[i * k + $1]) }
+            let den = max(norm[i] * Double(k).squareRoot(), minNorm), cq = l1 / den
+            let dq = (1 - min(cq, maxCos)) * halfK
+            if cq <= maxCos {
+                let gq = lambda / Double(b) / (gam + dq) * halfK
+                mag += gq * (1 / den + cq / (norm[i] * norm[i]) * abs(u[i * k + kk]))
+            }
+            out[i * k + kk] = mag
+        } }
+        return out
     }
 
     // MARK: gradient checks
 
     func testGradientsMatchFiniteDifferences() throws {
         for name in ["dpsh", "dph", "hashnet", "dsdh", "dch"] {
-            for k in [8, 12] {
+            for k in [8, 16] {
                 let bt = makeBatch(k: k, seed: UInt64(k * 31 + name.count))
                 let l = try make(name, bt)
                 l.beginEpoch(0)   // DSDH: B, W from the DCC steps (does not change ∂L/∂u)
@@ -76,9 +162,9 @@ final class LossTests: XCTestCase {
             }
         }
         let bt = makeBatch(k: 8, seed: 99)
-        gradCheck(try make("csq", bt), bt, h: 1e-3)
+        gradCheck(try make("csq", bt), bt)
         let bt16 = makeBatch(k: 16, c: 5, seed: 98)
-        gradCheck(try make("csq", bt16), bt16, h: 1e-3)
+        gradCheck(try make("csq", bt16), bt16)
     }
 
     func testLossAndGradientWritesMemoryThenEqualsValue() throws {
@@ -100,8 +186,8 @@ final class LossTests: XCTestCase {
 
     /// DPSH and DPH values against O(B·N·K) double loops written from the formulas.
     func testDPSHAndDPHValuesMatchNaiveLoops() throws {
-        let bt = makeBatch(k: 12, seed: 11)
-        let b = 4, n = 10, k = 12, c = 5
+        let bt = makeBatch(k: 16, seed: 11)
+        let b = 4, n = 10, k = 16, c = 5
         var dpsh = 0.0, dph = 0.0, quant = 0.0
         for i in 0..<b {
             for j in 0..<n {
@@ -116,10 +202,12 @@ final class LossTests: XCTestCase {
             for x in 0..<k { let v = Double(bt.u.data[i * k + x]); quant += (v - (v > 0 ? 1 : -1)) * (v - (v > 0 ? 1 : -1)) }
         }
         let refDPSH = (dpsh + 50 * quant) / Double(b * n), refDPH = dph / Double(b * n)
+        // Dyadic inputs make every float32 inner product exact (see gradCheck): what is left is the
+        // float64 arithmetic of a sum of B·N non-negative terms, ~1e-16 relative.
         XCTAssertEqual(try make("dpsh", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, refDPSH,
-                       accuracy: 1e-5 * abs(refDPSH))
+                       accuracy: 1e-12 * abs(refDPSH))
         XCTAssertEqual(try make("dph", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, refDPH,
-                       accuracy: 1e-5 * abs(refDPH))
+                       accuracy: 1e-12 * abs(refDPH))
     }
 
     func testSoftplusIsStableForLargeArguments() {
