@@ -86,7 +86,8 @@ def set_threads(n: int | None) -> None:
     ``None`` (the default at import): all online CPUs. The batch (convolutions) or the features
     (linear layers) are split over these threads, each running single-threaded OpenBLAS; never
     OpenBLAS's own pool at the same time (that oversubscribes the cores). Outputs and input
-    gradients do not depend on ``n``; convolution weight gradients are summed per thread, so
-    training is bitwise reproducible for a fixed ``n`` (and a fixed seed).
+    gradients are bitwise the same for any ``n`` (each value is computed by one thread in a GEMM
+    call whose shape does not depend on ``n``); convolution weight gradients are summed per
+    thread, so training is bitwise reproducible for a fixed ``n`` (and a fixed seed).
     """
     _core.set_threads(0 if n is None else check_int(n, "n", lo=1, hi=256))

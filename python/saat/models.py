@@ -63,8 +63,13 @@ class HashingModel:
     of a loop running on that same model* (same thread) raises ``RuntimeError`` instead of
     deadlocking; attack objects and prototype networks may be shared across threads.
     Inside one call the kernels use ``saat.kernels.set_threads`` worker threads (default: all
-    CPUs) with OpenBLAS on one thread; outputs and input gradients are the same for any thread
-    count, and training is bitwise reproducible for a fixed seed and thread count.
+    CPUs) with OpenBLAS on one thread. Outputs and input gradients are bitwise the same for any
+    thread count, by construction: every value is computed by one thread, in a GEMM call whose
+    shape depends on the layer and the batch size only (convolutions per image, linear layers in
+    fixed blocks of features). Convolution weight gradients are summed per thread, so training is
+    bitwise reproducible for a fixed seed and thread count. Across CPU kinds (AVX2, AVX-512) and
+    batch sizes, OpenBLAS may pick other micro-kernels: results then agree to float32 rounding,
+    not bit for bit.
 
     Example
     -------
