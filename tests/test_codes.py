@@ -3,12 +3,15 @@ import numpy as np
 import pytest
 
 import saat
+from _bounds import SAFETY, gamma
 
 
-def np_codes(kind, y, codes, labels):
-    """Straight from the definitions (SAAT adv_attack.py / CgAT central_adv_train.py), float64."""
+def np_codes(kind, y, codes, labels, sums=False):
+    """Straight from the definitions (SAAT adv_attack.py / CgAT central_adv_train.py), float64.
+    With sums=True also returns the weighted sums s whose signs the codes are."""
     inter = y @ labels.T
     out = np.zeros((y.shape[0], codes.shape[1]))
+    sall = np.zeros_like(out)
     for i in range(y.shape[0]):
         pos = inter[i] > 0
         neg = ~pos
@@ -23,7 +26,8 @@ def np_codes(kind, y, codes, labels):
         if neg.any():
             s -= codes[neg].mean(0)
         out[i] = np.sign(np.where(np.abs(s) < 1e-9, 0, s))
-    return out
+        sall[i] = s
+    return (out, sall) if sums else out
 
 
 @pytest.mark.parametrize("kind", ["mainstay", "center"])
@@ -36,7 +40,18 @@ def test_codes_match_numpy(kind):
     fn = getattr(saat.codes, kind)
     got = fn(y, codes, labels)
     assert got.dtype == np.int8 and got.shape == (25, 32)
-    np.testing.assert_array_equal(got, np_codes(kind, y.astype(float), codes.astype(float), labels.astype(float)))
+    ref, s = np_codes(kind, y.astype(float), codes.astype(float), labels.astype(float), sums=True)
+    if kind == "mainstay":
+        # The signs are compared exactly, so every sum must be farther from 0 than saat's rounding
+        # can move it. Center codes, and mainstay rows without positives (−mean negative code),
+        # are integer arithmetic, exact in any order (so a true 0 stays 0). Otherwise saat's
+        # cosine weights w_j are float32 (two square roots, a product, + 1e-8, a division:
+        # relative γ_6), Σ_j w_j·b_j is an sgemm over N = 300 terms, then s·|N|·Σw is float64: in
+        # units of s the error is ≤ γ_{N+6} + γ_6 (|mean negative code| ≤ 1).
+        e_s = SAFETY * (gamma(300 + 6) + gamma(6))
+        has_pos = (y @ labels.T > 0).any(1)
+        assert np.abs(s[has_pos]).min() > e_s, "a mainstay sum is within rounding of 0: pick other data"
+    np.testing.assert_array_equal(got, ref)
 
 
 def test_zero_cases_documented():

@@ -5,6 +5,8 @@ import pytest
 
 import saat
 from saat import metrics
+from saat._convert import as_images
+from _bounds import check_within, cnn_small_reference, dyadic_cnn_small_state, dyadic_images, dyadic_round
 
 
 def calc_top_map(rB, qB, retrievalL, queryL, topk):
@@ -68,7 +70,9 @@ def test_dtypes_and_memory_orders(trained, small_data):
     np.testing.assert_array_equal(m.encode(x.astype(np.float64)), ref)
     np.testing.assert_array_equal(m.encode(np.asfortranarray(x)), ref)
     u8 = (x * 255).round().astype(np.uint8)
-    np.testing.assert_allclose(m.forward(u8), m.forward(u8 / np.float32(255)), atol=1e-6)
+    # uint8 is the forward of its float32 conversion (k·fl(1/255), checked against k/255 in
+    # test_models.py): the same input, so bitwise the same output on any machine
+    np.testing.assert_array_equal(m.forward(u8), m.forward(as_images(u8, "x", m.input_shape)))
     nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     np.testing.assert_array_equal(m.encode(nhwc.transpose(0, 3, 1, 2)), ref)   # a strided view
 
@@ -88,16 +92,24 @@ def test_torch_tensors_and_state_dict():
         def forward(self, x):
             return torch.tanh(self.hash_layer(self.classifier(torch.flatten(self.features(x), 1))))
 
-    torch.manual_seed(0)
+    # Weights and pixels on dyadic grids (tests/_bounds.py): every product and partial sum is a
+    # float32 number, so both frameworks' networks are exact up to tanh whatever their kernels
+    # (GEMM blocking, FMA, threads) and the tolerance is the two tanh bounds (torch's tanh, like
+    # glibc's tanhf, is within 2 ulp). With torch's own init the γ_n bound would be ~0.5.
+    sd = dyadic_cnn_small_state(24, seed=0)
     net = Net(24).eval()
-    with torch.no_grad():
-        net.hash_layer.weight.mul_(20)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
     m = saat.from_torch_state_dict("cnn-small", 24, net.state_dict())
-    x = torch.rand(6, 3, 32, 32)
+    x = torch.from_numpy(dyadic_images(6, seed=0))
     with torch.no_grad():
-        ref = net(x).numpy()
-    np.testing.assert_allclose(m.forward(x), ref, atol=1e-4)          # a CPU tensor goes in as is
-    np.testing.assert_allclose(m.forward(x.double()), ref, atol=1e-4)
+        ref_torch = net(x).numpy()
+    ref, bound, exact = cnn_small_reference(sd, x.numpy(), 1.0)
+    assert all(exact), exact
+    check_within(ref_torch, ref, bound, "torch forward")
+    check_within(m.forward(x), ref, bound, "saat forward")                      # a CPU tensor goes in as is
+    check_within(m.forward(x), ref_torch, 2 * bound, "saat vs torch")           # both sides' bounds
+    np.testing.assert_array_equal(m.forward(x.double()), m.forward(x))          # float64 of float32 values
+    assert np.abs(ref).max() > 0.2
 
 
 def calc_map(rB, qB, retrievalL, queryL):
@@ -128,7 +140,12 @@ def test_attacks_accept_float64_fortran_and_uint8_images(trained, small_data):
     u8 = (x * 255).round().astype(np.uint8)
     adv = atk(u8, y)
     assert adv.dtype == np.float32 and adv.shape == x.shape
-    np.testing.assert_allclose(adv, atk(u8.astype(np.float32) / np.float32(255), y), atol=1e-6)   # 1/255 scaling, ulps apart
+    # the attack of uint8 images is the attack of their float32 conversion: the same input, so the
+    # same sign decisions and bitwise the same result (k/255 computed another way may differ by an
+    # ulp, and a gradient component near 0 could then change sign and move a pixel by 2 steps)
+    np.testing.assert_array_equal(adv, atk(as_images(u8, "images", m.input_shape), y))
+    # ε-ball around k/255: |adv − x̂| ≤ fl32(ε) + 2⁻²⁵ (x̂ + δ rounds once, values ≤ 1), x̂ within
+    # γ_2 of k/255 and numpy's subtraction rounds once: ≤ 8/255 + 3e-7 < 8/255 + 1e-6
     assert np.abs(adv - u8 / np.float32(255)).max() <= 8 / 255 + 1e-6
 
 
@@ -164,17 +181,29 @@ def test_saat_weights_load_into_torch_and_metrics_take_tensors(trained, small_da
     from torch import nn
 
     m = trained["model"]
+    # The trained weights rounded to dyadic grids, a dyadic mean and power-of-two std, and pixels
+    # k/16: saat's and torch's float32 networks are then exact up to tanh (tests/_bounds.py), so
+    # the tolerance is the two tanh bounds, not a constant that depends on the BLAS kernels.
+    sd = dyadic_round(m.state_dict())
+    mean = np.round(np.asarray(m.mean, np.float64) * 16) / 16
+    std = 2.0 ** np.round(np.log2(np.asarray(m.std, np.float64)))
+    md = saat.HashingModel("cnn-small", m.bits, seed=m.seed, mean=mean, std=std)
+    md.load_state_dict(sd)
     net = nn.Sequential()
     net.features = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                  nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
     net.classifier = nn.Sequential(nn.Linear(4096, 512), nn.ReLU())
     net.hash_layer = nn.Linear(512, m.bits)
-    net.load_state_dict({k: torch.from_numpy(v) for k, v in m.state_dict().items()}, strict=True)
-    x = small_data.query.images[:6]
-    mean, std = (torch.from_numpy(np.asarray(v)).view(1, 3, 1, 1) for v in (m.mean, m.std))
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in md.state_dict().items()}, strict=True)
+    x = (np.round(small_data.query.images[:6] * 16) / 16).astype(np.float32)
+    tmean, tstd = (torch.from_numpy(np.asarray(v, np.float32)).view(1, 3, 1, 1) for v in (md.mean, md.std))
     with torch.no_grad():
-        out = torch.tanh(net((torch.from_numpy(x) - mean) / std))
-    np.testing.assert_allclose(out.numpy(), m.forward(x), atol=1e-4)
+        out = torch.tanh(net((torch.from_numpy(x) - tmean) / tstd))
+    ref, bound, exact = cnn_small_reference(sd, x, 1.0, md.mean, md.std)
+    assert all(exact), exact
+    check_within(out.numpy(), ref, bound, "torch forward")
+    check_within(md.forward(x), ref, bound, "saat forward")
+    check_within(out.numpy(), md.forward(x), 2 * bound, "torch vs saat")       # both sides' bounds
     # DeepHash-pytorch evaluates torch.sign codes held in tensors
     q = small_data.query
     qB = torch.sign(torch.from_numpy(m.forward(q.images)))
