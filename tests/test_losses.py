@@ -1,5 +1,5 @@
 """saat.losses against independent numpy implementations written from the formulas of
-/work/shared/notes/method.md §1 (SAAT constants; DSDH and DCH as in CgAT)."""
+the official SAAT code (constants) and CgAT code (DSDH, DCH)."""
 import numpy as np
 import pytest
 

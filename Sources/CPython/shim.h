@@ -1,7 +1,7 @@
 #ifndef SAAT_CPYTHON_SHIM_H
 #define SAAT_CPYTHON_SHIM_H
 /* glibc headers first: Python.h's feature macros would otherwise change fd_set & co.
-   inside this clang module only and clash with Dispatch/XCTest (see the bridge notes, P1). */
+   inside this clang module only and clash with Dispatch/XCTest: glibc first, Python.h after. */
 #include <stdio.h>
 #include <sys/types.h>
 #define PY_SSIZE_T_CLEAN
@@ -29,6 +29,9 @@ static inline int saat_is_bool(PyObject *o) { return PyBool_Check(o); }
 static inline int saat_is_callable(PyObject *o) { return PyCallable_Check(o); }
 static inline int saat_is_tuple(PyObject *o) { return PyTuple_Check(o); }
 static inline int saat_is_dict(PyObject *o) { return PyDict_Check(o); }
+static inline int saat_is_complex(PyObject *o) { return PyComplex_Check(o); }
+static inline int saat_is_index(PyObject *o) { return PyIndex_Check(o); }
+static inline PyObject *saat_exc_value_error_type(void) { return PyExc_ValueError; }
 static inline char *saat_bytearray_data(PyObject *o) { return PyByteArray_AS_STRING(o); }
 static inline PyObject *saat_false_borrowed(void) { return Py_False; }
 static inline Py_ssize_t saat_tuple_size(PyObject *o) { return PyTuple_GET_SIZE(o); }

@@ -30,6 +30,7 @@ func raise(_ error: Error) -> PyObj? {
         case .io: return raise(saat_exc_os_error(), e.description)
         case .corrupt: return raise(saat_exc_value_error(), e.description)
         case .busy: return raise(saat_exc_runtime_error(), e.description)
+        case .diverged: return raise(trainingDivergedType ?? saat_exc_value_error(), e.description)
         }
     case is BridgeError:
         if PyErr_Occurred() == nil { raise(saat_exc_runtime_error(), "saat: internal error without a message") }
@@ -50,13 +51,9 @@ func bridged(_ body: () throws -> PyObj?) -> PyObj? {
 
 func valueError(_ msg: String) -> BridgeError { raiseValue(msg); return BridgeError() }
 
-/// Runs `body`, rethrowing `SAATError.invalidArgument` under the caller's Python argument name
-/// (the core names some arguments after the public API, e.g. 'prototype_batch' for `batch`).
-func renamingArguments<R>(_ names: [String: String], _ body: () throws -> R) throws -> R {
-    do { return try body() } catch let SAATError.invalidArgument(arg, expected) {
-        throw SAATError.invalidArgument(names[arg] ?? arg, expected)
-    }
-}
+/// saat._core.TrainingDiverged (a ValueError subclass), created at module init: a training stopped
+/// because its loss became NaN/inf.
+nonisolated(unsafe) var trainingDivergedType: PyObj? = nil
 func typeError(_ msg: String) -> BridgeError { raiseType(msg); return BridgeError() }
 func runtimeError(_ msg: String) -> BridgeError { raise(saat_exc_runtime_error(), msg); return BridgeError() }
 
@@ -200,13 +197,13 @@ func typeName(_ o: PyObj) -> String {
 
 /// Element types accepted through the buffer protocol.
 enum DType: String {
-    case float32, int8, uint8, int32, int64, uint64
+    case float32, float64, int8, uint8, int32, int64, uint64
 
     var itemSize: Int {
         switch self {
         case .float32, .int32: return 4
         case .int8, .uint8: return 1
-        case .int64, .uint64: return 8
+        case .float64, .int64, .uint64: return 8
         }
     }
 
@@ -214,6 +211,7 @@ enum DType: String {
     var formats: [UInt8] {
         switch self {
         case .float32: return [0x66]              // f
+        case .float64: return [0x64]              // d
         case .int8: return [0x62]                 // b
         case .uint8: return [0x42]                // B
         case .int32: return [0x69, 0x6C]          // i, l (when 4 bytes)
@@ -334,6 +332,13 @@ func shapeString(_ s: [Int]) -> String {
     "(" + s.map(String.init).joined(separator: ", ") + (s.count == 1 ? ",)" : ")")
 }
 
+/// `withArray` for an argument that may be omitted or None (`body` then gets nil).
+func optionalArray<T, R>(_ a: Args, _ name: String, _ dtype: DType, as: T.Type, shape: ShapeSpec? = nil,
+                         writable: Bool = false, _ body: (ArrayView<T>?) throws -> R) throws -> R {
+    guard let o = a.obj(name) else { return try body(nil) }
+    return try withArray(o, name, dtype, as: T.self, shape: shape, writable: writable) { try body($0) }
+}
+
 func f32<R>(_ obj: PyObj, _ name: String, shape: ShapeSpec? = nil, writable: Bool = false,
             _ body: (ArrayView<Float>) throws -> R) throws -> R {
     try withArray(obj, name, .float32, as: Float.self, shape: shape, writable: writable, body)
@@ -362,6 +367,16 @@ func pyDict(_ items: [(String, PyObj?)]) -> PyObj? {
         if rc != 0 { saat_decref(d); return nil }
     }
     return d
+}
+
+/// A new tuple of new references (stolen); nil (the exception set) when any is nil.
+func pyTuple(_ items: [PyObj?]) -> PyObj? {
+    guard items.allSatisfy({ $0 != nil }), let t = PyTuple_New(items.count) else {
+        for i in items { if let i { saat_decref(i) } }
+        return nil
+    }
+    for (i, o) in items.enumerated() { PyTuple_SetItem(t, i, o) }
+    return t
 }
 
 /// A new list of new references (stolen).

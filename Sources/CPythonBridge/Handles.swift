@@ -12,16 +12,16 @@ final class Box<T> {
 }
 
 let modelCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.HashingModel")
-let prototypeCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.PrototypeNet")
+let attackCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.PreparedAttack")
 
 // Destructors must be C function pointers, one per type (a generic closure cannot be one).
 private let releaseModelCapsule: @convention(c) (PyObj?) -> Void = { cap in
     guard let cap, let p = PyCapsule_GetPointer(cap, modelCapsuleName) else { PyErr_Clear(); return }
     Unmanaged<HashingModel>.fromOpaque(p).release()
 }
-private let releasePrototypeCapsule: @convention(c) (PyObj?) -> Void = { cap in
-    guard let cap, let p = PyCapsule_GetPointer(cap, prototypeCapsuleName) else { PyErr_Clear(); return }
-    Unmanaged<PrototypeNet>.fromOpaque(p).release()
+private let releaseAttackCapsule: @convention(c) (PyObj?) -> Void = { cap in
+    guard let cap, let p = PyCapsule_GetPointer(cap, attackCapsuleName) else { PyErr_Clear(); return }
+    Unmanaged<PreparedAttack>.fromOpaque(p).release()
 }
 
 /// A new capsule holding one retained reference to `obj`, released by `destructor`.
@@ -49,7 +49,7 @@ private func capsuleArg<T: AnyObject>(_ a: Args, _ argName: String, _ name: Unsa
 }
 
 func makeModelCapsule(_ m: HashingModel) -> PyObj? { makeCapsule(m, modelCapsuleName, releaseModelCapsule) }
-func makePrototypeCapsule(_ p: PrototypeNet) -> PyObj? { makeCapsule(p, prototypeCapsuleName, releasePrototypeCapsule) }
+func makeAttackCapsule(_ p: PreparedAttack) -> PyObj? { makeCapsule(p, attackCapsuleName, releaseAttackCapsule) }
 
 func modelArg(_ a: Args, _ name: String = "model") throws -> HashingModel {
     let m: HashingModel = try capsuleArg(a, name, modelCapsuleName, "a saat model handle (HashingModel._handle)")
@@ -81,8 +81,8 @@ private func markingHeld<R>(_ model: HashingModel?, _ body: () -> R) -> R {
     return body()
 }
 
-func prototypeArg(_ a: Args, _ name: String = "prototype") throws -> PrototypeNet {
-    try capsuleArg(a, name, prototypeCapsuleName, "a saat prototype-network handle")
+func attackArg(_ a: Args, _ name: String = "attack") throws -> PreparedAttack {
+    try capsuleArg(a, name, attackCapsuleName, "a prepared saat attack handle (from attack_prepare)")
 }
 
 /// Callbacks into Python from a loop running without the GIL: each call takes the GIL, checks
@@ -148,10 +148,11 @@ func tensorsToPy(_ d: [String: Tensor]) -> PyObj? {
     return dict
 }
 
-/// Reads a Python dict name → float32 array (any shape, C-contiguous) into tensors (copied).
-func tensorsFromPy(_ obj: PyObj, _ argName: String) throws -> [String: Tensor] {
-    guard PyDict_Check_(obj) else { throw typeError("argument '\(argName)': expected a dict of name -> float32 array, got \(typeName(obj))") }
-    var out: [String: Tensor] = [:]
+/// Calls `body(key, value)` for every item of the dict passed as `argName` (borrowed references);
+/// TypeError naming the argument when it is not a dict (`what` says what it should hold) or a key
+/// is not a str.
+func forEachItem(ofDict obj: PyObj, _ argName: String, _ what: String, _ body: (String, PyObj) throws -> Void) throws {
+    guard PyDict_Check_(obj) else { throw typeError("argument '\(argName)': expected a dict of \(what), got \(typeName(obj))") }
     var pos: Py_ssize_t = 0
     var key: PyObj? = nil, value: PyObj? = nil
     while PyDict_Next(obj, &pos, &key, &value) != 0 {
@@ -159,11 +160,15 @@ func tensorsFromPy(_ obj: PyObj, _ argName: String) throws -> [String: Tensor] {
             PyErr_Clear()
             throw typeError("argument '\(argName)': keys must be str")
         }
-        let name = String(cString: c)
-        let t: Tensor = try f32(value, "\(argName)['\(name)']") { v in
-            Tensor(shape: v.shape, data: Array(UnsafeBufferPointer(start: v.constPtr, count: v.count)))
-        }
-        out[name] = t
+        try body(String(cString: c), value)
+    }
+}
+
+/// Reads a Python dict name → float32 array (any shape, C-contiguous) into tensors (copied).
+func tensorsFromPy(_ obj: PyObj, _ argName: String) throws -> [String: Tensor] {
+    var out: [String: Tensor] = [:]
+    try forEachItem(ofDict: obj, argName, "name -> float32 array") { name, value in
+        out[name] = try f32(value, "\(argName)['\(name)']") { v in Tensor(shape: v.shape, copying: v.constPtr) }
     }
     return out
 }

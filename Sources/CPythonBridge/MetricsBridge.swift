@@ -7,52 +7,11 @@ import SAATCore
 // Outputs go into caller-allocated arrays (float64 or int64). Packing and ranking run with the
 // GIL released; the argument names in errors are those of the Python API.
 
-/// Acquires a writable C-contiguous float64 buffer of exactly `shape` (the shared `withArray`
-/// has no float64 dtype; the metric outputs are float64 so per-query APs and averaged curves
-/// reach Python without rounding). TypeError for a wrong type/dtype, ValueError for shape,
-/// contiguity or read-only.
+/// A writable C-contiguous float64 buffer of exactly `shape` (metric outputs are float64 so
+/// per-query APs and averaged curves reach Python without rounding).
 private func withF64Out<R>(_ obj: PyObj, _ name: String, shape: [Int],
                            _ body: (UnsafeMutablePointer<Double>) throws -> R) throws -> R {
-    var view = Py_buffer()
-    if PyObject_GetBuffer(obj, &view, PyBUF_STRIDES | PyBUF_FORMAT) != 0 {
-        PyErr_Clear()
-        throw typeError("argument '\(name)': expected a numpy array of float64, got \(typeName(obj))")
-    }
-    defer { PyBuffer_Release(&view) }
-    var ok = view.itemsize == 8
-    if ok, let fmt = view.format {
-        var p = UnsafeMutableRawPointer(fmt).assumingMemoryBound(to: UInt8.self)
-        if p.pointee == 0x3C || p.pointee == 0x3D || p.pointee == 0x40 { p += 1 }   // < = @
-        ok = p.pointee == 0x64 && p[1] == 0                                          // d
-    } else {
-        ok = false
-    }
-    if !ok {
-        throw typeError("argument '\(name)': expected dtype float64, got \(formatName(view.format, itemSize: view.itemsize))")
-    }
-    let nd = Int(view.ndim)
-    let got = (0..<nd).map { view.shape![$0] }
-    if got != shape {
-        throw valueError("argument '\(name)': expected shape \(shapeString(shape)), got \(shapeString(got))")
-    }
-    if let strides = view.strides {
-        var expected = 8
-        for i in stride(from: nd - 1, through: 0, by: -1) {
-            if got[i] > 1 && strides[i] != expected {
-                throw valueError("argument '\(name)': expected a C-contiguous array (use numpy.ascontiguousarray)")
-            }
-            expected *= got[i]
-        }
-    }
-    if view.readonly != 0 { throw valueError("argument '\(name)': output array is read-only") }
-    let count = shape.reduce(1, *)
-    if count == 0 || view.buf == nil {
-        let dummy = UnsafeMutablePointer<Double>.allocate(capacity: 1)
-        defer { dummy.deallocate() }
-        return try body(dummy)
-    }
-    if Int(bitPattern: view.buf!) % 8 != 0 { throw valueError("argument '\(name)': buffer is not aligned for float64") }
-    return try body(view.buf!.assumingMemoryBound(to: Double.self))
+    try withArray(obj, name, .float64, as: Double.self, shape: shape.map { Optional($0) }, writable: true) { try body($0.ptr) }
 }
 
 /// The packed query and database sides of a metric call. Code widths must match (named

@@ -66,10 +66,16 @@ let modelSetNormFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
-/// Checks an image batch argument against the model: float32 (N, C, H, W), finite.
+/// Checks an image batch argument against the model: float32 (N, C, H, W), every pixel finite and
+/// in [0, 1]. The one place images are checked (the Python layer only converts dtype and order).
 func imagesArg<R>(_ a: Args, _ name: String, _ m: HashingModel, _ body: (ArrayView<Float>) throws -> R) throws -> R {
     try f32(a.required(name), name, shape: [nil] + m.inputShape.map { Optional($0) }) { x in
-        try requireFinite(x, name)
+        for i in 0..<x.count where !(x.ptr[i] >= 0 && x.ptr[i] <= 1) {
+            let v = x.ptr[i]
+            throw valueError("argument '\(name)': expected " + (v.isFinite
+                ? "pixel values in [0, 1] (scale 0..255 images by 1/255 or pass uint8), got \(v) at flat index \(i)"
+                : "finite pixel values, found \(v) at flat index \(i)"))
+        }
         return try body(x)
     }
 }
@@ -152,7 +158,7 @@ let modelLoadStateDictFn: PyFastKwFn = { _, args, nargs, kw in
         let a = try Args("model_load_state_dict", args, nargs, kw, names: ["model", "state"], required: 2)
         let m = try modelArg(a)
         let d = try tensorsFromPy(a.required("state"), "state")
-        try renamingArguments(["state_dict": "state"]) { try withoutGIL { try m.withLock { try m.loadStateDict(d) } } }
+        try withoutGIL { try m.withLock { try m.loadStateDict(d) } }
         return saat_none()
     }
 }

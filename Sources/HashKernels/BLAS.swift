@@ -28,21 +28,6 @@ public enum BLAS {
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
 
-    /// Dense C(m,n) = A(m,k)·B(k,n), contiguous, no transposes.
-    @inlinable
-    public static func matmul(m: Int, n: Int, k: Int,
-                              a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                              c: UnsafeMutablePointer<Float>) {
-        sgemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: c, ldc: n)
-    }
-
-    /// y ← α·x + y.
-    @inlinable
-    public static func saxpy(n: Int, alpha: Float, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
-        if n == 0 { return }
-        cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
-    }
-
     /// Runs `body` with OpenBLAS pinned to one thread, so that sgemm calls made from several of
     /// saat's own threads at once (`ParallelFor.split`) run in their callers' threads instead of
     /// queueing on OpenBLAS's pool. Nestable and safe to call from several threads: the first

@@ -120,7 +120,8 @@ public enum Conv2D {
         }
     }
 
-    /// Adds `cols` (C·k·k, nc·OH·OW) back into images [n0, n0 + nc) of dx (the adjoint of im2col),
+    /// Adds `cols` (C·k·k, nc·OH·OW) back into images [n0, n0 + nc) of dx (the adjoint of im2col:
+    /// the two walk the same (c, u, v, i) loops on purpose, one copying out, one adding back),
     /// through a zero-padded accumulator (`scratch`, ≥ `paddedCount(g)` floats; allocated when nil).
     /// With `overwrite` the images of dx are set to the result instead of added to (saves zeroing).
     public static func col2im(_ cols: UnsafePointer<Float>, _ g: Conv2DGeometry, first n0: Int, count nc: Int,

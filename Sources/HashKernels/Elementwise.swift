@@ -1,9 +1,9 @@
 /// Elementwise float32 kernels used by the layers: ReLU, masks, bias adds and sums.
 ///
-/// Written with `SIMD16<Float>` over unaligned loads/stores, with the codegen pitfalls of
-/// `notes/swift-python-bridge.md` (P2) in mind: products are accumulated as `acc += a * b` (never
-/// `addingProduct`, which becomes a per-lane `fmaf` libcall on baseline x86-64), and clamping is
-/// done with `replace(with:where:)` (never `pointwiseMax`/`clamped`, which are scalarised).
+/// Written with `SIMD16<Float>` over unaligned loads/stores, avoiding two code-generation pitfalls
+/// of Swift's SIMD types: products are accumulated as `acc += a * b` (never `addingProduct`, which
+/// becomes a per-lane `fmaf` library call on baseline x86-64), and clamping is done with
+/// `replace(with:where:)` (never `pointwiseMax`/`clamped`, which are scalarised).
 /// Every function takes raw pointers plus a count; inputs and outputs may alias exactly
 /// (same pointer) but must not partially overlap.
 public enum Elementwise {
@@ -120,27 +120,12 @@ public enum Elementwise {
         while i < n { let v = x[i] + c; y[i] = v < 0 ? 0 : v; i += 1 }
     }
 
-    /// y[r, j] += b[j] for a row-major (rows, cols) matrix y.
-    @inlinable
-    public static func addRowVector(_ b: UnsafePointer<Float>, to y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        for r in 0..<rows {
-            let row = y + r * cols
-            var j = 0
-            while j + 16 <= cols { store(load(row + j) + load(b + j), row + j); j += 16 }
-            while j < cols { row[j] += b[j]; j += 1 }
-        }
-    }
-
-    /// out[j] += Σ_r x[r, j] for a row-major (rows, cols) matrix x (bias gradient of a dense layer).
+    /// out[j] += Σ_r x[r, j] for a row-major (rows, cols) matrix x (bias gradient of a dense layer),
+    /// rows added in order.
     @inlinable
     public static func accumulateColumnSums(_ x: UnsafePointer<Float>, rows: Int, cols: Int,
                                             into out: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows {
-            let row = x + r * cols
-            var j = 0
-            while j + 16 <= cols { store(load(out + j) + load(row + j), out + j); j += 16 }
-            while j < cols { out[j] += row[j]; j += 1 }
-        }
+        for r in 0..<rows { add(x + r * cols, into: out, count: cols) }
     }
 
     /// Σ_i x[i] (16 float lanes, then a horizontal sum).

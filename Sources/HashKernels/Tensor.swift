@@ -81,6 +81,21 @@ public struct Tensor: Sendable, Equatable {
         return Tensor(shape: s, data: out)
     }
 
+    /// A new tensor of `a`'s shape written by `kernel(a, b, out, count)` over the raw buffers of two
+    /// tensors of the same size (an elementwise kernel such as `Elementwise.multiply`).
+    public static func elementwise(_ a: Tensor, _ b: Tensor,
+                                   _ kernel: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Tensor {
+        precondition(a.count == b.count, "elementwise: \(a.shape) and \(b.shape) differ in size")
+        var out = Tensor(uninitialized: a.shape)
+        if a.count == 0 { return out }
+        a.data.withUnsafeBufferPointer { ap in
+            b.data.withUnsafeBufferPointer { bp in
+                out.data.withUnsafeMutableBufferPointer { kernel(ap.baseAddress!, bp.baseAddress!, $0.baseAddress!, a.count) }
+            }
+        }
+        return out
+    }
+
     /// Sets every value to zero, keeping the shape.
     public mutating func zero() {
         data.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }

@@ -221,11 +221,8 @@ final class ConvPoolTests: XCTestCase {
             Elementwise.addScalar(dy, 0.5, into: &z, count: n)
             XCTAssertEqual(z, dy.map { $0 + 0.5 })
         }
-        // Row vector add and column sums on a (3, 19) matrix.
-        let m = random(3 * 19, seed: 5), b = random(19, seed: 6)
-        var yb = m
-        Elementwise.addRowVector(b, to: &yb, rows: 3, cols: 19)
-        for r in 0..<3 { for j in 0..<19 { XCTAssertEqual(yb[r * 19 + j], m[r * 19 + j] + b[j]) } }
+        // Column sums on a (3, 19) matrix, added to a non-zero start.
+        let m = random(3 * 19, seed: 5)
         var cs = [Float](repeating: 1, count: 19)
         Elementwise.accumulateColumnSums(m, rows: 3, cols: 19, into: &cs)
         for j in 0..<19 {

@@ -20,8 +20,8 @@ final class AttackObjectiveTests: XCTestCase {
 
     func testMeanProductGradient() {
         let codes = randomCodes(6, 8, seed: 1)
-        checkObjective(CodeAwayObjective(codes: codes), f: outputs(4, 8, seed: 2), rows: 2..<6)
-        checkObjective(CodeAwayObjective(codes: codes, towards: true), f: outputs(4, 8, seed: 3), rows: 0..<4)
+        checkObjective(CodeProductObjective(codes: codes, .away), f: outputs(4, 8, seed: 2), rows: 2..<6)
+        checkObjective(CodeProductObjective(codes: codes, .towards), f: outputs(4, 8, seed: 3), rows: 0..<4)
     }
 
     func testSAATMaskedLossGradientAndMask() {
@@ -76,7 +76,7 @@ final class AttackObjectiveTests: XCTestCase {
         var p = randomTensor([4, 8], seed: 11, lo: -0.8, hi: 0.8)
         for i in 0..<p.count { p.data[i] = (p.data[i] * 64).rounded() / 64 }
         let y = randomLabels(4, 5, seed: 12), tc = randomCodes(15, 8, seed: 13), tl = randomLabels(15, 5, seed: 14)
-        let (_, g) = PrototypeNet.circleLoss(p: p, y: y, trainCodes: tc, trainLabels: tl)
+        let (_, g) = CircleLoss.value(p: p, y: y, trainCodes: tc, trainLabels: tl)
         let b = 4, n = 15, k = 8
         let h: Float = 0x1p-9
         for i in 0..<p.count {
@@ -84,8 +84,8 @@ final class AttackObjectiveTests: XCTestCase {
             for step in [h, 2 * h] {
                 var pp = p, pm = p
                 pp.data[i] += step; pm.data[i] -= step
-                let lp = PrototypeNet.circleLoss(p: pp, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
-                let lm = PrototypeNet.circleLoss(p: pm, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
+                let lp = CircleLoss.value(p: pp, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
+                let lm = CircleLoss.value(p: pm, y: y, trainCodes: tc, trainLabels: tl, weightsAt: p).0
                 d.append((lp - lm) / (2 * Double(step)))
             }
             let v = p.data[i], sg: Float = v > 0 ? 1 : (v < 0 ? -1 : 0)
@@ -123,8 +123,8 @@ final class AttackEngineTests: XCTestCase {
             let cfg = AttackConfig(eps: 8 / 255, steps: 4, update: update, randomStart: true, alphaSchedule: true, mseWeight: 1, seed: 9)
             var a = [Float](repeating: 0, count: x.count), b = a
             try x.data.withUnsafeBufferPointer { xp in
-                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeAwayObjective(codes: codes), config: cfg, out: &a)
-                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeAwayObjective(codes: codes), config: cfg, out: &b)
+                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeProductObjective(codes: codes, .away), config: cfg, out: &a)
+                try AttackEngine.run(model: m, images: xp.baseAddress!, n: n, objective: CodeProductObjective(codes: codes, .away), config: cfg, out: &b)
             }
             XCTAssertEqual(a, b, "same seed, same result (\(update))")
             var maxDiff: Float = 0
@@ -141,21 +141,33 @@ final class AttackEngineTests: XCTestCase {
         let m = try model()
         let n = 8
         let x = randomTensor([n, 3, 32, 32], seed: 5, lo: 0, hi: 1)
-        let cfg = AttackConfig(eps: 8 / 255, steps: 10, update: .sign(step: 2 / 255), randomStart: true, alphaSchedule: false, seed: 0)
+        let pgd = try PGDAttack.spec.prepare(16, AttackInputs([:]), try PGDAttack.schema.resolve(["steps": .int(10)]), { false })
         var adv = [Float](repeating: 0, count: x.count)
         let clean = try x.data.withUnsafeBufferPointer { try PGDAttack.cleanCodes(model: m, images: $0.baseAddress!, n: n) }
-        try x.data.withUnsafeBufferPointer { try PGDAttack.run(model: m, images: $0.baseAddress!, n: n, config: cfg, out: &adv) }
+        try x.data.withUnsafeBufferPointer { try pgd.run(model: m, images: $0.baseAddress!, n: n, labels: nil, out: &adv) }
         let f = m.forward(Tensor(shape: x.shape, data: adv))
         var flipped = 0
         for i in 0..<f.count where (f.data[i] >= 0 ? 1 : -1) != clean.data[i] { flipped += 1 }
         XCTAssertGreaterThan(flipped, f.count / 4, "PGD should flip a good share of bits")
     }
 
-    func testInvalidConfigsThrow() {
-        XCTAssertThrowsError(try AttackConfig(eps: -1, steps: 1, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
-        XCTAssertThrowsError(try AttackConfig(eps: 0.1, steps: 0, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
-        XCTAssertThrowsError(try AttackConfig(eps: 0.1, steps: 1, update: .sign(step: 0), randomStart: false, alphaSchedule: false).validate())
-        XCTAssertThrowsError(try AttackConfig(eps: .nan, steps: 1, update: .sign(step: 0.1), randomStart: false, alphaSchedule: false).validate())
+    /// Every attack's parameters are checked by its schema, once, naming the parameter.
+    func testSchemasRejectBadParameters() throws {
+        func expect(_ name: String, _ given: [String: Value], file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertThrowsError(try PGDAttack.schema.resolve(given), file: file, line: line) { e in
+                guard case SAATError.invalidArgument(let arg, _)? = e as? SAATError else { return XCTFail("\(e)", file: file, line: line) }
+                XCTAssertEqual(arg, name, file: file, line: line)
+            }
+        }
+        expect("eps", ["eps": .float(-1)])
+        expect("steps", ["steps": .int(0)])
+        expect("step", ["step": .float(0)])
+        expect("eps", ["eps": .float(.nan)])
+        expect("eps", ["eps": .string("x")])
+        expect("lr", ["lr": .float(1)])   // PGD has no lr
+        XCTAssertEqual(try PGDAttack.schema.resolve([:]).int("steps"), 10)
+        XCTAssertEqual(try PGDAttack.schema.resolve(["eps": .int(0)]).double("eps"), 0)   // an int for a float
+        for spec in Registry.attacks { XCTAssertNoThrow(try spec.schema.resolve([:]), spec.schema.name) }
     }
 
     func testDHTAAnchorIsComponentVote() throws {

@@ -33,10 +33,10 @@ final class LossTests: XCTestCase {
         return Batch(trainLabels: y, memory: mem, u: u, labels: y.gather(idx), indices: idx)
     }
 
-    private func make(_ name: String, _ bt: Batch, seed: UInt64 = 7) throws -> HashingLossValue {
+    private func make(_ name: String, _ bt: Batch, seed: UInt64 = 7) throws -> HashingLoss {
         let l = try makeHashingLoss(name: name, bits: bt.u.shape[1], trainLabels: bt.trainLabels, seed: seed)
         l.memory = bt.memory
-        return l as! HashingLossValue
+        return l
     }
 
     /// Central differences that float32 rounding cannot move, against the analytic gradient, in
@@ -51,7 +51,7 @@ final class LossTests: XCTestCase {
     /// truncation c·h² (+ float64 noise ≲ 1e-16·Σ|terms|/h), and |D(h) − D(2h)| ≈ 3c·h² bounds it
     /// with a factor 3 to spare. The analytic gradient is float32: `analyticBound(grad)` bounds its
     /// rounding, derived per loss from its formula (`gradientBound`).
-    private func gradCheck(_ loss: HashingLossValue, _ bt: Batch, file: StaticString = #filePath, line: UInt = #line) {
+    private func gradCheck(_ loss: HashingLoss, _ bt: Batch, file: StaticString = #filePath, line: UInt = #line) {
         let (_, g) = loss.value(u: bt.u, labels: bt.labels, indices: bt.indices)
         XCTAssertEqual(g.shape, bt.u.shape, file: file, line: line)
         XCTAssertGreaterThan(g.data.map { abs($0) }.max()!, 0, "\(loss.name): zero gradient", file: file, line: line)
@@ -89,7 +89,7 @@ final class LossTests: XCTestCase {
     /// - HashNet: G = w·(σ − s) with the pair weights w summing to ≤ 2 over all pairs; s = α;
     /// - CSQ: each entry is one float64 value rounded once: u·|g|;
     /// - DCH: A·u − f∘u + quantisation term, its magnitudes computed here from DCH's formulas.
-    private func gradientBound(_ loss: HashingLossValue, _ bt: Batch, grad: Tensor) -> [Double] {
+    private func gradientBound(_ loss: HashingLoss, _ bt: Batch, grad: Tensor) -> [Double] {
         let b = bt.u.shape[0], k = bt.u.shape[1], n = bt.memory.shape[0]
         let maxU = bt.memory.data.map { abs(Double($0)) }.max()!
         let m = gamma(n + 4)
@@ -378,12 +378,12 @@ final class LossTests: XCTestCase {
         }
         expectArg("loss") { try makeHashingLoss(name: "x", bits: 8, trainLabels: y, seed: 0) }
         XCTAssertThrowsError(try makeHashingLoss(name: "x", bits: 8, trainLabels: y, seed: 0)) { e in
-            XCTAssertEqual("\(e)", "argument 'loss': expected one of dpsh, dph, hashnet, dsdh, dch, csq, got 'x'")
+            XCTAssertEqual("\(e)", "argument 'loss': expected one of 'dpsh', 'dph', 'hashnet', 'dsdh', 'dch', 'csq', got 'x'")
         }
         expectArg("bits") { try makeHashingLoss(name: "dpsh", bits: 0, trainLabels: y, seed: 0) }
         expectArg("bits") { try makeHashingLoss(name: "csq", bits: 12, trainLabels: y, seed: 0) }
-        expectArg("trainLabels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(shape: [2, 3], data: [1, 0, 0.5, 0, 1, 1]), seed: 0) }
-        expectArg("trainLabels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(zeros: [6]), seed: 0) }
+        expectArg("train_labels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(shape: [2, 3], data: [1, 0, 0.5, 0, 1, 1]), seed: 0) }
+        expectArg("train_labels") { try makeHashingLoss(name: "dph", bits: 8, trainLabels: Tensor(zeros: [6]), seed: 0) }
 
         let bt = makeBatch(k: 8, seed: 8)
         let l = try make("dpsh", bt)

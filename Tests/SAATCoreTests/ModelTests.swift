@@ -129,9 +129,9 @@ final class ModelTests: XCTestCase {
         let x = randomTensor([n, 3, 32, 32], seed: 9, lo: 0, hi: 1)
         var out = [Float](repeating: 0, count: n * 8)
         try x.data.withUnsafeBufferPointer { try m.predict(images: $0.baseAddress!, n: n, out: &out) }
-        // predict runs chunks of `inferenceChunk` images: each equals a forward of that chunk bit for
+        // predict runs chunks of `imagesPerChunk` images: each equals a forward of that chunk bit for
         // bit (another batch size may run other OpenBLAS micro-kernels, so only the same chunks compare).
-        let chunk = m.backbone.inferenceChunk
+        let chunk = m.imagesPerChunk(gradients: false)
         XCTAssertLessThan(chunk, n)
         XCTAssertEqual(Array(out[0..<(chunk * 8)]), m.forward(x.slice(0, chunk)).data, "first chunk")
         XCTAssertEqual(Array(out[(chunk * 8)...]), m.forward(x.slice(chunk, n - chunk)).data, "last chunk")

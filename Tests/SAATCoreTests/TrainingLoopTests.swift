@@ -3,18 +3,13 @@ import XCTest
 
 /// A tiny hashing loss for loop tests: L = mean((u − t)²) towards fixed per-item targets, with a
 /// memory and an epoch counter so the state round trip is exercised.
-final class ToyLoss: HashingLoss {
-    let name = "toy"
-    let bits: Int
-    let trainLabels: Tensor
-    var memory: Tensor
+final class ToyLoss: MemoryBankLoss {
     var epochs = 0
-    init(bits: Int, labels: Tensor) { self.bits = bits; trainLabels = labels; memory = Tensor(zeros: [labels.batch, bits]) }
-    func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    init(bits: Int, labels: Tensor) { super.init(name: "toy", bits: bits, trainLabels: labels) }
+    override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         var g = Tensor(zeros: u.shape), l = 0.0
         for (r, i) in indices.enumerated() {
             for t in 0..<bits {
-                memory.data[i * bits + t] = u.data[r * bits + t]
                 let target: Float = (i + t) % 2 == 0 ? 0.5 : -0.5
                 let d = u.data[r * bits + t] - target
                 l += Double(d * d)
@@ -23,9 +18,9 @@ final class ToyLoss: HashingLoss {
         }
         return (l / Double(u.count), g)
     }
-    func beginEpoch(_ epoch: Int) { epochs += 1 }
-    func saveState() -> [String: Tensor] { ["epochs": Tensor(shape: [1], data: [Float(epochs)])] }
-    func loadState(_ s: [String: Tensor]) throws { epochs = Int(s["epochs"]!.data[0]) }
+    override func beginEpoch(_ epoch: Int) { epochs += 1 }
+    override func saveState() -> [String: Tensor] { ["epochs": Tensor(shape: [1], data: [Float(epochs)])] }
+    override func loadState(_ s: [String: Tensor]) throws { epochs = Int(s["epochs"]!.data[0]) }
 }
 
 final class TrainingLoopTests: XCTestCase {
@@ -77,13 +72,8 @@ final class TrainingLoopTests: XCTestCase {
     func testAdversarialMethodsResumeExactly() throws {
         for kind in ["saat", "cgat", "atrdh"] {
             let make: (HashingModel, Tensor) throws -> TrainingMethod = { m, l in
-                let loss = ToyLoss(bits: 8, labels: l)
-                let inner = InnerAttack(eps: 8 / 255, step: 2 / 255, steps: 2)
-                switch kind {
-                case "saat": return try SAATTraining.make(model: m, loss: loss, trainLabels: l, inner: inner, seed: 1)
-                case "cgat": return try CgATTraining.make(model: m, loss: loss, trainLabels: l, inner: inner, seed: 1)
-                default: return try ATRDHTraining(model: m, loss: loss, trainLabels: l, inner: inner, seed: 1)
-                }
+                let spec = try Registry.training(kind)
+                return try spec.make(m, ToyLoss(bits: 8, labels: l), l, try spec.schema.resolve(["steps": .int(2), "seed": .int(1)]))
             }
             let (full, w) = try run(resumeAt: nil, method: make)
             XCTAssertTrue(full.allSatisfy { $0.isFinite }, kind)

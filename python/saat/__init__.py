@@ -10,13 +10,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from . import _core
+from ._core import TrainingDiverged
 from . import kernels
 from . import models, losses, metrics, codes, training, attacks, defences, datasets, evaluation, experiments
 from .models import HashingModel, from_torch_state_dict
 from .training import train
 from .evaluation import evaluate_attack
 
-__all__ = ["info", "HashingModel", "from_torch_state_dict", "train", "evaluate_attack", "kernels", "models",
+__all__ = ["info", "TrainingDiverged", "HashingModel", "from_torch_state_dict", "train", "evaluate_attack", "kernels", "models",
            "losses", "metrics", "codes", "training", "attacks", "defences", "datasets", "evaluation", "experiments",
            "__version__"]
 

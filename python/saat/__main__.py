@@ -1,4 +1,9 @@
-"""Command line: ``python -m saat demo|train|attack|defend|table|info``."""
+"""Command line: ``python -m saat demo|train|attack|defend|table|info``.
+
+Choices (backbones, losses, attacks, defences) and the options of ``train``, ``attack`` and
+``defend`` come from the core's registry (``saat._core.schemas()``): every parameter of the
+chosen recipe or attack is an option (``--steps``, ``--lr``, …) with the schema's type and help.
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +11,47 @@ import json
 import os
 import sys
 import time
+
+from . import _schema
+
+# Options every subcommand has for itself (the model's --seed and --loss apply to everything).
+_OWN = {"seed", "loss"}
+
+
+def _bool(text):
+    if text.lower() in ("1", "true", "yes", "on"):
+        return True
+    if text.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def _add_schema_options(p, *kinds):
+    """One option per parameter of every registry entry of ``kinds`` (``--name`` for parameter
+    ``name``; the help names the entries that have it). Unset options are None."""
+    seen = {}
+    for kind in kinds:
+        for name in _schema.names(kind):
+            for prm in _schema.schema(kind, name)["parameters"]:
+                if prm["name"] not in _OWN:
+                    seen.setdefault(prm["name"], (prm, []))[1].append(name)
+    for pname, (prm, users) in seen.items():
+        kw = {"int": {"type": int}, "float": {"type": float}, "bool": {"type": _bool, "metavar": "{true,false}"},
+              "choice": {"choices": prm.get("choices")}, "fractions": {"type": float, "nargs": "+"}}[prm["type"]]
+        p.add_argument("--" + pname.replace("_", "-"), dest=f"param_{pname}", default=None,
+                       help=f"{prm['doc']} ({', '.join(users)})", **kw)
+
+
+def _params(args, kind, name):
+    """The options given for the parameters of entry ``name``; an option the entry does not have
+    is an error naming it."""
+    own = {p["name"] for p in _schema.schema(kind, name)["parameters"]}
+    given = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    for k in given:
+        if k not in own:
+            raise ValueError(f"option --{k.replace('_', '-')}: {name} has no parameter '{k}' "
+                             f"(its parameters: {', '.join(sorted(own)) or 'none'})")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
 def _data(args):
@@ -26,10 +72,10 @@ def _add_data(p):
 
 
 def _add_model(p):
-    p.add_argument("--backbone", default="cnn-small", choices=["cnn-small", "alexnet", "vgg11"])
+    p.add_argument("--backbone", default="cnn-small", choices=_schema.names("backbone"))
     p.add_argument("--bits", type=int, default=32)
-    p.add_argument("--loss", default="dpsh")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--loss", default="dpsh", choices=_schema.names("loss"), help="hashing loss (default dpsh)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model, its training and the attacks (default 0)")
     p.add_argument("--out", default="saat-out", help="output folder (default saat-out)")
 
 
@@ -43,8 +89,8 @@ def cmd_train(args):
     data = _data(args)
     m = saat.HashingModel(args.backbone, args.bits, seed=args.seed)
     t0 = time.perf_counter()
-    res = saat.train(m, data.train.images, data.train.labels, loss=args.loss, epochs=args.epochs,
-                     batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    res = saat.train(m, data.train.images, data.train.labels, loss=args.loss, seed=args.seed,
+                     **_params(args, "training", "hashing"))
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{args.backbone}-{args.loss}-{args.bits}.npz")
     m.save(path)
@@ -57,17 +103,14 @@ def cmd_train(args):
 
 def cmd_attack(args):
     import saat
-    from .experiments import ExperimentConfig, _attack
+    from .experiments import ExperimentConfig, make_attack
     data = _data(args)
     m = saat.HashingModel.load(args.model).eval()
-    cfg = ExperimentConfig(seed=args.seed)
-    for f in ("pgd_steps", "saat_steps", "center_steps", "hag_steps", "sdha_steps", "dhta_steps", "tha_steps"):
-        if args.steps:
-            setattr(cfg, f, args.steps)
     db = m.encode(data.database.images)
     tr = m.encode(data.train.images)
     q_img, q_lab = data.query.images[: args.n_attack], data.query.labels[: args.n_attack]
-    atk = _attack(args.attack, m, tr, data.train.labels, db, data.database.labels, cfg)
+    atk = make_attack(args.attack, m, tr, data.train.labels, db, data.database.labels, ExperimentConfig(seed=args.seed),
+                      overrides=_params(args, "attack", args.attack.removesuffix("_t")))
     t = saat.attacks.select_target_labels(q_lab, data.database.labels, seed=args.seed) if atk.targeted else None
     res = saat.evaluate_attack(m, atk, q_img, q_lab, db, data.database.labels, k=args.k, target_labels=t)
     print(json.dumps({k: v for k, v in res.items() if not hasattr(v, "shape")}, indent=1))
@@ -77,7 +120,7 @@ def cmd_defend(args):
     import saat
     data = _data(args)
     m = saat.HashingModel.load(args.model)
-    d = saat.defences.DEFENCES[args.defence](m, loss=args.loss, epochs=args.epochs, seed=args.seed)
+    d = saat.defences.DEFENCES[args.defence](m, loss=args.loss, seed=args.seed, **_params(args, "defence", args.defence))
     d.fit(data.train.images, data.train.labels)
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{os.path.splitext(os.path.basename(args.model))[0]}-{args.defence}.npz")
@@ -111,23 +154,22 @@ def main(argv=None):
         _add_data(p)
         _add_model(p)
         p.add_argument("--bits-list", type=int, nargs="+", default=[32], help="bit lengths (default 32)")
-        p.add_argument("--defence", nargs="+", choices=["none", "atrdh", "cgat", "saat"], help="defences (default all)")
+        p.add_argument("--defence", nargs="+", choices=["none", *_schema.names("defence")], help="defences (default all)")
         p.add_argument("--profile", default="demo", choices=["demo", "paper"], help="iteration/epoch preset")
         p.set_defaults(fn=cmd_table)
     p = sub.add_parser("train", help="train a clean hashing model")
     _add_data(p)
     _add_model(p)
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=0.01)
+    _add_schema_options(p, "training")
     p.add_argument("--k", type=int, default=5000)
     p.set_defaults(fn=cmd_train)
     p = sub.add_parser("attack", help="attack a saved model and report MAP")
     _add_data(p)
     _add_model(p)
     p.add_argument("--model", required=True, help=".npz written by train/defend")
-    p.add_argument("--attack", default="saat", choices=["pgd", "saat", "saat_t", "center", "hag", "sdha", "dhta", "p2p", "tha"])
-    p.add_argument("--steps", type=int, help="override the attack's iteration count")
+    p.add_argument("--attack", default="saat", choices=[*_schema.names("attack"), "saat_t"],
+                   help="attack (saat_t: targeted SAAT; default saat)")
+    _add_schema_options(p, "attack")
     p.add_argument("--n-attack", type=int, default=250, help="queries to attack (default 250)")
     p.add_argument("--k", type=int, default=5000)
     p.set_defaults(fn=cmd_attack)
@@ -135,8 +177,8 @@ def main(argv=None):
     _add_data(p)
     _add_model(p)
     p.add_argument("--model", required=True)
-    p.add_argument("--defence", required=True, choices=["atrdh", "cgat", "saat"])
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--defence", required=True, choices=_schema.names("defence"))
+    _add_schema_options(p, "defence")
     p.set_defaults(fn=cmd_defend)
     args = ap.parse_args(argv)
     try:

@@ -12,8 +12,11 @@ import numpy as np
 _FLOAT_KINDS = (np.float32, np.float64, np.float16)
 
 
-def as_images(x, name: str, item_shape, *, check_range: bool = True) -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 array of shape (N, *item_shape) in [0, 1]."""
+def as_images(x, name: str, item_shape) -> np.ndarray:
+    """Return ``x`` as a C-contiguous float32 array of shape (N, *item_shape).
+
+    Conversion only (dtype, memory order, uint8 scaling, shape): the core checks the pixel values
+    (finite, in [0, 1]) where the images enter it, once."""
     if isinstance(x, (list, tuple)) and len(x) == 0:
         x = np.zeros((0, *item_shape), np.float32)
     try:
@@ -32,16 +35,16 @@ def as_images(x, name: str, item_shape, *, check_range: bool = True) -> np.ndarr
                          f"{arr.shape} (add a leading batch axis: x[None])")
     if arr.ndim != len(item_shape) + 1 or tuple(arr.shape[1:]) != tuple(item_shape):
         raise ValueError(f"argument '{name}': expected shape {want}, got {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if arr.size:
-        if not np.isfinite(arr).all():
-            raise ValueError(f"argument '{name}': expected finite pixel values, found NaN or inf")
-        if check_range:
-            lo, hi = float(arr.min()), float(arr.max())
-            if lo < 0.0 or hi > 1.0:
-                raise ValueError(f"argument '{name}': expected pixel values in [0, 1] (scale 0..255 images "
-                                 f"by 1/255 or pass uint8), got range [{lo:.4g}, {hi:.4g}]")
-    return arr
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """Any real numeric array-like (numpy, CPU torch tensor, nested lists) as a C-contiguous float32
+    array of the same shape, for the core, which checks shapes and values; TypeError naming
+    ``name`` for anything else."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.ascontiguousarray(as_real_array(x, name, dtype=None), dtype=np.float32)
 
 
 def as_real_array(x, name: str, dtype=np.float64) -> np.ndarray:

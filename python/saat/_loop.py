@@ -1,4 +1,5 @@
-"""Python side of the Swift training loops: progress bars, checkpoint files, resume."""
+"""Python side of the Swift training loops: the training arrays, progress bars, checkpoint files,
+resume, and the one call into the core's generic ``train`` entry (clean training and defences)."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,9 @@ import tempfile
 import zipfile
 
 import numpy as np
+
+from . import _core
+from ._convert import as_float_array, as_images, collect_batches, is_batch_iterable
 
 
 class Progress:
@@ -89,29 +93,46 @@ def read_checkpoint(path, kind: str) -> dict:
     return {k: np.ascontiguousarray(v) for k, v in data.items()}
 
 
-def run_loop(core_fn, *, kind: str, total_batches: int, progress, checkpoint, checkpoint_every, resume, desc,
-             owner=None, **kwargs):
-    """Call a core training entry point with progress, checkpoint and resume plumbing.
+def training_arrays(model, images, labels):
+    """The images and labels of a training call as the core takes them: ``images`` (N, C, H, W) in
+    [0, 1] with ``labels`` (N, C), or an iterable of ``(images, labels[, index])`` batches (e.g. a
+    DataLoader; ``labels`` None) collected into memory once. Values are checked by the core."""
+    if is_batch_iterable(images):
+        if labels is not None:
+            raise ValueError("argument 'labels': pass None when 'images' is an iterable of (images, labels) batches")
+        images, labels = collect_batches(images, "images", model.input_shape, with_labels=True)
+    elif labels is None:
+        raise TypeError("argument 'labels': required when 'images' is an array")
+    x = as_images(images, "images", model.input_shape)
+    if x.shape[0] == 0:
+        raise ValueError("argument 'images': expected at least one training image, got an empty batch")
+    y = as_float_array(labels, "labels")
+    if y.ndim != 2 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"argument 'labels': expected {x.shape[0]} rows (one label row per image), got shape {y.shape}")
+    return x, y
 
-    ``owner``: the HashingModel being trained; when the core stops a diverged run (non-finite
-    loss, ValueError naming 'lr'), the model is told to check its weights (see the NaN policy in
-    _validate.py)."""
+
+def run_training(method: str, model, images, labels, params: dict, *, progress, checkpoint, checkpoint_every,
+                 resume, desc: str):
+    """Train ``model`` in place with the core's recipe ``method`` ("hashing", "saat", "cgat",
+    "atrdh") and its ``params`` (checked by the core), with progress, checkpoint and resume
+    plumbing. Returns the core's result dict (``history``, and ``memory`` for clean training)."""
+    x, y = training_arrays(model, images, labels)
+    settings = _core.resolve("defence" if method != "hashing" else "training", method, params)
     if checkpoint_every and checkpoint is None:
         raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
     if checkpoint is not None and not checkpoint_every:
         raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
+    kind = f"{'train' if method == 'hashing' else method}:{settings['loss']}"
     ckpt_cb = None
     if checkpoint is not None:
         ckpt_path = os.fspath(checkpoint)
         ckpt_cb = lambda st: write_checkpoint(ckpt_path, st, kind)  # noqa: E731
     resume_state = read_checkpoint(resume, kind) if resume is not None else None
-    bar = Progress(progress, total_batches, desc)
+    batch = min(settings["batch_size"], x.shape[0])
+    bar = Progress(progress, settings["epochs"] * -(-x.shape[0] // batch), desc)
     try:
-        return core_fn(progress=bar, checkpoint=ckpt_cb, checkpoint_every=int(checkpoint_every or 0),
-                       resume=resume_state, **kwargs)
-    except ValueError as e:
-        if owner is not None and str(e).startswith("argument 'lr'"):
-            owner._check_weights_finite()
-        raise
+        return _core.train(method, model._handle, x, y, params, progress=bar, checkpoint=ckpt_cb,
+                           checkpoint_every=int(checkpoint_every or 0), resume=resume_state)
     finally:
         bar.close()

@@ -6,25 +6,31 @@ size, non-contiguous or read-only buffer, out-of-range value) whose message star
 ``argument '<name>'`` -- never a crash or a hang. tests/test_fuzz_core.py and test_fuzz_api.py
 fuzz this; tests/test_reliability.py covers leaks, threads, Ctrl-C and checkpoints.
 
+Where values are checked: once. The Python layer converts (dtype, memory order, uint8 scaling,
+batch iterables) and checks only what it computes with itself; image values are checked where
+they enter the core (the bridge); hyper-parameters by the core's schema of each algorithm
+(``saat._core.schemas()``); codes and labels of the attacks, codes and training by the core.
+
 NaN policy:
 
 * Inputs: NaN or ±inf anywhere in images, labels, codes, ``grad_out``, loss memory, state dicts
-  or float hyper-parameters raise ``ValueError`` naming the argument, at the Python front and
-  again in the core's bridge (so ``saat._core`` called directly is just as safe). Nothing is
-  silently propagated or clipped.
+  or float hyper-parameters raise ``ValueError`` naming the argument (so ``saat._core`` called
+  directly is just as safe). Nothing is silently propagated or clipped.
 * Weights: ``HashingModel.load_state_dict`` (and ``HashingModel.load``, checkpoint resume)
   reject non-finite tensors with ``ValueError`` before changing anything: the model keeps its
   previous weights.
 * Training: when a batch's loss becomes NaN/inf (a learning rate too large), training stops with
-  ``ValueError`` naming ``lr``. The optimiser step of that batch has been applied, so the weights
-  may be non-finite; ``forward``, ``encode``, ``input_gradient`` and every attack on such a model
-  raise ``ValueError`` (saying the weights are not finite) instead of returning NaN or arbitrary
-  codes. Reload a state dict or a checkpoint to continue.
+  ``saat.TrainingDiverged`` (a ``ValueError`` whose message names ``lr``). The optimiser step of
+  that batch has been applied, so the weights may be non-finite; the core then refuses
+  ``forward``, ``encode``, ``input_gradient`` and every attack on such a model with a
+  ``ValueError`` naming ``model`` instead of returning NaN or arbitrary codes. Reload a state
+  dict or a checkpoint to continue.
 * Size-like hyper-parameters that the core turns into allocations or uninterruptible loops are
-  bounded (``bits`` ≤ 4096, THA ``prototype_batch`` and DHTA ``n_t`` ≤ 2**20, ``epochs`` ×
-  batches per epoch ≤ 2**53, the inner attack ``steps`` of a defence ≤ 1000 because Ctrl-C is
-  checked between batches); other loop counts (attack ``steps``, ``epochs``) are not: a huge
-  value is a long computation that Ctrl-C stops within a second.
+  bounded by their schemas' ranges (``bits`` ≤ 4096, THA ``prototype_batch`` and DHTA ``n_t`` ≤
+  2**20, ``batch_size`` ≤ 2**24, ``epochs`` × batches per epoch ≤ 2**53, the inner attack
+  ``steps`` of a defence ≤ 1000 because Ctrl-C is checked between batches); other loop counts
+  (attack ``steps``, ``epochs``) are not: a huge value is a long computation that Ctrl-C stops
+  within a second.
 """
 from __future__ import annotations
 

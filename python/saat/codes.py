@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
-from ._convert import as_float_matrix, as_labels
+from ._convert import as_float_array, as_float_matrix
 
 __all__ = ["mainstay", "center", "as_pm1"]
 
@@ -33,14 +33,14 @@ def as_pm1(codes, name: str, bits: int | None = None) -> np.ndarray:
 
 
 def _codes(kind, labels, train_codes, train_labels):
-    tc = as_pm1(train_codes, "train_codes")
-    if tc.shape[0] == 0:
-        raise ValueError("argument 'train_codes': expected at least one training code")
-    tl = as_labels(train_labels, "train_labels", rows=tc.shape[0])
-    y = as_labels(labels, "labels", classes=tl.shape[1])
-    out = np.empty((y.shape[0], tc.shape[1]), np.float32)
-    _core.semantic_codes(kind, y, tc, tl, out)
-    return out.astype(np.int8)
+    tc = as_float_array(train_codes, "train_codes")
+    y = as_float_array(labels, "labels")
+    if y.ndim != 2 or tc.ndim != 2:
+        bad = "labels" if y.ndim != 2 else "train_codes"
+        raise ValueError(f"argument '{bad}': expected a 2-d array, got shape {(y if bad == 'labels' else tc).shape}")
+    out = np.empty((y.shape[0], tc.shape[1]), np.int8)
+    _core.semantic_codes(kind, y, tc, as_float_array(train_labels, "train_labels"), out)
+    return out
 
 
 def mainstay(labels, train_codes, train_labels) -> np.ndarray:

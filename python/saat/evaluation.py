@@ -9,10 +9,21 @@ import numpy as np
 from . import metrics
 from ._convert import as_images, as_labels
 from ._validate import check_int
-from .attacks import Attack
+from .attacks.base import Attack
 from .codes import as_pm1
 
-__all__ = ["evaluate_attack"]
+__all__ = ["evaluate_attack", "theory_map"]
+
+
+def theory_map(guide, targeted: bool, db_codes, db_labels, labels, k: int) -> float:
+    """The "theory" MAP of the papers' tables: how well the guide code itself (an attack's
+    ``last_codes``, a 0 bit counting as +1) would do as a query. Non-targeted: MAP@k of ``−guide``
+    against the true ``labels`` (the lower, the stronger the guide); targeted: t-MAP@k of ``guide``
+    against the target ``labels``."""
+    g = np.where(np.asarray(guide) >= 0, 1, -1).astype(np.int8)
+    if targeted:
+        return metrics.t_map_at_k(g, db_codes, labels, db_labels, k=k)
+    return metrics.map_at_k(-g, db_codes, labels, db_labels, k=k)
 
 
 def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes, db_labels, *, k: int = 5000,
@@ -64,14 +75,8 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
     if attack.targeted:
         res["clean_tmap"] = metrics.t_map_at_k(clean_codes, dbc, t, dbl, k=k)
         res["adv_tmap"] = metrics.t_map_at_k(adv_codes, dbc, t, dbl, k=k)
-    if guide is None:
-        res["theory_map"] = None
-    else:
-        g = np.where(guide >= 0, 1, -1).astype(np.int8)
-        if attack.targeted:
-            res["theory_map"] = metrics.t_map_at_k(g, dbc, t, dbl, k=k)
-        else:
-            res["theory_map"] = metrics.map_at_k(-g, dbc, y, dbl, k=k)
+    res["theory_map"] = None if guide is None else theory_map(guide, attack.targeted, dbc, dbl,
+                                                                t if attack.targeted else y, k)
     p = metrics.perceptibility(adv, x)
     res.update(linf=p.linf, l2=p.l2, mse=p.mse, max_abs=float(np.abs(adv - x).max()))
     if return_images:

@@ -17,10 +17,11 @@ import numpy as np
 from . import attacks as A
 from . import metrics
 from .defences import DEFENCES
+from .evaluation import theory_map
 from .models import HashingModel
 from .training import channel_stats, pretrain_backbone, train
 
-__all__ = ["ExperimentConfig", "Table", "robustness_table", "PROFILES"]
+__all__ = ["ExperimentConfig", "Table", "robustness_table", "make_attack", "PROFILES"]
 
 NON_TARGETED = ("pgd", "hag", "sdha", "center", "saat")
 TARGETED = ("dhta", "p2p", "tha", "saat_t")
@@ -54,6 +55,7 @@ class ExperimentConfig:
     hag_steps: int = 2000
     sdha_steps: int = 1500
     dhta_steps: int = 2000
+    p2p_steps: int = 2000
     tha_steps: int = 100
     tha_prototype_steps: int = 30000
     # which attacks run on defended models (Table II) and on the undefended one (Table I)
@@ -68,7 +70,7 @@ PROFILES = {
     "demo": ExperimentConfig(
         k=2000, pretrain_epochs=5, clean_epochs=20, clean_batch=32, clean_lr=0.0005,
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3}, pgd_steps=10, saat_steps=100, center_steps=100,
-        hag_steps=100, sdha_steps=100, dhta_steps=100, tha_steps=100, tha_prototype_steps=1500,
+        hag_steps=100, sdha_steps=100, dhta_steps=100, p2p_steps=100, tha_steps=100, tha_prototype_steps=1500,
         n_query_attack=200),
 }
 
@@ -176,27 +178,26 @@ def _train_models(data, cfg, bits, out, progress, verbose):
     return models
 
 
-def _attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg):
-    s = cfg.seed
-    if name == "pgd":
-        return A.PGD(model, steps=cfg.pgd_steps, seed=s)
-    if name == "saat":
-        return A.SAATAttack(model, train_codes, train_labels, steps=cfg.saat_steps, seed=s)
-    if name == "saat_t":
-        return A.SAATAttack(model, train_codes, train_labels, steps=cfg.saat_steps, targeted=True, seed=s)
-    if name == "center":
-        return A.CenterAttack(model, train_codes, train_labels, steps=cfg.center_steps, step=1 / 255, seed=s)
-    if name == "hag":
-        return A.HAG(model, steps=cfg.hag_steps, seed=s)
-    if name == "sdha":
-        return A.SDHA(model, train_codes, train_labels, steps=cfg.sdha_steps, seed=s)
-    if name == "dhta":
-        return A.DHTA(model, db_codes, db_labels, steps=cfg.dhta_steps, seed=s)
-    if name == "p2p":
-        return A.P2P(model, db_codes, db_labels, steps=cfg.dhta_steps, seed=s)
-    if name == "tha":
-        return A.THA(model, db_codes, db_labels, prototype_steps=cfg.tha_prototype_steps, steps=cfg.tha_steps, seed=s)
-    raise ValueError(f"unknown attack '{name}'")
+def make_attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg: ExperimentConfig,
+                overrides: dict | None = None):
+    """The attack ``name`` of the table on ``model`` with the config's iteration counts and seed:
+    a name of :data:`saat.attacks.ATTACKS`, or ``"saat_t"`` (targeted SAAT). The guided attacks
+    get the training codes and labels, the targeted ones the database codes and labels. CgAT's
+    center attack uses step 1/255 as the papers' evaluation does (its training default is 2/255).
+    ``overrides``: parameters that replace those (e.g. ``{"steps": 5}``)."""
+    base = name.removesuffix("_t")
+    cls = A.ATTACKS.get(base)
+    if cls is None or (name != base and base != "saat"):
+        raise ValueError(f"argument 'name': expected one of {', '.join([*A.ATTACKS, 'saat_t'])}, got '{name}'")
+    data = {"train_codes": train_codes, "train_labels": train_labels, "db_codes": db_codes, "db_labels": db_labels}
+    inputs = [data[i["name"]] for i in cls._schema["inputs"]]
+    kwargs = {"steps": getattr(cfg, f"{base}_steps")}
+    extra = {"seed": cfg.seed, "targeted": name == "saat_t", "prototype_steps": cfg.tha_prototype_steps,
+             "step": 1 / 255 if base == "center" else None}
+    names = {p["name"] for p in cls._schema["parameters"]}
+    kwargs.update({k: v for k, v in extra.items() if k in names and v is not None})
+    kwargs.update(overrides or {})
+    return cls(model, *inputs, **kwargs)
 
 
 def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "saat-out", *,
@@ -242,7 +243,7 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
             row = {"bits": bits, "defence": d, "clean": metrics.map_at_k(clean_q, db_codes, q_lab, db_labels, k=k)}
             names = list(cfg.defended_attacks) + (list(cfg.targeted_attacks) if d == "none" else [])
             for name in names:
-                atk = _attack(name, m, train_codes, data.train.labels, db_codes, db_labels, cfg)
+                atk = make_attack(name, m, train_codes, data.train.labels, db_codes, db_labels, cfg)
                 ta = time.perf_counter()
                 adv = atk(q_img, targets if atk.targeted else q_lab)
                 adv_codes = m.encode(adv)
@@ -251,9 +252,8 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
                 else:
                     row[name] = metrics.map_at_k(adv_codes, db_codes, q_lab, db_labels, k=k)
                 if name in ("saat", "saat_t") and atk.last_codes is not None:
-                    g = np.where(atk.last_codes >= 0, 1, -1).astype(np.int8)
-                    row[f"theory_{name}"] = (metrics.t_map_at_k(g, db_codes, targets, db_labels, k=k) if atk.targeted
-                                             else metrics.map_at_k(-g, db_codes, q_lab, db_labels, k=k))
+                    row[f"theory_{name}"] = theory_map(atk.last_codes, atk.targeted, db_codes, db_labels,
+                                                       targets if atk.targeted else q_lab, k)
                 if name == cfg.curve_attack:
                     p, r = metrics.pr_curve(adv_codes, db_codes, q_lab, db_labels)
                     pn = metrics.precision_at_n(adv_codes, db_codes, q_lab, db_labels)

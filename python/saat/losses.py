@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _core
-from ._validate import check_array, check_bool, check_int
+from . import _core, _schema
+from ._validate import check_array, check_bool
 
 __all__ = ["LOSSES", "hash_loss"]
 
-#: Names accepted by :func:`hash_loss`.
-LOSSES = ("dpsh", "dph", "hashnet", "dsdh", "dch", "csq")
+#: Names accepted by :func:`hash_loss`, in the core's order (``saat._core.schemas()``).
+LOSSES = _schema.names("loss")
 
 
 def hash_loss(name: str, u: np.ndarray, labels: np.ndarray, indices: np.ndarray,
-              train_labels: np.ndarray, memory: np.ndarray, *, seed: int = 0,
-              write_memory: bool = False) -> tuple[float, np.ndarray]:
+              train_labels: np.ndarray, memory: np.ndarray, *, write_memory: bool = False,
+              **params) -> tuple[float, np.ndarray]:
     r"""Value and gradient of one deep-hashing loss on a batch, computed by the Swift core.
 
     Notation: ``theta`` is a B×N matrix of scaled inner products ``a * u @ U.T``; ``softplus(x) =
@@ -81,7 +81,8 @@ def hash_loss(name: str, u: np.ndarray, labels: np.ndarray, indices: np.ndarray,
     memory : float32 (N, K) memory U. With ``write_memory=False`` it is used as given and left
         untouched; with ``write_memory=True`` its rows ``indices`` are first overwritten with ``u``
         (in place, as a training step does) and the loss is computed against the updated memory.
-    seed : int >= 0, drives CSQ's random centres (ignored by the other losses).
+    params : the loss's parameters, as its schema declares them: ``seed`` (int >= 0, CSQ's random
+        centres) for ``"csq"``; the other losses have none (their constants are the papers').
 
     Returns
     -------
@@ -99,8 +100,8 @@ def hash_loss(name: str, u: np.ndarray, labels: np.ndarray, indices: np.ndarray,
     """
     if not isinstance(name, str):
         raise TypeError(f"argument 'name': expected a str, got {type(name).__name__}")
-    if name not in LOSSES:
-        raise ValueError(f"argument 'name': expected one of {', '.join(LOSSES)}, got {name!r}")
+    if name in LOSSES and "seed" in params and not any(p["name"] == "seed" for p in _schema.schema("loss", name)["parameters"]):
+        raise _schema.removed("hash_loss", "seed", f"only csq draws random centres; {name} has nothing random")
     check_array(u, "u", np.float32, ndim=2)
     b, k = u.shape
     check_array(train_labels, "train_labels", np.float32, ndim=2)
@@ -109,8 +110,6 @@ def hash_loss(name: str, u: np.ndarray, labels: np.ndarray, indices: np.ndarray,
     check_array(indices, "indices", np.int64, shape=(b,))
     write_memory = check_bool(write_memory, "write_memory")
     check_array(memory, "memory", np.float32, shape=(n, k), writable=write_memory)
-    seed = check_int(seed, "seed", lo=0, hi=2**63 - 1)
     grad = np.empty((b, k), dtype=np.float32)
-    loss = _core.hash_loss(name, u, labels, indices, train_labels, memory, grad,
-                           seed=seed, write_memory=write_memory)
+    loss = _core.hash_loss(name, u, labels, indices, train_labels, memory, grad, params, write_memory=write_memory)
     return loss, grad

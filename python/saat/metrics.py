@@ -1,7 +1,7 @@
 """Retrieval evaluation of hashing models: MAP@k, t-MAP@k, precision-recall, P@N, Hamming
 ranking, and the perceptibility of adversarial perturbations.
 
-Protocol (SAAT / CgAT, method notes §5). A database item is **relevant** to a query iff their
+Protocol (SAAT / CgAT evaluation code). A database item is **relevant** to a query iff their
 multi-hot label vectors share a class (``y_q · y_db > 0``). The database is ranked by ascending
 Hamming distance ``d_H(b_q, b_db) = popcount(b_q XOR b_db) = (K − b_q·b_db) / 2`` with **ties
 broken by ascending database index** (a stable ranking). The official scripts rank with numpy's
@@ -100,17 +100,23 @@ def _threads(threads) -> int:
     return check_int(threads, "threads", lo=1, hi=256)
 
 
-def _prepare(query_codes, db_codes, query_labels, db_labels, qlab_name: str = "query_labels"):
+def _code_pair(query_codes, db_codes):
+    """Query and database codes as int8 ±1, of one width, with at least one database code."""
     q = _codes(query_codes, "query_codes")
     d = _codes(db_codes, "db_codes")
     if d.shape[1] != q.shape[1]:
         raise ValueError(f"argument 'db_codes': expected codes of {q.shape[1]} bits like query_codes, "
                          f"got shape {d.shape}")
+    if d.shape[0] < 1:
+        raise ValueError(f"argument 'db_codes': expected at least one database code, got shape {d.shape}")
+    return q, d
+
+
+def _prepare(query_codes, db_codes, query_labels, db_labels, qlab_name: str = "query_labels"):
+    q, d = _code_pair(query_codes, db_codes)
     if q.shape[0] < 1:
         raise ValueError("argument 'query_codes': expected at least one query, got shape "
                          f"{q.shape}")
-    if d.shape[0] < 1:
-        raise ValueError(f"argument 'db_codes': expected at least one database code, got shape {d.shape}")
     ql = _labels(query_labels, qlab_name, q.shape[0], "query_codes")
     dl = _labels(db_labels, "db_labels", d.shape[0], "db_codes")
     if dl.shape[1] != ql.shape[1]:
@@ -244,13 +250,7 @@ def hamming_rank(query_codes, db_codes, k: int, *, threads: int | None = None) -
     int64 array of shape (nq, min(k, N)).
     """
     k = check_int(k, "k", lo=1)
-    q = _codes(query_codes, "query_codes")
-    d = _codes(db_codes, "db_codes")
-    if d.shape[1] != q.shape[1]:
-        raise ValueError(f"argument 'db_codes': expected codes of {q.shape[1]} bits like query_codes, "
-                         f"got shape {d.shape}")
-    if d.shape[0] < 1:
-        raise ValueError(f"argument 'db_codes': expected at least one database code, got shape {d.shape}")
+    q, d = _code_pair(query_codes, db_codes)
     out = np.empty((q.shape[0], min(k, d.shape[0])), dtype=np.int64)
     _core.hamming_rank(q, d, k, out, threads=_threads(threads))
     return out

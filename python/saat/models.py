@@ -6,14 +6,15 @@ from collections import OrderedDict
 
 import numpy as np
 
-from . import _core
+from . import _core, _schema
 from ._convert import as_float_matrix, as_images, collect_batches, is_batch_iterable
 from ._loop import atomic_savez
 from ._validate import check_float, check_int
 
 __all__ = ["HashingModel", "BACKBONES", "from_torch_state_dict"]
 
-BACKBONES = ("cnn-small", "alexnet", "vgg11")
+#: Backbone names, in the core's order (``saat._core.schemas()``).
+BACKBONES = _schema.names("backbone")
 
 
 def _to_numpy_dict(raw) -> "OrderedDict[str, np.ndarray]":
@@ -51,9 +52,9 @@ class HashingModel:
     NaN policy: NaN/inf in images, ``grad_out``, labels, codes or a state dict raise
     ``ValueError`` naming the argument (``load_state_dict`` checks every tensor before changing
     anything, so a rejected state leaves the model as it was). A training whose loss becomes
-    NaN/inf (e.g. ``lr`` too large) stops with ``ValueError`` naming ``lr``; its weights may then
-    be non-finite, and ``forward``/``encode``/attacks on such a model raise ``ValueError`` instead
-    of returning NaN codes.
+    NaN/inf (e.g. ``lr`` too large) stops with :class:`saat.TrainingDiverged` (a ``ValueError``
+    naming ``lr``); its weights may then be non-finite, and ``forward``/``encode``/attacks on such
+    a model raise ``ValueError`` naming ``model`` instead of returning NaN codes.
 
     Threads: every call on a model (forward, encode, input_gradient, attacks, training, state
     dicts) holds the model's lock in the core for its whole duration, with the GIL released, so
@@ -87,7 +88,6 @@ class HashingModel:
         m = None if mean is None else self._channel_vector(mean, "mean", positive=False)
         s = None if std is None else self._channel_vector(std, "std", positive=True)
         self._handle = _core.model_new(backbone, bits, seed, m, s)
-        self._nonfinite = False   # set when a diverged training left NaN/inf weights (NaN policy)
         info = _core.model_info(self._handle)
         self.backbone = backbone
         self.bits = bits
@@ -137,27 +137,13 @@ class HashingModel:
         """Switch to eval mode (deterministic); returns self."""
         return self.train(False)
 
-    def _check_weights_finite(self) -> None:
-        """After a diverged training: remember whether the weights are non-finite."""
-        self._nonfinite = not all(np.isfinite(v).all() for v in self.state_dict().values())
-
-    def _require_finite_weights(self) -> None:
-        if getattr(self, "_nonfinite", False):
-            raise ValueError("argument 'model': the model's weights are not finite (a training diverged: lower "
-                             "'lr'); load finite weights with load_state_dict or resume from a checkpoint")
-
     # ----------------------------------------------------------------- compute
     def forward(self, x, alpha: float = 1.0) -> np.ndarray:
         """Continuous outputs ``tanh(alpha · g(x))``, float32 (N, K), for images x (N, C, H, W)."""
         alpha = check_float(alpha, "alpha", 0.0, lo_open=True)
         x = as_images(x, "x", self.input_shape)
-        self._require_finite_weights()
         out = np.empty((x.shape[0], self.bits), dtype=np.float32)
         _core.model_forward(self._handle, x, out, alpha)
-        if not np.isfinite(out).all():
-            # inputs are checked, so only non-finite weights (a diverged training) get here
-            raise ValueError("model outputs are NaN/inf because the model's weights are not finite (e.g. after a "
-                             "diverged training: lower 'lr'); reload a state_dict or checkpoint")
         return out
 
     __call__ = forward
@@ -184,12 +170,8 @@ class HashingModel:
         alpha = check_float(alpha, "alpha", 0.0, lo_open=True)
         x = as_images(x, "x", self.input_shape)
         g = as_float_matrix(grad_out, "grad_out", rows=x.shape[0], cols=self.bits)
-        self._require_finite_weights()
         out = np.empty_like(x)
         _core.model_input_gradient(self._handle, x, g, out, alpha)
-        if not np.isfinite(out).all():
-            raise ValueError("input gradient is NaN/inf because the model's weights are not finite (e.g. after a "
-                             "diverged training); reload a state_dict or checkpoint")
         return out
 
     # ----------------------------------------------------------------- weights
@@ -217,7 +199,6 @@ class HashingModel:
                 raise TypeError(f"argument 'state['{k}']': expected a float array, got dtype {arr.dtype}")
             conv[k] = np.ascontiguousarray(arr, dtype=np.float32)
         _core.model_load_state_dict(self._handle, conv)
-        self._nonfinite = False   # the core accepts finite tensors only
         return self
 
     def save(self, path) -> None:

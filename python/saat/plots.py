@@ -34,7 +34,7 @@ def _plt():
             matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
     except ImportError as e:  # pragma: no cover
-        raise ImportError("saat.plots needs matplotlib: pip install matplotlib") from e
+        raise ImportError('saat.plots needs matplotlib, part of the demo extra: pip install "saat[demo]"') from e
     return plt
 def plot_pr(curves: dict, path: str | None = None, title: str = "", ax=None):
     """PR curves: ``curves`` maps a name to ``{"precision": [...], "recall": [...]}``."""
@@ -45,9 +45,15 @@ def plot_pr(curves: dict, path: str | None = None, title: str = "", ax=None):
     for name, c in curves.items():
         ax.plot(np.asarray(c["recall"]), np.asarray(c["precision"]), marker=".", markersize=3,
                 label=_LABELS.get(name, name))
-    ax.set_xlabel("Recall")
-    ax.set_ylabel("Precision")
     ax.set_xlim(0, 1)
+    return _finish(plt, ax, own, path, title, "Recall", "Precision")
+
+
+def _finish(plt, ax, own: bool, path, title: str, xlabel: str, ylabel: str):
+    """Labels, range, grid, title and legend of a curve plot; saves and closes a figure the call
+    made itself when a path is given."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
     ax.set_title(title, fontsize=9)
@@ -69,17 +75,7 @@ def plot_precision_at_n(curves: dict, path: str | None = None, title: str = "", 
         p = np.asarray(c["p_at_n"])
         n = np.asarray(ns) if ns is not None else np.arange(100, 100 + 10 * len(p), 10)
         ax.plot(n, p, label=_LABELS.get(name, name))
-    ax.set_xlabel("Number of top returned images N")
-    ax.set_ylabel("Precision@N")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
-    if own and path:
-        ax.figure.tight_layout()
-        ax.figure.savefig(path)
-        plt.close(ax.figure)
-    return ax
+    return _finish(plt, ax, own, path, title, "Number of top returned images N", "Precision@N")
 
 
 def plot_curves(curves: dict, pr_path: str, pn_path: str, title: str = ""):

@@ -1,14 +1,15 @@
 """Clean deep-hashing training (the model every attack and defence starts from)."""
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _core
-from ._convert import as_images, as_real_array, as_labels, collect_batches, is_batch_iterable
-from ._loop import run_loop
-from ._validate import check_float, check_int
+from . import _schema
+from ._convert import as_real_array
+from ._loop import run_training
+from ._validate import check_int
 from .models import HashingModel
 
 __all__ = ["train", "TrainResult", "pretrain_backbone", "channel_stats"]
@@ -22,81 +23,53 @@ class TrainResult:
     memory: np.ndarray | None = None
 
 
-def _milestones(m):
-    arr = as_real_array(m, "milestones").reshape(-1)
-    if arr.size and (not np.isfinite(arr).all() or (arr <= 0).any() or (arr >= 1).any()):
-        raise ValueError(f"argument 'milestones': expected fractions of the run in (0, 1), got {arr.tolist()}")
-    return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def train(model: HashingModel, images, labels=None, *, loss: str = "dpsh", epochs: int = 10, batch_size: int = 32,
-          lr: float = 0.01, momentum: float = 0.9, weight_decay: float = 5e-4,
-          milestones=(1 / 3, 2 / 3), gamma: float = 0.1, seed: int = 0, progress=True,
-          checkpoint=None, checkpoint_every: int = 0, resume=None) -> TrainResult:
+def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint=None, checkpoint_every: int = 0,
+          resume=None, **params) -> TrainResult:
     """Train ``model`` with a deep-hashing loss; the whole epoch loop runs in Swift.
 
     Each batch: ``u = F(x)`` (train mode), the loss writes ``u`` into its memory U of training
     outputs and returns ``(L, ∂L/∂u)``, backward, one SGD step (PyTorch semantics: momentum,
     L2 weight decay). The learning rate is multiplied by ``gamma`` at each milestone (fractions
-    of the total number of iterations). Defaults follow SAAT/CgAT's ``hashing.py`` (lr 0.01,
-    momentum 0.9, weight decay 5e-4, ×0.1 at 1/3 and 2/3 of the run).
+    of the total number of iterations). Defaults follow SAAT/CgAT's ``hashing.py``. A loss with
+    random choices (CSQ) draws them from ``seed``.
 
-    Parameters
-    ----------
-    model : HashingModel
-    images : (N, C, H, W) images in [0, 1] (float32/float64, or uint8 scaled by 1/255; numpy or
-        CPU torch tensors, C or F order), or an iterable of batches ``(images, labels)`` /
-        ``(images, labels, index)`` such as a ``torch.utils.data.DataLoader`` (then ``labels`` is
-        None). Batches are collected into memory once; the Swift loop does its own seeded shuffling.
-    labels : (N, C) multi-hot 0/1 labels (relevance = sharing at least one label).
-    loss : one of ``saat.losses.LOSSES`` ("dpsh", "dph", "hashnet", "dsdh", "dch", "csq").
-    epochs, batch_size : ints ≥ 1 (the last batch of an epoch may be smaller).
-    seed : shuffling seed (and the loss's random choices); same seed, same weights.
-    progress : True for a tqdm bar (if installed), False/None for silence, or a callable
-        ``f(epoch, batch, batches, loss, lr)`` called after every batch (return False to stop).
-    checkpoint, checkpoint_every : a path written atomically every ``checkpoint_every`` batches
-        and at the end of every epoch (weights, optimiser, loss memory, RNG state, position).
-    resume : a checkpoint path to continue from; the result equals an uninterrupted run.
+    ``images``: (N, C, H, W) in [0, 1] (float32/float64, or uint8 scaled by 1/255; numpy or CPU
+    torch tensors, C or F order), or an iterable of batches ``(images, labels)`` /
+    ``(images, labels, index)`` such as a ``torch.utils.data.DataLoader`` (then ``labels`` is
+    None); batches are collected into memory once and the Swift loop does its own seeded
+    shuffling. ``labels``: (N, C) multi-hot 0/1 (relevance = sharing at least one label).
+    ``progress``: True for a tqdm bar (if installed), False/None for silence, or a callable
+    ``f(epoch, batch, batches, loss, lr)`` called after every batch (return False to stop).
+    ``checkpoint``, ``checkpoint_every``: a path written atomically every ``checkpoint_every``
+    batches and at the end of every epoch (weights, optimiser, loss memory, RNG state, position).
+    ``resume``: a checkpoint path to continue from; the result equals an uninterrupted run.
 
-    Returns
-    -------
-    TrainResult with the per-epoch mean loss ``history``.
-
-    Ctrl-C stops within one batch and raises KeyboardInterrupt; the model keeps the weights of
-    the last finished batch.
+    Returns a :class:`TrainResult` with the per-epoch mean loss ``history``. Ctrl-C stops within
+    one batch and raises KeyboardInterrupt; the model keeps the weights of the last finished
+    batch. A loss that becomes NaN/inf raises :class:`saat.TrainingDiverged` (a ValueError).
     """
     if not isinstance(model, HashingModel):
         raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
-    if is_batch_iterable(images):
-        if labels is not None:
-            raise ValueError("argument 'labels': pass None when 'images' is an iterable of (images, labels) batches")
-        images, labels = collect_batches(images, "images", model.input_shape, with_labels=True)
-    elif labels is None:
-        raise TypeError("argument 'labels': required when 'images' is an array")
-    x = as_images(images, "images", model.input_shape)
-    if x.shape[0] == 0:
-        raise ValueError("argument 'images': expected at least one training image, got an empty batch")
-    y = as_labels(labels, "labels", rows=x.shape[0])
-    if not isinstance(loss, str):
-        raise TypeError(f"argument 'loss': expected a str, got {type(loss).__name__}")
-    epochs = check_int(epochs, "epochs", 1)
-    batch_size = check_int(batch_size, "batch_size", 1)
-    lr = check_float(lr, "lr", 0.0, lo_open=True)
-    momentum = check_float(momentum, "momentum", 0.0, 0.999)
-    weight_decay = check_float(weight_decay, "weight_decay", 0.0)
-    gamma = check_float(gamma, "gamma", 0.0, 1.0, lo_open=True)
-    seed = check_int(seed, "seed", 0, 2**63 - 1)
-    batches = -(-x.shape[0] // batch_size)
-    res = run_loop(_core.train_hashing, kind=f"train:{loss}", total_batches=epochs * batches, progress=progress,
-                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                   desc=f"train {loss}", owner=model, model=model._handle, images=x, labels=y, epochs=epochs,
-                   batch_size=batch_size, lr=lr, milestones=_milestones(milestones), gamma=gamma, seed=seed,
-                   loss=loss, momentum=momentum, weight_decay=weight_decay)
+    res = run_training("hashing", model, images, labels, params, progress=progress, checkpoint=checkpoint,
+                       checkpoint_every=checkpoint_every, resume=resume,
+                       desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}")
     mem = None
     if "memory" in res:
         buf, shape = res["memory"]["memory"]
         mem = np.frombuffer(buf, dtype=np.float32).reshape(shape)
     return TrainResult(history=list(res["history"]), memory=mem)
+
+
+_HASHING = _schema.schema("training", "hashing")
+_P = inspect.Parameter
+train.__signature__ = _schema.signature(
+    _HASHING, [_P("model", _P.POSITIONAL_OR_KEYWORD), _P("images", _P.POSITIONAL_OR_KEYWORD),
+               _P("labels", _P.POSITIONAL_OR_KEYWORD, default=None)],
+    [_P("progress", _P.KEYWORD_ONLY, default=True), _P("checkpoint", _P.KEYWORD_ONLY, default=None),
+     _P("checkpoint_every", _P.KEYWORD_ONLY, default=0), _P("resume", _P.KEYWORD_ONLY, default=None)],
+    positional_params=False)
+_schema.document(train, _HASHING, leading="model (HashingModel): the model, trained in place.\n"
+                                           "images, labels: see above.")
 
 
 def channel_stats(images) -> tuple:
@@ -126,7 +99,8 @@ def pretrain_backbone(model: HashingModel, images, labels, *, epochs: int = 5, l
     parameter (all but ``hash_layer.*``) into ``model``. ``model``'s own hash layer is untouched
     (N(0, 0.01) as CgAT), so the usual hashing training then fine-tunes it as in the papers.
     This is an approximation of the papers' protocol (pretraining on the training split instead
-    of ImageNet); say so when reporting numbers.
+    of ImageNet); say so when reporting numbers. ``epochs``, ``loss``, ``batch_size``, ``lr`` and
+    ``seed`` are those of :func:`train` for the helper.
     """
     if not isinstance(model, HashingModel):
         raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")

@@ -45,23 +45,6 @@ public struct AttackConfig: Sendable {
         self.eps = eps; self.steps = steps; self.update = update; self.randomStart = randomStart
         self.alphaSchedule = alphaSchedule; self.mseWeight = mseWeight; self.seed = seed
     }
-
-    /// Checks every field, naming the Python parameter in errors.
-    public func validate() throws {
-        try require(eps.isFinite && eps >= 0 && eps <= 1, "eps", "a value in [0, 1], got \(eps)")
-        try require(steps >= 1, "steps", "an int ≥ 1, got \(steps)")
-        switch update {
-        case let .sign(step):
-            try require(step.isFinite && step > 0, "step", "a finite step > 0, got \(step)")
-        case let .sgd(lr, mom):
-            try require(lr.isFinite && lr > 0, "lr", "a finite value > 0, got \(lr)")
-            try require(mom >= 0 && mom < 1, "momentum", "a value in [0, 1), got \(mom)")
-        case let .adam(lr, b1, b2):
-            try require(lr.isFinite && lr > 0, "lr", "a finite value > 0, got \(lr)")
-            try require(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1, "betas", "values in [0, 1)")
-        }
-        try require(mseWeight.isFinite && mseWeight >= 0, "mse_weight", "a finite value ≥ 0")
-    }
 }
 
 /// Projected iterative attack loop shared by every attack (PGD, SAAT, CgAT's center attack,
@@ -78,9 +61,8 @@ public enum AttackEngine {
                            objective: AttackObjective, config: AttackConfig,
                            out: UnsafeMutablePointer<Float>, chunk: Int? = nil,
                            shouldStop: () -> Bool = { false }) throws {
-        try config.validate()
         let item = model.inputShape.reduce(1, *)
-        let chunkSize = chunk ?? (model.backbone == .cnnSmall ? 128 : 16)
+        let chunkSize = chunk ?? model.imagesPerChunk(gradients: true)
         var rng = SeededRNG(seed: config.seed)
         var start = 0
         while start < n {
@@ -154,26 +136,5 @@ public enum AttackEngine {
             x.data.withUnsafeBufferPointer { (out + start * item).update(from: $0.baseAddress!, count: count) }
             start += m
         }
-    }
-}
-
-/// Shared objective pieces.
-public enum AttackLoss {
-    /// L = mean(F ⊙ b) over all n·K entries and its gradient b/(nK) (minimised: drives F away
-    /// from b). The plain loss of CgAT's/SAAT's training attacks and of PGD.
-    public static func meanProduct(f: Tensor, codes: UnsafePointer<Float>, sign: Float = 1) -> (Double, Tensor) {
-        var g = Tensor(zeros: f.shape)
-        let cnt = f.count
-        var s: Double = 0
-        let scale = sign / Float(max(cnt, 1))
-        f.data.withUnsafeBufferPointer { fp in
-            g.data.withUnsafeMutableBufferPointer { gp in
-                for i in 0..<cnt {
-                    s += Double(fp[i] * codes[i])
-                    gp[i] = scale * codes[i]
-                }
-            }
-        }
-        return (Double(sign) * s / Double(max(cnt, 1)), g)
     }
 }

@@ -3,15 +3,11 @@
 /// code of target labels (targeted). Defaults as CgAT's training attack: ε = 8/255, step 2/255,
 /// 7 iterations, uniform random start, α = 1.
 public enum CenterAttack {
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor,
-                           trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
-        try config.validate()
-        let codes = try SemanticCodes.guide(.center, model: model, n: n, labels: labels, trainCodes: trainCodes,
-                                            trainLabels: trainLabels)
-        try AttackEngine.run(model: model, images: images, n: n,
-                             objective: CodeAwayObjective(codes: codes, towards: targeted),
-                             config: config, out: out, shouldStop: shouldStop)
-        return codes
-    }
+    public static let spec = AttackSpec.guided(
+        "center", python: "CenterAttack",
+        summary: "CgAT's center-code attack: PGD away from (or towards) the CHCM center code of the labels.",
+        kind: .center,
+        parameters: [AttackParameters.eps(8.0 / 255), AttackParameters.step(2.0 / 255), AttackParameters.steps(7),
+                     AttackParameters.targeted, AttackParameters.seed, AttackParameters.randomStart(true)],
+        alphaSchedule: false) { CodeProductObjective(codes: $0, $1 ? .towards : .away) }
 }

@@ -6,7 +6,7 @@
 /// 1 for P2P). Then PGD without random start minimising −mean(F(x') ⊙ a), step 1/255, 2000
 /// iterations, α schedule, ε = 0.032. sign(0) = 0 (possible only for even n_t).
 public enum DHTAAttack {
-    /// Anchor codes (B×K, {−1,0,+1}) for target labels; throws naming `target_labels` when no
+    /// Anchor codes (B×K, {−1,0,+1}) for target labels; throws naming `labels` when no
     /// database item carries exactly a target label vector.
     public static func anchors(targets: Tensor, dbCodes: Tensor, dbLabels: Tensor, nt: Int,
                                rng: inout SeededRNG) throws -> Tensor {
@@ -18,7 +18,7 @@ public enum DHTAAttack {
         for i in 0..<b {
             let t = Array(targets.data[(i * c)..<((i + 1) * c)])
             guard let pool = byLabel[t], !pool.isEmpty else {
-                throw SAATError.invalidArgument("target_labels", "label vectors that occur in db_labels (row \(i) matches no database item; use select_target_labels)")
+                throw SAATError.invalidArgument("labels", "target label vectors that occur in db_labels (row \(i) matches no database item; use select_target_labels)")
             }
             var sum = [Float](repeating: 0, count: k)
             for _ in 0..<nt {
@@ -30,16 +30,24 @@ public enum DHTAAttack {
         return out
     }
 
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, targets: Tensor,
-                           dbCodes: Tensor, dbLabels: Tensor, nt: Int, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
-        try config.validate()
-        try require(targets.batch == n, "labels", "one target label row per image (\(n)), got \(targets.batch)")
-        try require(dbCodes.shape[1] == model.bits, "db_codes", "\(model.bits)-bit codes, got \(dbCodes.shape[1])")
-        var rng = SeededRNG(seed: config.seed &+ 0xD47A)
-        let a = try anchors(targets: targets, dbCodes: dbCodes, dbLabels: dbLabels, nt: nt, rng: &rng)
-        try AttackEngine.run(model: model, images: images, n: n, objective: CodeAwayObjective(codes: a, towards: true),
-                             config: config, out: out, shouldStop: shouldStop)
-        return a
+    public static let schema = Schema(
+        .attack, "dhta", python: "DHTA",
+        summary: "DHTA (Bai et al., ECCV 2020): PGD towards the anchor code voted by n_t database codes of the target label.",
+        inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
+        parameters: [.int("n_t", 9, 1...(1 << 20), "number of database items whose codes vote the anchor code"),
+                     AttackParameters.eps(0.032), AttackParameters.step(1.0 / 255), AttackParameters.steps(2000),
+                     AttackParameters.seed])
+    public static let spec = AttackSpec(schema: schema) { bits, inputs, s, _ in try prepare(schema, bits, inputs, s, anchorCount: s.int("n_t")) }
+
+    /// The prepared anchor-code attack shared by DHTA and P2P (`P2PAttack`, n_t = 1).
+    static func prepare(_ schema: Schema, _ bits: Int, _ inputs: AttackInputs, _ s: Settings,
+                        anchorCount nt: Int) throws -> PreparedAttack {
+        let (dc, dl) = try inputs.database(bits: bits)
+        return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: true, labelClasses: dl.shape[1], guides: true,
+                              config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, _ in
+            var rng = SeededRNG(seed: UInt64(s.int("seed")) &+ 0xD47A)
+            let a = try anchors(targets: labels!, dbCodes: dc, dbLabels: dl, nt: nt, rng: &rng)
+            return (CodeProductObjective(codes: a, .towards), a)
+        }
     }
 }

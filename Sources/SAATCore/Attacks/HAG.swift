@@ -46,12 +46,20 @@ public final class HAGObjective: AttackObjective {
 }
 
 public enum HAGAttack {
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws {
-        try config.validate()
-        var clean = Tensor(zeros: [n, model.bits])
-        try clean.data.withUnsafeMutableBufferPointer { try model.predict(images: images, n: n, out: $0.baseAddress!, shouldStop: shouldStop) }
-        try AttackEngine.run(model: model, images: images, n: n, objective: HAGObjective(clean: clean),
-                             config: config, out: out, shouldStop: shouldStop)
+    public static let schema = Schema(
+        .attack, "hag", python: "HAG",
+        summary: "HAG (Yang et al., IEEE TCYB 2020): SGD with momentum on the image against the clean outputs, α schedule.",
+        parameters: [AttackParameters.eps(8.0 / 255),
+                     .float("lr", 100, min: 0, lowerOpen: true, "SGD learning rate on the image"),
+                     .float("momentum", 0.9, min: 0, max: 1, upperOpen: true, "SGD momentum on the image"),
+                     AttackParameters.steps(2000)])
+    public static let spec = AttackSpec(schema: schema) { bits, _, s, _ in
+        let config = AttackConfig(eps: s.float("eps"), steps: s.int("steps"),
+                                  update: .sgd(lr: s.float("lr"), momentum: s.float("momentum")),
+                                  randomStart: false, alphaSchedule: true)
+        return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: false, labelClasses: nil,
+                              guides: false, config: config) { model, images, n, _, stop in
+            (HAGObjective(clean: try model.outputs(images: images, n: n, shouldStop: stop)), nil)
+        }
     }
 }

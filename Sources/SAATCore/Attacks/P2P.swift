@@ -2,12 +2,11 @@
 /// item (n_t = 1), i.e. the code of one random database item carrying the target label is the
 /// target (SAAT `attack.py`). Same loss, schedule and ε = 0.032 as `DHTAAttack`.
 public enum P2PAttack {
-    public static let anchorCount = 1
-
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, targets: Tensor,
-                           dbCodes: Tensor, dbLabels: Tensor, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
-        try DHTAAttack.run(model: model, images: images, n: n, targets: targets, dbCodes: dbCodes, dbLabels: dbLabels,
-                           nt: anchorCount, config: config, out: out, shouldStop: shouldStop)
-    }
+    public static let schema = Schema(
+        .attack, "p2p", python: "P2P",
+        summary: "P2P (Bai et al., ECCV 2020): DHTA with one anchor item, the code of a random database item of the target label.",
+        inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
+        parameters: [AttackParameters.eps(0.032), AttackParameters.step(1.0 / 255), AttackParameters.steps(2000),
+                     AttackParameters.seed])
+    public static let spec = AttackSpec(schema: schema) { bits, inputs, s, _ in try DHTAAttack.prepare(schema, bits, inputs, s, anchorCount: 1) }
 }

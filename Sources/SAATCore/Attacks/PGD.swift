@@ -1,41 +1,59 @@
 /// Plain ℓ∞ PGD on the hash code (reference attack and benchmark): minimise mean(F(x') ⊙ b) with
 /// b = sign(F(x)) the clean codes, i.e. push every output away from its clean code.
-/// Defaults (Python): ε = 8/255, step 2/255, 10 steps, random start, α = 1.
-public final class CodeAwayObjective: AttackObjective {
-    /// Guide codes of every attacked image (n×K, values in {−1, 0, +1}).
-    public let codes: Tensor
-    /// +1: minimise mean(F ⊙ b) (move away from b); −1: maximise it (move towards b).
-    public let direction: Float
-
-    public init(codes: Tensor, towards: Bool = false) {
-        self.codes = codes
-        self.direction = towards ? -1 : 1
-    }
-
-    public func evaluate(f: Tensor, rows: Range<Int>, iteration t: Int) -> (loss: Double, grad: Tensor) {
-        let k = f.shape[1]
-        return codes.data.withUnsafeBufferPointer { c in
-            AttackLoss.meanProduct(f: f, codes: c.baseAddress! + rows.lowerBound * k, sign: direction)
+public enum PGDAttack {
+    public static let schema = Schema(
+        .attack, "pgd", python: "PGD",
+        summary: "Plain ℓ∞ PGD on the hash code: moves each output away from its clean code sign(F(x)).",
+        parameters: [AttackParameters.eps(8.0 / 255), AttackParameters.step(2.0 / 255), AttackParameters.steps(10),
+                     AttackParameters.randomStart(true), AttackParameters.seed])
+    public static let spec = AttackSpec(schema: schema) { bits, _, s, _ in
+        PreparedAttack(schema: schema, settings: s, bits: bits, targeted: false, labelClasses: nil, guides: false,
+                       config: AttackParameters.signConfig(s, alphaSchedule: false)) { model, images, n, _, stop in
+            (CodeProductObjective(codes: try cleanCodes(model: model, images: images, n: n, shouldStop: stop), .away), nil)
         }
     }
-}
 
-public enum PGDAttack {
     /// Clean codes sign(F(x)) (0 → +1) of `n` images in the model's current mode, as floats.
     public static func cleanCodes(model: HashingModel, images: UnsafePointer<Float>, n: Int,
                                   shouldStop: () -> Bool = { false }) throws -> Tensor {
-        var f = Tensor(zeros: [n, model.bits])
-        try f.data.withUnsafeMutableBufferPointer { try model.predict(images: images, n: n, out: $0.baseAddress!, shouldStop: shouldStop) }
+        var f = try model.outputs(images: images, n: n, shouldStop: shouldStop)
         for i in 0..<f.count { f.data[i] = f.data[i] >= 0 ? 1 : -1 }
         return f
     }
+}
 
-    /// Runs PGD away from the clean codes.
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws {
-        try config.validate()
-        let codes = try cleanCodes(model: model, images: images, n: n, shouldStop: shouldStop)
-        try AttackEngine.run(model: model, images: images, n: n, objective: CodeAwayObjective(codes: codes),
-                             config: config, out: out, shouldStop: shouldStop)
+/// L = ±mean(F ⊙ b) over all n·K entries of a chunk, with gradient ±b/(nK): `.away` minimises
+/// mean(F ⊙ b) (drives F away from the guide codes b: PGD, CgAT's center attack, the inner attack
+/// of SAAT/CgAT training), `.towards` maximises it (targeted attacks: DHTA, P2P, THA, ATRDH's
+/// inner attack).
+public final class CodeProductObjective: AttackObjective {
+    public enum Direction: Sendable { case away, towards }
+    /// Guide codes of every attacked image (n×K, values in {−1, 0, +1}).
+    public let codes: Tensor
+    public let direction: Direction
+
+    public init(codes: Tensor, _ direction: Direction) {
+        self.codes = codes
+        self.direction = direction
+    }
+
+    public func evaluate(f: Tensor, rows: Range<Int>, iteration t: Int) -> (loss: Double, grad: Tensor) {
+        let k = f.shape[1], cnt = f.count
+        let sign: Float = direction == .away ? 1 : -1
+        var g = Tensor(zeros: f.shape)
+        var s: Double = 0
+        let scale = sign / Float(max(cnt, 1))
+        codes.data.withUnsafeBufferPointer { cb in
+            let c = cb.baseAddress! + rows.lowerBound * k
+            f.data.withUnsafeBufferPointer { fp in
+                g.data.withUnsafeMutableBufferPointer { gp in
+                    for i in 0..<cnt {
+                        s += Double(fp[i] * c[i])
+                        gp[i] = scale * c[i]
+                    }
+                }
+            }
+        }
+        return (Double(sign) * s / Double(max(cnt, 1)), g)
     }
 }

@@ -45,16 +45,12 @@ public final class MainstayMaskedObjective: AttackObjective {
 }
 
 public enum SAATAttack {
-    /// Mainstay codes of `labels` from the training codes, then the masked PGD.
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor,
-                           trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws -> Tensor {
-        try config.validate()
-        let codes = try SemanticCodes.guide(.mainstay, model: model, n: n, labels: labels, trainCodes: trainCodes,
-                                            trainLabels: trainLabels)
-        try AttackEngine.run(model: model, images: images, n: n,
-                             objective: MainstayMaskedObjective(codes: codes, targeted: targeted),
-                             config: config, out: out, shouldStop: shouldStop)
-        return codes
-    }
+    public static let spec = AttackSpec.guided(
+        "saat", python: "SAATAttack",
+        summary: "SAAT's attack: masked PGD away from (or towards) the DMFL mainstay code of the labels.",
+        kind: .mainstay,
+        parameters: [AttackParameters.eps(8.0 / 255), AttackParameters.step(1.0 / 255), AttackParameters.steps(100),
+                     AttackParameters.targeted, AttackParameters.seed, AttackParameters.randomStart(true),
+                     AttackParameters.alphaSchedule(true)],
+        alphaSchedule: nil) { MainstayMaskedObjective(codes: $0, targeted: $1) }
 }

@@ -88,29 +88,24 @@ public final class SDHAObjective: AttackObjective {
 }
 
 public enum SDHAAttack {
-    /// Rows of `trainLabels` sharing a label with each row of `labels`.
-    static func relevantSets(labels: Tensor, trainLabels: Tensor) -> [[Int]] {
-        let b = labels.batch, n = trainLabels.batch, c = labels.shape[1]
-        var s = Tensor(zeros: [b, n])
-        labels.data.withUnsafeBufferPointer { y in trainLabels.data.withUnsafeBufferPointer { l in
-            s.data.withUnsafeMutableBufferPointer { o in
-                BLAS.sgemm(transB: true, m: b, n: n, k: c, a: y.baseAddress!, lda: c, b: l.baseAddress!, ldb: c,
-                           c: o.baseAddress!, ldc: n)
-            } } }
-        return (0..<b).map { i in (0..<n).filter { s.data[i * n + $0] > 0 } }
-    }
-
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor,
-                           trainCodes: Tensor, trainLabels: Tensor, targeted: Bool, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, shouldStop: () -> Bool = { false }) throws {
-        try config.validate()
-        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
-        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
-        var clean = Tensor(zeros: [n, model.bits])
-        try clean.data.withUnsafeMutableBufferPointer { try model.predict(images: images, n: n, out: $0.baseAddress!, shouldStop: shouldStop) }
-        let objective = SDHAObjective(trainCodes: trainCodes, relevant: relevantSets(labels: labels, trainLabels: trainLabels),
-                                      clean: clean, targeted: targeted)
-        try AttackEngine.run(model: model, images: images, n: n, objective: objective, config: config, out: out,
-                             shouldStop: shouldStop)
+    public static let schema = Schema(
+        .attack, "sdha", python: "SDHA",
+        summary: "SDHA (Lu et al., ICMR 2021): Adam on the image, MSE(x', x) plus a surrogate loss against relevant training codes.",
+        inputs: [AttackParameters.trainCodes, AttackParameters.trainLabels],
+        parameters: [AttackParameters.eps(8.0 / 255),
+                     .float("lr", 0.01, min: 0, lowerOpen: true, "Adam learning rate on the image"),
+                     AttackParameters.steps(1500), AttackParameters.targeted])
+    public static let spec = AttackSpec(schema: schema) { bits, inputs, s, _ in
+        let (tc, tl) = try inputs.trainingSet(bits: bits)
+        let targeted = s.bool("targeted")
+        let config = AttackConfig(eps: s.float("eps"), steps: s.int("steps"),
+                                  update: .adam(lr: s.float("lr"), beta1: 0.9, beta2: 0.999),
+                                  randomStart: false, alphaSchedule: true, mseWeight: 1)
+        return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: targeted, labelClasses: tl.shape[1],
+                              guides: false, config: config) { model, images, n, labels, stop in
+            let clean = try model.outputs(images: images, n: n, shouldStop: stop)
+            return (SDHAObjective(trainCodes: tc, relevant: LabelSet.relevant(labels!, among: tl), clean: clean,
+                                  targeted: targeted), nil)
+        }
     }
 }

@@ -5,13 +5,31 @@
 /// epochs × 300 steps), then PGD without random start minimises −mean(F(x') ⊙ sign(P(y_t))),
 /// step 1/255, 100 iterations, α schedule.
 public enum THAAttack {
+    public static let schema = Schema(
+        .attack, "tha", python: "THA",
+        summary: "THA (Wang et al., SIGIR 2021): PGD towards the code a label → code prototype net gives the target label.",
+        inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
+        parameters: [.int("prototype_steps", 30000, 1...Int(Int32.max),
+                          "Adam steps of the prototype net (the paper: 100 epochs × 300 steps)"),
+                     .int("prototype_batch", 64, 1...(1 << 20), "label rows per prototype-net step"),
+                     AttackParameters.eps(8.0 / 255), AttackParameters.step(1.0 / 255), AttackParameters.steps(100),
+                     AttackParameters.seed])
+    public static let spec = AttackSpec(schema: schema) { bits, inputs, s, stop in
+        let (dc, dl) = try inputs.database(bits: bits)
+        let net = try trainPrototype(dbCodes: dc, dbLabels: dl, bits: bits, steps: s.int("prototype_steps"),
+                                     batch: s.int("prototype_batch"), seed: UInt64(s.int("seed")), shouldStop: stop)
+        return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: true, labelClasses: dl.shape[1],
+                              guides: true, config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, _ in
+            let codes = net.codes(labels!)
+            return (CodeProductObjective(codes: codes, .towards), codes)
+        }
+    }
+
     /// Trains the prototype net for `steps` Adam steps of `batch` random unique label rows.
     public static func trainPrototype(dbCodes: Tensor, dbLabels: Tensor, bits: Int, steps: Int, batch: Int,
                                       seed: UInt64, shouldStop: () -> Bool = { false }) throws -> PrototypeNet {
-        try require(steps >= 1, "prototype_steps", "an int ≥ 1, got \(steps)")
-        try require(batch >= 1, "prototype_batch", "an int ≥ 1, got \(batch)")
         let net = try PrototypeNet(classes: dbLabels.shape[1], bits: bits, seed: seed)
-        let uniq = ATRDHTraining.unique(dbLabels)
+        let uniq = LabelSet.uniqueRows(dbLabels)
         var rng = SeededRNG(seed: seed &+ 0x7A4)
         let sched = MultiStepSchedule(base: net.optimizer.learningRate, fractions: [0.5, 0.75], total: steps)
         let c = dbLabels.shape[1]
@@ -26,17 +44,5 @@ public enum THAAttack {
             net.trainStep(y: y, trainCodes: dbCodes, trainLabels: dbLabels)
         }
         return net
-    }
-
-    public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, targets: Tensor,
-                           prototype: PrototypeNet, config: AttackConfig, out: UnsafeMutablePointer<Float>,
-                           shouldStop: () -> Bool = { false }) throws -> Tensor {
-        try config.validate()
-        try require(targets.batch == n, "labels", "one target label row per image (\(n)), got \(targets.batch)")
-        try require(targets.shape[1] == prototype.classes, "labels", "\(prototype.classes) label columns, got \(targets.shape[1])")
-        let codes = prototype.codes(targets)
-        try AttackEngine.run(model: model, images: images, n: n, objective: CodeAwayObjective(codes: codes, towards: true),
-                             config: config, out: out, shouldStop: shouldStop)
-        return codes
     }
 }

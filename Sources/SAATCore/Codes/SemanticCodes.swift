@@ -28,15 +28,7 @@ public enum SemanticCodes {
         let b = labels.batch, n = trainCodes.batch, k = trainCodes.shape[1], c = labels.shape[1]
         if b == 0 { return Tensor(zeros: [0, k]) }
         // inter[i, j] = y_iᵀ L_j
-        var w = Tensor(zeros: [b, n])
-        labels.data.withUnsafeBufferPointer { y in
-            trainLabels.data.withUnsafeBufferPointer { l in
-                w.data.withUnsafeMutableBufferPointer { o in
-                    BLAS.sgemm(transB: true, m: b, n: n, k: c, a: y.baseAddress!, lda: c,
-                               b: l.baseAddress!, ldb: c, c: o.baseAddress!, ldc: n)
-                }
-            }
-        }
+        var w = LabelSet.overlaps(labels, trainLabels)
         var trainNorms = [Float](repeating: 0, count: n)
         if kind == .mainstay {
             trainLabels.data.withUnsafeBufferPointer { l in
@@ -78,19 +70,7 @@ public enum SemanticCodes {
         }
         // SP = Wp·B (weighted positive sums), SN = Wn·B (integer sums of negative codes, exact in
         // float32 below 2^24 items).
-        func times(_ m: Tensor) -> Tensor {
-            var o = Tensor(zeros: [b, k])
-            m.data.withUnsafeBufferPointer { wp in
-                trainCodes.data.withUnsafeBufferPointer { bp in
-                    o.data.withUnsafeMutableBufferPointer { op in
-                        BLAS.sgemm(m: b, n: k, k: n, a: wp.baseAddress!, lda: n, b: bp.baseAddress!, ldb: k,
-                                   c: op.baseAddress!, ldc: k)
-                    }
-                }
-            }
-            return o
-        }
-        let sp = times(w), sn = times(neg)
+        let sp = Tensor.matmul(w, trainCodes), sn = Tensor.matmul(neg, trainCodes)
         // b = sign(SP/Σw⁺ − SN/|N|) = sign(SP·|N| − SN·Σw⁺) (both factors positive): with integer
         // sums (center codes, or mainstay codes of single-label data) this is exact, so a true tie
         // gives exactly 0 like the official code's sign(n⁻·Σ_P b − n⁺·Σ_N b).
@@ -118,12 +98,15 @@ public enum SemanticCodes {
         return out
     }
 
-    /// Guide codes for an attack on `n` images of `model`: checks that there is one label row per
-    /// image and that the training codes have the model's width, then `compute`.
-    public static func guide(_ kind: Kind, model: HashingModel, n: Int, labels: Tensor, trainCodes: Tensor,
-                             trainLabels: Tensor) throws -> Tensor {
-        try require(labels.batch == n, "labels", "one label row per image (\(n)), got \(labels.batch)")
-        try require(trainCodes.shape[1] == model.bits, "train_codes", "\(model.bits)-bit codes, got \(trainCodes.shape[1])")
-        return try compute(kind, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
+    /// `compute` after checking the values too (±1 codes, 0/1 labels, at least one training code),
+    /// for callers outside the training loops (`saat.codes`); errors name the Python arguments.
+    public static func checked(_ kind: Kind, labels: Tensor, trainCodes: Tensor, trainLabels: Tensor) throws -> Tensor {
+        try require(trainCodes.rank == 2, "train_codes", "a 2-d (N, K) code matrix, got shape \(trainCodes.shape)")
+        let inputs = AttackInputs(["train_codes": trainCodes, "train_labels": trainLabels])
+        let (tc, tl) = try inputs.trainingSet(bits: trainCodes.shape[1])
+        try require(labels.rank == 2 && labels.shape[1] == tl.shape[1], "labels",
+                    "\(tl.shape[1]) label columns like train_labels, got shape \(labels.shape)")
+        try AttackInputs.requireBinary(labels, "labels")
+        return try compute(kind, labels: labels, trainCodes: tc, trainLabels: tl)
     }
 }

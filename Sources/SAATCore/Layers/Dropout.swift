@@ -33,16 +33,7 @@ public final class Dropout: Layer {
                 for i in 0..<n where (rng.next() >> 40) >= threshold { mp[i] = scale }
             }
         }
-        var y = Tensor(zeros: x.shape)
-        if n > 0 {
-            x.data.withUnsafeBufferPointer { xp in
-                m.data.withUnsafeBufferPointer { mp in
-                    y.data.withUnsafeMutableBufferPointer { yp in
-                        Elementwise.multiply(xp.baseAddress!, mp.baseAddress!, into: yp.baseAddress!, count: n)
-                    }
-                }
-            }
-        }
+        let y = Tensor.elementwise(x, m) { Elementwise.multiply($0, $1, into: $2, count: $3) }
         mask = m
         return y
     }
@@ -50,17 +41,7 @@ public final class Dropout: Layer {
     public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
         guard let m = mask else { return dy }
         precondition(dy.shape == m.shape, "Dropout.backward: expected dy \(m.shape), got \(dy.shape)")
-        var dx = Tensor(zeros: dy.shape)
-        let n = dy.count
-        if n > 0 {
-            dy.data.withUnsafeBufferPointer { dp in
-                m.data.withUnsafeBufferPointer { mp in
-                    dx.data.withUnsafeMutableBufferPointer { dxp in
-                        Elementwise.multiply(dp.baseAddress!, mp.baseAddress!, into: dxp.baseAddress!, count: n)
-                    }
-                }
-            }
-        }
+        let dx = Tensor.elementwise(dy, m) { Elementwise.multiply($0, $1, into: $2, count: $3) }
         return dx
     }
 }

@@ -9,16 +9,10 @@ public final class ReLU: Layer {
     public func outputShape(_ input: [Int]) -> [Int] { input }
 
     public func forward(_ x: Tensor, mode: Mode) -> Tensor {
-        var y = Tensor(uninitialized: x.shape)
-        let n = x.count
-        if n > 0 {
-            x.data.withUnsafeBufferPointer { xp in
-                y.data.withUnsafeMutableBufferPointer { yp in
-                    let xb = xp.baseAddress!, yb = yp.baseAddress!
-                    Elementwise.parallel(count: n) { r in
-                        Elementwise.relu(xb + r.lowerBound, into: yb + r.lowerBound, count: r.count)
-                    }
-                }
+        // Split over the kernels' threads (elementwise: the same values for any split).
+        let y = Tensor.elementwise(x, x) { xb, _, yb, n in
+            Elementwise.parallel(count: n) { r in
+                Elementwise.relu(xb + r.lowerBound, into: yb + r.lowerBound, count: r.count)
             }
         }
         output = y
@@ -28,21 +22,11 @@ public final class ReLU: Layer {
     public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
         guard let y = output else { preconditionFailure("ReLU.backward before forward") }
         precondition(dy.shape == y.shape, "ReLU.backward: expected dy \(y.shape), got \(dy.shape)")
-        var dx = Tensor(uninitialized: y.shape)
-        let n = y.count
-        if n > 0 {
-            y.data.withUnsafeBufferPointer { yp in
-                dy.data.withUnsafeBufferPointer { dp in
-                    dx.data.withUnsafeMutableBufferPointer { dxp in
-                        let yb = yp.baseAddress!, db = dp.baseAddress!, xb = dxp.baseAddress!
-                        Elementwise.parallel(count: n) { r in
-                            let o = r.lowerBound
-                            Elementwise.reluBackward(output: yb + o, db + o, into: xb + o, count: r.count)
-                        }
-                    }
-                }
+        return Tensor.elementwise(y, dy) { yb, db, xb, n in
+            Elementwise.parallel(count: n) { r in
+                let o = r.lowerBound
+                Elementwise.reluBackward(output: yb + o, db + o, into: xb + o, count: r.count)
             }
         }
-        return dx
     }
 }

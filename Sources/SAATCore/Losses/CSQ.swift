@@ -20,28 +20,29 @@ import Glibc
 ///
 /// (the first term is torch.nn.BCELoss with its −100 log clamp). u must lie in [−1, 1] (tanh
 /// outputs); `validateBatch` checks it. CgAT's λ = 1e-4 is not used.
-public final class CSQLoss: HashingLossValue {
-    public let name = "csq"
-    public let bits: Int
-    public let trainLabels: Tensor
-    /// U (N×K), zero at start; written by `lossAndGradient`, not used by the loss.
-    public var memory: Tensor
+public final class CSQLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "csq", "CSQ (Yuan et al., CVPR 2020): binary cross-entropy towards per-class Hadamard hash centres, SAAT's constants.",
+        parameters: [.int("seed", 0, 0...Int.max, "seed of the random extra centres and of the tie-breaking centre")])
+    ) { bits, labels, s in
+        try require(bits & (bits - 1) == 0, "bits",
+                    "a power of two number of bits for csq (Sylvester-Hadamard hash centres), got \(bits)")
+        return CSQLoss(bits: bits, trainLabels: labels, seed: UInt64(s.int("seed")))
+    }
+
     public let lambda = 0.05
     /// Hash centres T (C×K, ±1).
     public private(set) var centers: Tensor
     /// Replacement r (K, ±1) for the zero entries of yᵀT.
     public private(set) var randomCenter: Tensor
 
-    /// `bits` must be a power of two (checked by `makeHashingLoss`).
+    /// `bits` must be a power of two.
     public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && bits & (bits - 1) == 0 && trainLabels.rank == 2,
-                     "CSQLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
+        precondition(bits & (bits - 1) == 0, "CSQLoss: bits must be a power of two")
         var rng = SeededRNG(seed: seed)
         randomCenter = Tensor(shape: [bits], data: (0..<bits).map { _ in rng.next() & 1 == 1 ? 1 : -1 })
         centers = CSQLoss.hashCenters(classes: trainLabels.shape[1], bits: bits, rng: &rng)
+        super.init(name: "csq", bits: bits, trainLabels: trainLabels)
     }
 
     /// Sylvester–Hadamard matrix H_K (K×K, ±1, rows mutually orthogonal), K a power of two.
@@ -88,16 +89,8 @@ public final class CSQLoss: HashingLossValue {
 
     /// Centres of a batch: sign⁺(yᵀT) with zeros replaced by r (B×K).
     public func batchCenters(labels: Tensor) -> Tensor {
-        let b = labels.shape[0], c = labels.shape[1], k = bits
-        var out = Tensor(zeros: [b, k])
-        labels.data.withUnsafeBufferPointer { yp in
-            centers.data.withUnsafeBufferPointer { tp in
-                out.data.withUnsafeMutableBufferPointer { op in
-                    BLAS.sgemm(m: b, n: k, k: c, a: yp.baseAddress!, lda: c, b: tp.baseAddress!, ldb: k,
-                               c: op.baseAddress!, ldc: k)
-                }
-            }
-        }
+        let b = labels.shape[0], k = bits
+        var out = Tensor.matmul(labels, centers)
         for i in 0..<(b * k) {
             // Sums of ±1 over at most C labels are exact integers in float32.
             let v = out.data[i] == 0 ? randomCenter.data[i % k] : out.data[i]
@@ -106,14 +99,14 @@ public final class CSQLoss: HashingLossValue {
         return out
     }
 
-    public func validateBatch(u: Tensor, labels: Tensor, indices: [Int]) throws {
+    public override func validateBatch(u: Tensor, labels: Tensor, indices: [Int]) throws {
         try validateHashingBatch(u: u, labels: labels, indices: indices, bits: bits, trainLabels: trainLabels)
         if let i = u.data.firstIndex(where: { Swift.abs($0) > 1 }) {
             throw SAATError.invalidArgument("u", "values in [-1, 1] for csq (BCE on (u+1)/2), got \(u.data[i]) at flat index \(i)")
         }
     }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits
         precondition(u.shape == [b, k])
         let cen = batchCenters(labels: labels)
@@ -139,17 +132,10 @@ public final class CSQLoss: HashingLossValue {
         return (bce * inv + lambda * quant * inv, grad)
     }
 
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &memory, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
-    }
-
-    public func beginEpoch(_ epoch: Int) {}
-
     /// "centers": T (C×K), "random_center": r (K) — so a checkpoint does not depend on the seed.
-    public func saveState() -> [String: Tensor] { ["centers": centers, "random_center": randomCenter] }
+    public override func saveState() -> [String: Tensor] { ["centers": centers, "random_center": randomCenter] }
 
-    public func loadState(_ state: [String: Tensor]) throws {
+    public override func loadState(_ state: [String: Tensor]) throws {
         try requireStateKeys(state, ["centers", "random_center"], loss: name)
         let t = state["centers"]!, r = state["random_center"]!
         try require(t.shape == centers.shape && t.data.allSatisfy { $0 == 1 || $0 == -1 },

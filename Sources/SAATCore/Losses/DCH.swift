@@ -20,30 +20,23 @@ import Glibc
 ///               + quantisation term,   A_ij = g_ij / max(‖u_i‖‖u_j‖, 10⁻⁴)
 ///
 /// (the (A + Aᵀ)u product is one sgemm). Labels of the batch (`labels`) define s; Y is unused.
-public final class DCHLoss: HashingLossValue {
-    public let name = "dch"
-    public let bits: Int
-    public let trainLabels: Tensor
-    /// U (N×K), zero at start; written by `lossAndGradient`, not used by the loss.
-    public var memory: Tensor
+public final class DCHLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "dch", "DCH (Cao et al., CVPR 2018): Cauchy loss of in-batch cosine distances plus a Cauchy quantisation term, CgAT's constants.")
+    ) { bits, labels, _ in DCHLoss(bits: bits, trainLabels: labels) }
+
     public let gamma = 20.0, lambda = 0.1
     /// Clamps of the official code: cosine ≤ 0.99, norm products ≥ 10⁻⁴.
     public let maxCos = 0.99, minNorm = 1e-4
 
-    /// `seed` is unused (DCH has nothing random).
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && trainLabels.rank == 2, "DCHLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
-    }
+    public init(bits: Int, trainLabels: Tensor) { super.init(name: "dch", bits: bits, trainLabels: trainLabels) }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits
         precondition(u.shape == [b, k])
         let halfK = Double(k) / 2
-        let s = LossMath.similarity(labels: labels, trainLabels: labels)   // B×B
-        let dot = LossMath.innerProducts(u: u, memory: u, scale: 1)       // B×B
+        let s = LabelSet.similarity(labels, labels)                 // B×B
+        let dot = LossMath.innerProducts(u: u, memory: u, scale: 1)   // B×B
         var norm = [Double](repeating: 0, count: b)
         for i in 0..<b {
             var q = 0.0
@@ -51,14 +44,14 @@ public final class DCHLoss: HashingLossValue {
             norm[i] = q.squareRoot()
         }
         var sPos = 0.0
-        for v in s where v > 0 { sPos += 1 }
+        for v in s.data where v > 0 { sPos += 1 }
         let total = Double(b * b), sNeg = total - sPos
         let balanced = sPos != 0 && sNeg != 0
         let wPos = balanced ? total / sPos : 1, wNeg = balanced ? total / sNeg : 1
 
         // Pair term: loss, g_ij = ∂L/∂cos_ij, A_ij = g_ij/den_ij, and the per-row norm coefficients.
         var pairSum = 0.0
-        var a = [Float](repeating: 0, count: b * b)
+        var a = Tensor(zeros: [b, b])
         var g = [Double](repeating: 0, count: b * b)
         var cosv = [Double](repeating: 0, count: b * b)
         var unclamped = [Bool](repeating: false, count: b * b)
@@ -67,34 +60,26 @@ public final class DCHLoss: HashingLossValue {
                 let ij = i * b + j
                 let prod = norm[i] * norm[j]
                 let den = Swift.max(prod, minNorm)
-                let cosine = Double(dot[ij]) / den
+                let cosine = Double(dot.data[ij]) / den
                 let d = (1 - Swift.min(cosine, maxCos)) * halfK
-                let sij = Double(s[ij]), w = sij > 0 ? wPos : wNeg
+                let sij = Double(s.data[ij]), w = sij > 0 ? wPos : wNeg
                 pairSum += w * (sij * log(d / gamma) + log1p(gamma / d))
                 let gij = cosine <= maxCos ? -halfK * w * (sij / d - gamma / (d * (d + gamma))) / total : 0
                 g[ij] = gij
                 cosv[ij] = cosine
                 unclamped[ij] = prod >= minNorm
-                a[ij] = Float(gij / den)
+                a.data[ij] = Float(gij / den)
             }
         }
         // Symmetrise A in place: (A + Aᵀ).
         for i in 0..<b {
             for j in i..<b {
-                let v = a[i * b + j] + a[j * b + i]
-                a[i * b + j] = v
-                a[j * b + i] = v
+                let v = a.data[i * b + j] + a.data[j * b + i]
+                a.data[i * b + j] = v
+                a.data[j * b + i] = v
             }
         }
-        var grad = Tensor(zeros: [b, k])
-        a.withUnsafeBufferPointer { ap in
-            u.data.withUnsafeBufferPointer { up in
-                grad.data.withUnsafeMutableBufferPointer { gp in
-                    BLAS.sgemm(m: b, n: k, k: b, a: ap.baseAddress!, lda: b, b: up.baseAddress!, ldb: k,
-                               c: gp.baseAddress!, ldc: k)
-                }
-            }
-        }
+        var grad = Tensor.matmul(a, u)
         for i in 0..<b where norm[i] > 0 {
             var coef = 0.0
             for j in 0..<b where unclamped[i * b + j] {
@@ -126,13 +111,4 @@ public final class DCHLoss: HashingLossValue {
         }
         return (pairSum / total + lambda * quantSum / Double(b), grad)
     }
-
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &memory, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
-    }
-
-    public func beginEpoch(_ epoch: Int) {}
-    public func saveState() -> [String: Tensor] { [:] }
-    public func loadState(_ state: [String: Tensor]) throws { try requireStateKeys(state, [], loss: name) }
 }

@@ -8,44 +8,27 @@
 ///     ∂L/∂u = (1/K) · G U,   G_ij = 2(θ_ij − S̃_ij)/(B·N)      (U constant)
 ///
 /// Deviation: Y is fixed at construction (the official code fills it batch by batch).
-public final class DPHLoss: HashingLossValue {
-    public let name = "dph"
-    public let bits: Int
-    public let trainLabels: Tensor
-    /// U (N×K), zero at start.
-    public var memory: Tensor
+public final class DPHLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "dph", "DPH, HAG's pairwise loss (Yang et al., TCYB 2020): squared error of u·Uᵀ/K against ±1 similarities.")
+    ) { bits, labels, _ in DPHLoss(bits: bits, trainLabels: labels) }
 
-    /// `seed` is unused (DPH has nothing random).
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && trainLabels.rank == 2, "DPHLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
-    }
+    public init(bits: Int, trainLabels: Tensor) { super.init(name: "dph", bits: bits, trainLabels: trainLabels) }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits, n = trainLabels.shape[0]
         precondition(u.shape == [b, k] && memory.shape == [n, k])
-        let s = LossMath.similarity(labels: labels, trainLabels: trainLabels)
+        let s = LabelSet.similarity(labels, trainLabels)
         var g = LossMath.innerProducts(u: u, memory: memory, scale: 1 / Float(k))
         let inv = 1.0 / Double(b * n)
         var sum = 0.0
         for i in 0..<g.count {
-            let d = Double(g[i]) - (2 * Double(s[i]) - 1)
+            let d = Double(g.data[i]) - (2 * Double(s.data[i]) - 1)
             sum += d * d
-            g[i] = Float(2 * d * inv)
+            g.data[i] = Float(2 * d * inv)
         }
         var grad = Tensor(zeros: [b, k])
         LossMath.backProject(g, memory: memory, scale: 1 / Float(k), into: &grad)
         return (sum * inv, grad)
     }
-
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &memory, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
-    }
-
-    public func beginEpoch(_ epoch: Int) {}
-    public func saveState() -> [String: Tensor] { [:] }
-    public func loadState(_ state: [String: Tensor]) throws { try requireStateKeys(state, [], loss: name) }
 }

@@ -13,31 +13,20 @@
 /// CgAT's variant (hashing_loss.py:62-90: means, η = 0.001 on a B·K mean) is not used: SAAT's
 /// constants are the reference where the two differ. Deviation: Y is fixed at construction
 /// (the official code fills it batch by batch; identical once every item has been seen).
-public final class DPSHLoss: HashingLossValue {
-    public let name = "dpsh"
-    public let bits: Int
-    public let trainLabels: Tensor
-    /// U (N×K), zero at start.
-    public var memory: Tensor
+public final class DPSHLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "dpsh", "DPSH (Li et al., IJCAI 2016): pairwise likelihood of ½·u·Uᵀ plus η = 50 times the quantisation error, SAAT's constants.")
+    ) { bits, labels, _ in DPSHLoss(bits: bits, trainLabels: labels) }
+
     /// Weight η of the quantisation term (SAAT `yita`).
     public let eta: Double = 50
 
-    /// `seed` is unused (DPSH has nothing random); kept for a uniform factory.
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && trainLabels.rank == 2, "DPSHLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
-    }
+    public init(bits: Int, trainLabels: Tensor) { super.init(name: "dpsh", bits: bits, trainLabels: trainLabels) }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits, n = trainLabels.shape[0]
         precondition(u.shape == [b, k] && memory.shape == [n, k])
-        let s = LossMath.similarity(labels: labels, trainLabels: trainLabels)
-        let theta = LossMath.innerProducts(u: u, memory: memory, scale: 0.5)
         let inv = 1.0 / Double(b * n)
-        var (sum, g) = LossMath.pairLikelihood(theta: theta, s: s)
-        for i in 0..<g.count { g[i] *= Float(inv) }
         var grad = Tensor(zeros: [b, k])
         var quant = 0.0
         for i in 0..<(b * k) {
@@ -45,16 +34,7 @@ public final class DPSHLoss: HashingLossValue {
             quant += Double(d) * Double(d)
             grad.data[i] = Float(2 * eta * inv) * d
         }
-        LossMath.backProject(g, memory: memory, scale: 0.5, into: &grad)
-        return (sum * inv + eta * quant * inv, grad)
+        let like = LossMath.pairLikelihood(u: u, labels: labels, trainLabels: trainLabels, memory: memory, into: &grad)
+        return (like + eta * quant * inv, grad)
     }
-
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &memory, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
-    }
-
-    public func beginEpoch(_ epoch: Int) {}
-    public func saveState() -> [String: Tensor] { [:] }
-    public func loadState(_ state: [String: Tensor]) throws { try requireStateKeys(state, [], loss: name) }
 }

@@ -18,10 +18,11 @@
 /// W is the one of the last W-step, as in CgAT. Setting `memory` wholesale also sets B = sign(U)
 /// (CgAT's `preinstall`); before the first `beginEpoch` W = 0. Both B and W are in `saveState()`.
 /// Deviation: Y is fixed at construction (the official code fills it batch by batch).
-public final class DSDHLoss: HashingLossValue {
-    public let name = "dsdh"
-    public let bits: Int
-    public let trainLabels: Tensor
+public final class DSDHLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "dsdh", "DSDH (Li et al., NeurIPS 2017): pairwise likelihood plus a linear classifier on discrete codes, CgAT's constants.")
+    ) { bits, labels, _ in DSDHLoss(bits: bits, trainLabels: labels) }
+
     public let mu = 1.0, nu = 1.0, eta = 55.0
     /// DCC iterations per epoch.
     public let dccIterations = 10
@@ -29,97 +30,48 @@ public final class DSDHLoss: HashingLossValue {
     public private(set) var codes: Tensor
     /// Classifier W (K×C).
     public private(set) var classifier: Tensor
-    private var storage: Tensor
 
-    /// U (N×K), zero at start. Assigning it also resets the discrete codes to sign(U).
-    public var memory: Tensor {
-        get { storage }
-        set {
-            storage = newValue
-            codes = Tensor(shape: newValue.shape, data: newValue.data.map(LossMath.sign))
-        }
-    }
-
-    /// `seed` is unused (DSDH's updates are deterministic).
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && trainLabels.rank == 2, "DSDHLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        storage = Tensor(zeros: [trainLabels.shape[0], bits])
+    public init(bits: Int, trainLabels: Tensor) {
         codes = Tensor(zeros: [trainLabels.shape[0], bits])
         classifier = Tensor(zeros: [bits, trainLabels.shape[1]])
+        super.init(name: "dsdh", bits: bits, trainLabels: trainLabels)
     }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    /// Assigning the memory wholesale resets the discrete codes to sign(U) (CgAT's `preinstall`).
+    override func memoryWasSet() { codes = Tensor(shape: bank.shape, data: bank.data.map(LossMath.sign)) }
+
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits, n = trainLabels.shape[0], c = trainLabels.shape[1]
-        precondition(u.shape == [b, k] && storage.shape == [n, k])
-        let s = LossMath.similarity(labels: labels, trainLabels: trainLabels)
-        let theta = LossMath.innerProducts(u: u, memory: storage, scale: 0.5)
-        let inv = 1.0 / Double(b * n)
-        var (like, g) = LossMath.pairLikelihood(theta: theta, s: s)
-        for i in 0..<g.count { g[i] *= Float(inv) }
+        precondition(u.shape == [b, k] && bank.shape == [n, k])
+        var grad = Tensor(zeros: [b, k])
+        let like = LossMath.pairLikelihood(u: u, labels: labels, trainLabels: trainLabels, memory: bank, into: &grad)
         // Classification term on the batch's discrete codes: ‖y − B_idx W‖² / (B·C).
-        let bIdx = codes.gather(indices)
-        var pred = [Float](repeating: 0, count: b * c)
-        bIdx.data.withUnsafeBufferPointer { bp in
-            classifier.data.withUnsafeBufferPointer { wp in
-                pred.withUnsafeMutableBufferPointer { pp in
-                    BLAS.sgemm(m: b, n: c, k: k, a: bp.baseAddress!, lda: k, b: wp.baseAddress!, ldb: c,
-                               c: pp.baseAddress!, ldc: c)
-                }
-            }
-        }
+        let pred = Tensor.matmul(codes.gather(indices), classifier)
         var cl = 0.0
-        for i in 0..<(b * c) { let d = Double(labels.data[i]) - Double(pred[i]); cl += d * d }
+        for i in 0..<(b * c) { let d = Double(labels.data[i]) - Double(pred.data[i]); cl += d * d }
         var reg = 0.0
         for w in classifier.data { reg += Double(w) * Double(w) }
-        var grad = Tensor(zeros: [b, k])
-        LossMath.backProject(g, memory: storage, scale: 0.5, into: &grad)
-        return (like * inv + mu * cl / Double(b * c) + nu * reg / Double(k * c), grad)
-    }
-
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &storage, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
+        return (like + mu * cl / Double(b * c) + nu * reg / Double(k * c), grad)
     }
 
     /// The epoch's DCC iterations (see the type's doc); the epoch number is not used.
-    public func beginEpoch(_ epoch: Int) {
-        let n = trainLabels.shape[0], k = bits, c = trainLabels.shape[1]
+    public override func beginEpoch(_ epoch: Int) {
+        let n = trainLabels.shape[0], k = bits
         var bcodes = codes
         var w = classifier
         for _ in 0..<dccIterations {
             w = DSDHLoss.solveW(codes: bcodes, labels: trainLabels, ridge: nu / mu)
             // P = Y Wᵀ + (η/μ) U  (N×K), M = W Wᵀ (K×K, symmetric).
-            var p = storage.data
-            var m = [Float](repeating: 0, count: k * k)
-            trainLabels.data.withUnsafeBufferPointer { yp in
-                w.data.withUnsafeBufferPointer { wp in
-                    p.withUnsafeMutableBufferPointer { pp in
-                        BLAS.sgemm(transB: true, m: n, n: k, k: c, a: yp.baseAddress!, lda: c,
-                                   b: wp.baseAddress!, ldb: c, beta: Float(eta / mu), c: pp.baseAddress!, ldc: k)
-                    }
-                    m.withUnsafeMutableBufferPointer { mp in
-                        BLAS.sgemm(transB: true, m: k, n: k, k: c, a: wp.baseAddress!, lda: c,
-                                   b: wp.baseAddress!, ldb: c, c: mp.baseAddress!, ldc: k)
-                    }
-                }
-            }
-            var r = [Float](repeating: 0, count: n)
+            var p = bank
+            Tensor.matmul(trainLabels, w, transB: true, beta: Float(eta / mu), into: &p)
+            let m = Tensor.matmul(w, w, transB: true)
             for i in 0..<k {
-                // r = B M[:, i] (one sgemm with a K×1 right-hand side; M[:, i] = M[i, :]).
-                bcodes.data.withUnsafeBufferPointer { bp in
-                    m.withUnsafeBufferPointer { mp in
-                        r.withUnsafeMutableBufferPointer { rp in
-                            BLAS.sgemm(m: n, n: 1, k: k, a: bp.baseAddress!, lda: k,
-                                       b: mp.baseAddress! + i * k, ldb: 1, c: rp.baseAddress!, ldc: 1)
-                        }
-                    }
-                }
-                let mii = m[i * k + i]
+                // r = B M[:, i] (M[:, i] = M[i, :]).
+                let r = Tensor.matmul(bcodes, Tensor(shape: [k, 1], data: Array(m.data[(i * k)..<((i + 1) * k)])))
+                let mii = m.data[i * k + i]
                 for row in 0..<n {
-                    let others = r[row] - bcodes.data[row * k + i] * mii
-                    bcodes.data[row * k + i] = LossMath.sign(p[row * k + i] - others)
+                    let others = r.data[row] - bcodes.data[row * k + i] * mii
+                    bcodes.data[row * k + i] = LossMath.sign(p.data[row * k + i] - others)
                 }
             }
         }
@@ -131,26 +83,13 @@ public final class DSDHLoss: HashingLossValue {
     /// labels Y (N×C); BᵀB and BᵀY by sgemm (exact: small integers), the K×K SPD solve by Cholesky
     /// in Double. `ridge` must be > 0.
     public static func solveW(codes: Tensor, labels: Tensor, ridge: Double) -> Tensor {
-        let n = codes.shape[0], k = codes.shape[1], c = labels.shape[1]
-        precondition(labels.shape[0] == n && ridge > 0)
-        var gram = [Float](repeating: 0, count: k * k)
-        var rhs = [Float](repeating: 0, count: k * c)
-        codes.data.withUnsafeBufferPointer { bp in
-            gram.withUnsafeMutableBufferPointer { gp in
-                BLAS.sgemm(transA: true, m: k, n: k, k: n, a: bp.baseAddress!, lda: k,
-                           b: bp.baseAddress!, ldb: k, c: gp.baseAddress!, ldc: k)
-            }
-            labels.data.withUnsafeBufferPointer { yp in
-                rhs.withUnsafeMutableBufferPointer { rp in
-                    BLAS.sgemm(transA: true, m: k, n: c, k: n, a: bp.baseAddress!, lda: k,
-                               b: yp.baseAddress!, ldb: c, c: rp.baseAddress!, ldc: c)
-                }
-            }
-        }
-        var a = gram.map(Double.init)
+        let k = codes.shape[1], c = labels.shape[1]
+        precondition(labels.shape[0] == codes.shape[0] && ridge > 0)
+        let gram = Tensor.matmul(codes, codes, transA: true), rhs = Tensor.matmul(codes, labels, transA: true)
+        var a = gram.data.map(Double.init)
         for i in 0..<k { a[i * k + i] += ridge }
         // BᵀB + ridge·I is SPD with eigenvalues ≥ ridge > 0, so the factorisation cannot fail.
-        let x = choleskySolve(a, n: k, rhs: rhs.map(Double.init), nrhs: c)!
+        let x = choleskySolve(a, n: k, rhs: rhs.data.map(Double.init), nrhs: c)!
         return Tensor(shape: [k, c], data: x.map { Float($0) })
     }
 
@@ -191,9 +130,9 @@ public final class DSDHLoss: HashingLossValue {
     }
 
     /// "B": codes (N×K), "W": classifier (K×C).
-    public func saveState() -> [String: Tensor] { ["B": codes, "W": classifier] }
+    public override func saveState() -> [String: Tensor] { ["B": codes, "W": classifier] }
 
-    public func loadState(_ state: [String: Tensor]) throws {
+    public override func loadState(_ state: [String: Tensor]) throws {
         try requireStateKeys(state, ["B", "W"], loss: name)
         let b = state["B"]!, w = state["W"]!
         try require(b.shape == codes.shape && b.data.allSatisfy { $0 == -1 || $0 == 0 || $0 == 1 },

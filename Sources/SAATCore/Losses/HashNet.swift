@@ -16,12 +16,11 @@ import Glibc
 /// scale = (1 + 0.005·t)^0.5; evaluation uses scale 1. `nextTrainingScale()` is that step (call it
 /// once per training forward, before it); the counter and scale are in `saveState()`.
 /// Deviation: Y is fixed at construction (the official code fills it batch by batch).
-public final class HashNetLoss: HashingLossValue {
-    public let name = "hashnet"
-    public let bits: Int
-    public let trainLabels: Tensor
-    /// U (N×K), zero at start.
-    public var memory: Tensor
+public final class HashNetLoss: MemoryBankLoss {
+    public static let spec = LossSpec(schema: LossSpec.schema(
+        "hashnet", "HashNet (Cao et al., ICCV 2017): class-balanced pairwise likelihood of (10/K)·u·Uᵀ, with tanh continuation.")
+    ) { bits, labels, _ in HashNetLoss(bits: bits, trainLabels: labels) }
+
     /// Scale a of the inner products (SAAT: 10/K).
     public let alpha: Float
     /// Continuation constants (SAAT): step 200 iterations, γ = 0.005, power 0.5, initial scale 1.
@@ -33,18 +32,14 @@ public final class HashNetLoss: HashingLossValue {
     /// Current training scale of tanh(scale · g).
     public private(set) var scale: Float = 1
 
-    /// `seed` is unused (HashNet has nothing random).
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
-        precondition(bits >= 1 && trainLabels.rank == 2, "HashNetLoss: validate with makeHashingLoss")
-        self.bits = bits
-        self.trainLabels = trainLabels
-        self.memory = Tensor(zeros: [trainLabels.shape[0], bits])
-        self.alpha = 10 / Float(bits)
+    public init(bits: Int, trainLabels: Tensor) {
+        alpha = 10 / Float(bits)
+        super.init(name: "hashnet", bits: bits, trainLabels: trainLabels)
     }
 
     /// Advances the continuation by one training forward pass and returns the scale to use in it.
     @discardableResult
-    public func nextTrainingScale() -> Float {
+    public override func nextTrainingScale() -> Float {
         iteration += 1
         if iteration % stepSize == 0 {
             scale = Float(pow(1 + gamma * Double(iteration), power))
@@ -52,44 +47,36 @@ public final class HashNetLoss: HashingLossValue {
         return scale
     }
 
-    public func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
+    public override func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
         let b = u.shape[0], k = bits, n = trainLabels.shape[0]
         precondition(u.shape == [b, k] && memory.shape == [n, k])
-        let s = LossMath.similarity(labels: labels, trainLabels: trainLabels)
-        let theta = LossMath.innerProducts(u: u, memory: memory, scale: alpha)
+        let s = LabelSet.similarity(labels, trainLabels)
+        var g = LossMath.innerProducts(u: u, memory: memory, scale: alpha)
         var s1 = 0.0
-        for v in s where v > 0 { s1 += 1 }
+        for v in s.data where v > 0 { s1 += 1 }
         let s0 = Double(s.count) - s1
         // Per-pair weight w/S: 1/S1 on positives, 1/S0 on negatives (a class that is empty has no term).
         let wPos = s1 > 0 ? 1 / s1 : 0, wNeg = s0 > 0 ? 1 / s0 : 0
         var sum = 0.0
-        var g = [Float](repeating: 0, count: theta.count)
-        for i in 0..<theta.count {
-            let t = Double(theta[i]), si = Double(s[i])
+        for i in 0..<g.count {
+            let t = Double(g.data[i]), si = Double(s.data[i])
             let w = si > 0 ? wPos : wNeg
             sum += w * (LossMath.softplus(t) - si * t)
-            g[i] = Float(w * (LossMath.sigmoid(t) - si))
+            g.data[i] = Float(w * (LossMath.sigmoid(t) - si))
         }
         var grad = Tensor(zeros: [b, k])
         LossMath.backProject(g, memory: memory, scale: alpha, into: &grad)
         return (sum, grad)
     }
 
-    public func lossAndGradient(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor) {
-        LossMath.writeRows(u, into: &memory, indices: indices)
-        return value(u: u, labels: labels, indices: indices)
-    }
-
-    public func beginEpoch(_ epoch: Int) {}
-
     /// "iteration": [⌊t / 2²⁴⌋, t mod 2²⁴] (exact in float32), "scale": [scale].
-    public func saveState() -> [String: Tensor] {
+    public override func saveState() -> [String: Tensor] {
         let hi = iteration >> 24, lo = iteration & 0xFF_FFFF
         return ["iteration": Tensor(shape: [2], data: [Float(hi), Float(lo)]),
                 "scale": Tensor(shape: [1], data: [scale])]
     }
 
-    public func loadState(_ state: [String: Tensor]) throws {
+    public override func loadState(_ state: [String: Tensor]) throws {
         try requireStateKeys(state, ["iteration", "scale"], loss: name)
         let it = state["iteration"]!, sc = state["scale"]!
         try require(it.shape == [2] && it.data.allSatisfy { $0 >= 0 && $0 < 16_777_216 && $0 == $0.rounded() },

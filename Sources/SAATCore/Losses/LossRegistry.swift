@@ -1,64 +1,65 @@
 import Glibc
 
-// The factory for the six deep-hashing losses, the batch checks shared by all of them, and the
-// batched linear-algebra helpers (through `BLAS.sgemm`) that their `value` functions are built of.
+// The factory for the six deep-hashing losses (`Registry.losses`), the batch checks shared by all
+// of them, and the numerics their `value` functions are built of.
 
 /// Names accepted by `makeHashingLoss`, in the order the papers' tables list them.
-public let hashingLossNames: [String] = ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"]
+public var hashingLossNames: [String] { Registry.losses.map(\.schema.name) }
 
-/// A `HashingLoss` that also exposes its pure batch objective.
-///
-/// `value(u:labels:indices:)` computes the loss of the batch against the memory **as it is**
-/// (it does not write u into U), so a finite-difference check can hold U fixed; the protocol's
-/// `lossAndGradient` is "write u into the memory rows `indices`, then `value`".
-public protocol HashingLossValue: HashingLoss {
-    /// Loss of the batch and ∂loss/∂u (B×K), with U (memory) and every other state held constant.
-    /// Preconditions: the arguments passed `validateBatch`.
-    func value(u: Tensor, labels: Tensor, indices: [Int]) -> (loss: Double, grad: Tensor)
-    /// Throws `SAATError.invalidArgument` naming the argument when a batch does not fit this loss.
-    func validateBatch(u: Tensor, labels: Tensor, indices: [Int]) throws
-}
-
-extension HashingLossValue {
-    public func validateBatch(u: Tensor, labels: Tensor, indices: [Int]) throws {
-        try validateHashingBatch(u: u, labels: labels, indices: indices, bits: bits,
-                                 trainLabels: trainLabels)
-    }
-}
-
-/// Builds the loss called `name` (one of `hashingLossNames`) for `bits`-bit codes and the
-/// training labels Y (N×C, 0/1). `seed` drives everything random (CSQ's fallback centre and
-/// extra centres); the others ignore it.
+/// Builds the loss called `name` for `bits`-bit codes and the training labels Y (N×C, 0/1) with its
+/// validated settings (`Schema.resolve` of its schema).
 ///
 /// Throws `SAATError.invalidArgument` for an unknown name ("loss"), bits < 1 ("bits"), labels that
-/// are not a 2-d 0/1 matrix with at least one row and one class ("trainLabels"), and for CSQ a
+/// are not a 2-d 0/1 matrix with at least one row and one class ("train_labels"), and for CSQ a
 /// `bits` that is not a power of two (Sylvester–Hadamard centres need one).
-public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, seed: UInt64) throws -> HashingLoss {
-    guard hashingLossNames.contains(name) else {
-        throw SAATError.invalidArgument("loss", "one of \(hashingLossNames.joined(separator: ", ")), got '\(name)'")
-    }
+public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, settings: Settings) throws -> HashingLoss {
+    let spec = try Registry.loss(name)
     try validateLossSetup(bits: bits, trainLabels: trainLabels)
-    switch name {
-    case "dpsh": return DPSHLoss(bits: bits, trainLabels: trainLabels, seed: seed)
-    case "dph": return DPHLoss(bits: bits, trainLabels: trainLabels, seed: seed)
-    case "hashnet": return HashNetLoss(bits: bits, trainLabels: trainLabels, seed: seed)
-    case "dsdh": return DSDHLoss(bits: bits, trainLabels: trainLabels, seed: seed)
-    case "dch": return DCHLoss(bits: bits, trainLabels: trainLabels, seed: seed)
-    default:
-        try require(bits & (bits - 1) == 0, "bits",
-                    "a power of two number of bits for csq (Sylvester-Hadamard hash centres), got \(bits)")
-        return CSQLoss(bits: bits, trainLabels: trainLabels, seed: seed)
+    return try spec.make(bits, trainLabels, settings)
+}
+
+/// `makeHashingLoss` with default settings, and `seed` for a loss that declares one (CSQ's
+/// random centres); the training loops pass their own seed this way.
+public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, seed: UInt64 = 0) throws -> HashingLoss {
+    let schema = try Registry.loss(name).schema
+    let given: [String: Value] = schema.parameter("seed") != nil ? ["seed": .int(Int(seed & UInt64(Int.max)))] : [:]
+    return try makeHashingLoss(name: name, bits: bits, trainLabels: trainLabels, settings: try schema.resolve(given))
+}
+
+/// One evaluation of a loss for `saat.losses.hash_loss` (errors name its arguments): builds the
+/// loss `name` for the width of `u` and the training labels, sets its memory to `memory` (DSDH:
+/// B = sign(U)), runs `beginEpoch(0)` (DSDH: the DCC updates), then `value` (U as given) or, with
+/// `writeMemory`, `lossAndGradient` (u written into rows `indices` first). Returns the loss, ∂L/∂u
+/// and the memory afterwards.
+public func evaluateHashLoss(name: String, u: Tensor, labels: Tensor, indices: [Int], trainLabels: Tensor,
+                             memory: Tensor, settings: Settings, writeMemory: Bool) throws -> (loss: Double, grad: Tensor, memory: Tensor) {
+    let spec = try Registry.loss(name, argument: "name")
+    try require(u.rank == 2 && u.shape[0] >= 1 && u.shape[1] >= 1, "u", "a (B, K) array with B >= 1 and K >= 1, got \(u.shape)")
+    let bits = u.shape[1]
+    try validateLossSetup(bits: max(bits, 1), trainLabels: trainLabels)
+    let loss: HashingLoss
+    do {
+        loss = try spec.make(bits, trainLabels, settings)
+    } catch let SAATError.invalidArgument("bits", expected) {
+        throw SAATError.invalidArgument("u", "outputs whose width K is \(expected)")   // K is u's width
     }
+    try validateMemory(memory, n: trainLabels.batch, bits: bits)
+    try loss.validateBatch(u: u, labels: labels, indices: indices)
+    loss.memory = memory
+    loss.beginEpoch(0)
+    let r = writeMemory ? loss.lossAndGradient(u: u, labels: labels, indices: indices)
+                        : loss.value(u: u, labels: labels, indices: indices)
+    return (r.loss, r.grad, loss.memory)
 }
 
 /// Checks shared by every loss constructor: bits ≥ 1, Y a non-empty 2-d 0/1 matrix.
 public func validateLossSetup(bits: Int, trainLabels: Tensor) throws {
     try require(bits >= 1, "bits", "an int >= 1, got \(bits)")
-    try require(trainLabels.rank == 2, "trainLabels", "a 2-d (N, C) label matrix, got shape \(trainLabels.shape)")
-    try require(trainLabels.shape[0] >= 1 && trainLabels.shape[1] >= 1, "trainLabels",
+    try require(trainLabels.rank == 2, "train_labels", "a 2-d (N, C) label matrix, got shape \(trainLabels.shape)")
+    try require(trainLabels.shape[0] >= 1 && trainLabels.shape[1] >= 1, "train_labels",
                 "at least one item and one class, got shape \(trainLabels.shape)")
     if let i = trainLabels.data.firstIndex(where: { $0 != 0 && $0 != 1 }) {
-        throw SAATError.invalidArgument("trainLabels", "0/1 values, got \(trainLabels.data[i]) at flat index \(i)")
+        throw SAATError.invalidArgument("train_labels", "0/1 values, got \(trainLabels.data[i]) at flat index \(i)")
     }
 }
 
@@ -97,7 +98,7 @@ func requireStateKeys(_ state: [String: Tensor], _ keys: [String], loss: String)
     try require(got == want, "state", "the \(loss) state keys \(want), got \(got)")
 }
 
-/// Numerics and batched products shared by the losses. Every B×N quantity is one `sgemm`.
+/// Numerics and batched products shared by the losses (every B×N product is one `Tensor.matmul`).
 enum LossMath {
     /// softplus(x) = log(1 + eˣ), computed as log1p(e^{−|x|}) + max(x, 0) (no overflow).
     @inline(__always)
@@ -115,51 +116,15 @@ enum LossMath {
     @inline(__always)
     static func sign(_ x: Float) -> Float { x > 0 ? 1 : (x < 0 ? -1 : 0) }
 
-    /// Pairwise label similarity s_ij = [y_iᵀ Y_j > 0] (share at least one label), B×N row-major,
-    /// from y (B×C) and Y (N×C) through one sgemm.
-    static func similarity(labels y: Tensor, trainLabels yTrain: Tensor) -> [Float] {
-        let b = y.shape[0], c = y.shape[1], n = yTrain.shape[0]
-        var s = [Float](repeating: 0, count: b * n)
-        y.data.withUnsafeBufferPointer { yp in
-            yTrain.data.withUnsafeBufferPointer { tp in
-                s.withUnsafeMutableBufferPointer { sp in
-                    BLAS.sgemm(transB: true, m: b, n: n, k: c, a: yp.baseAddress!, lda: c,
-                               b: tp.baseAddress!, ldb: c, c: sp.baseAddress!, ldc: n)
-                }
-            }
-        }
-        // Label counts are small exact integers in float32: > 0.5 is "> 0".
-        for i in 0..<s.count { s[i] = s[i] > 0.5 ? 1 : 0 }
-        return s
-    }
-
     /// θ = scale · u Uᵀ (B×N) for u (B×K) and memory U (N×K).
-    static func innerProducts(u: Tensor, memory: Tensor, scale: Float) -> [Float] {
-        let b = u.shape[0], k = u.shape[1], n = memory.shape[0]
-        var t = [Float](repeating: 0, count: b * n)
-        u.data.withUnsafeBufferPointer { up in
-            memory.data.withUnsafeBufferPointer { mp in
-                t.withUnsafeMutableBufferPointer { tp in
-                    BLAS.sgemm(transB: true, m: b, n: n, k: k, alpha: scale, a: up.baseAddress!, lda: k,
-                               b: mp.baseAddress!, ldb: k, c: tp.baseAddress!, ldc: n)
-                }
-            }
-        }
-        return t
+    static func innerProducts(u: Tensor, memory: Tensor, scale: Float) -> Tensor {
+        Tensor.matmul(u, memory, transB: true, alpha: scale)
     }
 
     /// out (B×K) ← scale · G U + out, for G (B×N) = ∂loss/∂θ and U (N×K): the chain rule through
     /// θ = scale·u Uᵀ with U constant.
-    static func backProject(_ g: [Float], memory: Tensor, scale: Float, into out: inout Tensor) {
-        let b = out.shape[0], k = out.shape[1], n = memory.shape[0]
-        g.withUnsafeBufferPointer { gp in
-            memory.data.withUnsafeBufferPointer { mp in
-                out.data.withUnsafeMutableBufferPointer { op in
-                    BLAS.sgemm(m: b, n: k, k: n, alpha: scale, a: gp.baseAddress!, lda: n,
-                               b: mp.baseAddress!, ldb: k, beta: 1, c: op.baseAddress!, ldc: k)
-                }
-            }
-        }
+    static func backProject(_ g: Tensor, memory: Tensor, scale: Float, into out: inout Tensor) {
+        Tensor.matmul(g, memory, alpha: scale, beta: 1, into: &out)
     }
 
     /// memory[indices[r], :] ← u[r, :] (later rows win for repeated indices, as in PyTorch).
@@ -175,16 +140,22 @@ enum LossMath {
         }
     }
 
-    /// The pairwise-likelihood term shared by DPSH and DSDH:
-    /// Σ_ij [softplus(θ_ij) − s_ij θ_ij] over the B×N pairs, and G_ij = σ(θ_ij) − s_ij = ∂/∂θ_ij.
-    static func pairLikelihood(theta: [Float], s: [Float]) -> (sum: Double, g: [Float]) {
+    /// The pairwise likelihood shared by DPSH and DSDH, θ = ½·u Uᵀ against the memory: returns
+    /// Σ_ij [softplus(θ_ij) − s_ij θ_ij] / (B·N) and adds its gradient ½·G U, with
+    /// G_ij = (σ(θ_ij) − s_ij)/(B·N), to `grad` (B×K).
+    static func pairLikelihood(u: Tensor, labels: Tensor, trainLabels: Tensor, memory: Tensor,
+                               into grad: inout Tensor) -> Double {
+        let s = LabelSet.similarity(labels, trainLabels)
+        var g = innerProducts(u: u, memory: memory, scale: 0.5)
+        let inv = 1.0 / Double(g.count)
         var sum = 0.0
-        var g = [Float](repeating: 0, count: theta.count)
-        for i in 0..<theta.count {
-            let t = Double(theta[i]), si = Double(s[i])
+        for i in 0..<g.count {
+            let t = Double(g.data[i]), si = Double(s.data[i])
             sum += softplus(t) - si * t
-            g[i] = Float(sigmoid(t) - si)
+            g.data[i] = Float(sigmoid(t) - si)
+            g.data[i] *= Float(inv)
         }
-        return (sum, g)
+        backProject(g, memory: memory, scale: 0.5, into: &grad)
+        return sum * inv
     }
 }

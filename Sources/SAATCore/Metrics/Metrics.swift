@@ -1,4 +1,4 @@
-/// Retrieval metrics of the SAAT / CgAT evaluation protocol (method notes §5), on Hamming
+/// Retrieval metrics of the SAAT / CgAT evaluation protocol, on Hamming
 /// rankings with ties broken by ascending database index (see `Retrieval.swift`).
 ///
 /// Sources (formulas re-expressed, no code copied):
@@ -36,6 +36,42 @@ public enum Metrics {
                     "labels of \(q.classes) classes like query_labels, got \(db.classes)")
     }
 
+    /// The loop every metric shares: queries in parallel chunks of `chunk`; for each query i the
+    /// database ranked to `depth` (ascending Hamming distance, ties by index), handed to the
+    /// visitor that `perChunk(c)` makes once for chunk c (so it can keep per-chunk scratch), with
+    /// `relevant(p)` = whether the item at rank p shares a label with the query (labelled sets only).
+    static func scan(_ query: RetrievalSet, _ database: RetrievalSet, depth: Int, threads: Int,
+                     _ perChunk: (_ chunk: Int) -> (_ i: Int, _ ranked: UnsafeBufferPointer<Int32>,
+                                                    _ relevant: (Int) -> Bool) -> Void) {
+        let nq = query.count, nd = database.count
+        query.codes.withUnsafeBufferPointer { qc in
+        database.codes.withUnsafeBufferPointer { dc in
+        query.labels.withUnsafeBufferPointer { ql in
+        database.labels.withUnsafeBufferPointer { dl in
+            let qw = query.codeWords, lw = query.labelWords
+            ParallelFor.run(count: nq, chunk: chunk, threads: threadsFor(threads, nq: nq, nd: nd)) { c, range in
+                var ranker = HammingRanker(nd: nd, bits: query.bits, k: depth)
+                let visit = perChunk(c)
+                for i in range {
+                    ranker.rank(query: qc.baseAddress! + i * qw, database: dc.baseAddress!)
+                    ranker.ranked.withUnsafeBufferPointer { r in
+                        guard lw > 0 else { return visit(i, r) { _ in false } }
+                        let qlab = ql.baseAddress! + i * lw
+                        visit(i, r) { p in RetrievalSet.share(qlab, dl.baseAddress! + Int(r[p]) * lw, lw) }
+                    }
+                }
+            }
+        }}}}
+    }
+
+    /// Per-chunk partial sums (`chunks` × `width`, summed in chunk order so the result does not
+    /// depend on the thread count), averaged over the `count` queries.
+    static func average(_ partial: [Double], chunks: Int, width: Int, count: Int) -> [Double] {
+        var out = [Double](repeating: 0, count: width)
+        for c in 0..<chunks { for t in 0..<width { out[t] += partial[c * width + t] } }
+        return out.map { $0 / Double(count) }
+    }
+
     // MARK: MAP@k
 
     /// Mean average precision over the top k of each query's Hamming ranking:
@@ -54,28 +90,17 @@ public enum Metrics {
         let nq = query.count, nd = database.count, kk = min(k, nd)
         let ap = UnsafeMutablePointer<Double>.allocate(capacity: nq)
         defer { ap.deallocate() }
-        query.codes.withUnsafeBufferPointer { qc in
-        database.codes.withUnsafeBufferPointer { dc in
-        query.labels.withUnsafeBufferPointer { ql in
-        database.labels.withUnsafeBufferPointer { dl in
-            let qw = query.codeWords, lw = query.labelWords
-            ParallelFor.run(count: nq, chunk: chunk, threads: threadsFor(threads, nq: nq, nd: nd)) { _, range in
-                var ranker = HammingRanker(nd: nd, bits: query.bits, k: kk)
-                for i in range {
-                    ranker.rank(query: qc.baseAddress! + i * qw, database: dc.baseAddress!)
-                    let qlab = ql.baseAddress! + i * lw
-                    var found = 0
-                    var sum = 0.0
-                    ranker.ranked.withUnsafeBufferPointer { r in
-                        for p in 0..<kk where RetrievalSet.share(qlab, dl.baseAddress! + Int(r[p]) * lw, lw) {
-                            found += 1
-                            sum += Double(found) / Double(p + 1)
-                        }
-                    }
-                    ap[i] = found == 0 ? 0 : sum / Double(found)
+        scan(query, database, depth: kk, threads: threads) { _ in
+            { i, _, relevant in
+                var found = 0
+                var sum = 0.0
+                for p in 0..<kk where relevant(p) {
+                    found += 1
+                    sum += Double(found) / Double(p + 1)
                 }
+                ap[i] = found == 0 ? 0 : sum / Double(found)
             }
-        }}}}
+        }
         var total = 0.0
         for i in 0..<nq { total += ap[i] }
         apOut?.update(from: ap, count: nq)
@@ -118,37 +143,24 @@ public enum Metrics {
         var partial = [Double](repeating: 0, count: chunks * L)
         let recall = (1...L).map { Double($0) * 0.01 }
         partial.withUnsafeMutableBufferPointer { part in
-        recall.withUnsafeBufferPointer { rl in
-        query.codes.withUnsafeBufferPointer { qc in
-        database.codes.withUnsafeBufferPointer { dc in
-        query.labels.withUnsafeBufferPointer { ql in
-        database.labels.withUnsafeBufferPointer { dl in
-            let qw = query.codeWords, lw = query.labelWords
-            ParallelFor.run(count: nq, chunk: chunk, threads: threadsFor(threads, nq: nq, nd: nd)) { c, range in
-                var ranker = HammingRanker(nd: nd, bits: query.bits, k: nd)
+            scan(query, database, depth: nd, threads: threads) { c in
                 var relRank = [Int](repeating: 0, count: nd)   // 1-based ranks of relevant items, in order
                 let acc = part.baseAddress! + c * L
-                for i in range {
-                    ranker.rank(query: qc.baseAddress! + i * qw, database: dc.baseAddress!)
-                    let qlab = ql.baseAddress! + i * lw
+                return { _, _, relevant in
                     var nrel = 0
-                    ranker.ranked.withUnsafeBufferPointer { r in
-                        for p in 0..<nd where RetrievalSet.share(qlab, dl.baseAddress! + Int(r[p]) * lw, lw) {
-                            relRank[nrel] = p + 1
-                            nrel += 1
-                        }
+                    for p in 0..<nd where relevant(p) {
+                        relRank[nrel] = p + 1
+                        nrel += 1
                     }
-                    if nrel == 0 { continue }
+                    if nrel == 0 { return }
                     for l in 0..<L {
-                        let m = Int(Double(nrel) * rl[l])
+                        let m = Int(Double(nrel) * recall[l])
                         if m > 0 { acc[l] += Double(m) / Double(relRank[m - 1]) }
                     }
                 }
             }
-        }}}}}}
-        var precision = [Double](repeating: 0, count: L)
-        for c in 0..<chunks { for l in 0..<L { precision[l] += partial[c * L + l] } }
-        for l in 0..<L { precision[l] /= Double(nq) }
+        }
+        let precision = average(partial, chunks: chunks, width: L, count: nq)
         return (precision, recall)
     }
 
@@ -173,34 +185,20 @@ public enum Metrics {
         let chunks = (nq + chunk - 1) / chunk
         var partial = [Double](repeating: 0, count: chunks * nn)
         partial.withUnsafeMutableBufferPointer { part in
-        eff.withUnsafeBufferPointer { ef in
-        query.codes.withUnsafeBufferPointer { qc in
-        database.codes.withUnsafeBufferPointer { dc in
-        query.labels.withUnsafeBufferPointer { ql in
-        database.labels.withUnsafeBufferPointer { dl in
-            let qw = query.codeWords, lw = query.labelWords
-            ParallelFor.run(count: nq, chunk: chunk, threads: threadsFor(threads, nq: nq, nd: nd)) { c, range in
-                var ranker = HammingRanker(nd: nd, bits: query.bits, k: kmax)
+            scan(query, database, depth: kmax, threads: threads) { c in
                 var cum = [Int](repeating: 0, count: kmax + 1)   // cum[p] = relevant among ranks 1…p
                 let acc = part.baseAddress! + c * nn
-                for i in range {
-                    ranker.rank(query: qc.baseAddress! + i * qw, database: dc.baseAddress!)
-                    let qlab = ql.baseAddress! + i * lw
-                    ranker.ranked.withUnsafeBufferPointer { r in
-                        var tp = 0
-                        for p in 0..<kmax {
-                            if RetrievalSet.share(qlab, dl.baseAddress! + Int(r[p]) * lw, lw) { tp += 1 }
-                            cum[p + 1] = tp
-                        }
+                return { _, _, relevant in
+                    var tp = 0
+                    for p in 0..<kmax {
+                        if relevant(p) { tp += 1 }
+                        cum[p + 1] = tp
                     }
-                    for t in 0..<nn { acc[t] += Double(cum[ef[t]]) / Double(ef[t]) }
+                    for t in 0..<nn { acc[t] += Double(cum[eff[t]]) / Double(eff[t]) }
                 }
             }
-        }}}}}}
-        var out = [Double](repeating: 0, count: nn)
-        for c in 0..<chunks { for t in 0..<nn { out[t] += partial[c * nn + t] } }
-        for t in 0..<nn { out[t] /= Double(nq) }
-        return out
+        }
+        return average(partial, chunks: chunks, width: nn, count: nq)
     }
 
     // MARK: ranking
@@ -212,21 +210,12 @@ public enum Metrics {
                                    out: UnsafeMutablePointer<Int64>, threads: Int = 0) throws {
         try checkCodes(query, database)
         try require(k >= 1 && k <= database.count, "k", "1 <= k <= \(database.count) (database size), got \(k)")
-        let nq = query.count, nd = database.count
-        query.codes.withUnsafeBufferPointer { qc in
-        database.codes.withUnsafeBufferPointer { dc in
-            let qw = query.codeWords
-            ParallelFor.run(count: nq, chunk: chunk, threads: threadsFor(threads, nq: nq, nd: nd)) { _, range in
-                var ranker = HammingRanker(nd: nd, bits: query.bits, k: k)
-                for i in range {
-                    ranker.rank(query: qc.baseAddress! + i * qw, database: dc.baseAddress!)
-                    let row = out + i * k
-                    ranker.ranked.withUnsafeBufferPointer { r in
-                        for p in 0..<k { row[p] = Int64(r[p]) }
-                    }
-                }
+        scan(query, database, depth: k, threads: threads) { _ in
+            { i, ranked, _ in
+                let row = out + i * k
+                for p in 0..<k { row[p] = Int64(ranked[p]) }
             }
-        }}
+        }
     }
 
     /// Array convenience of `hammingRank`: (n_q · min(k, N)) indices, row-major.

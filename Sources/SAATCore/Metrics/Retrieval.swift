@@ -1,7 +1,7 @@
 // Hamming-ranking retrieval: codes and multi-hot labels packed to bits once, then a per-query
 // counting sort of the database by Hamming distance.
 //
-// Relevance (method notes §1, §5; SAAT utils/hamming_matching.py, CgAT utils/hamming_matching.py,
+// Relevance (SAAT utils/hamming_matching.py, CgAT utils/hamming_matching.py,
 // DeepHash-pytorch utils/tools.py CalcTopMap): database item i is relevant to a query with label
 // vector y_q iff y_qᵀ y_i > 0, i.e. the two multi-hot vectors share at least one class. With the
 // labels packed to bits this is one AND + non-zero test per word.

@@ -33,10 +33,18 @@ public enum Backbone: String, CaseIterable, Sendable {
         self == .cnnSmall ? [1, 1, 1] : [0.229, 0.224, 0.225]
     }
 
-    /// Images per internal chunk for inference over large inputs.
-    public var inferenceChunk: Int { self == .cnnSmall ? 256 : 16 }
-
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
+    /// Its registry entry (no hyper-parameters: a model's are `bits`, `seed`, `mean` and `std`).
+    public var schema: Schema {
+        let summary: String
+        switch self {
+        case .cnnSmall: summary = "3×32×32: two conv 3×3 + ReLU + max-pool blocks (32, 64 channels), FC 4096→512, hash layer."
+        case .alexnet: summary = "3×224×224: torchvision AlexNet features and classifier[:6], then the hash layer (SAAT/CgAT)."
+        case .vgg11: summary = "3×224×224: torchvision VGG11 features and classifier[:6], then the hash layer (SAAT/CgAT)."
+        }
+        return Schema(.backbone, rawValue, python: "HashingModel", summary: summary, parameters: [])
+    }
 
     /// Builds the named layers (without the final tanh), drawing initial weights from `rng`
     /// in layer order. Dropout layers get seeds derived from `seed`.

@@ -53,6 +53,44 @@ public final class HashingModel {
         return plan
     }
 
+    /// Set when a diverged training left NaN/inf weights (`checkWeightsAfterDivergence`); cleared by
+    /// `loadStateDict`. Forward passes and attacks refuse such a model (`requireFiniteWeights`).
+    public private(set) var hasNonFiniteWeights = false
+
+    /// Rescans the weights after a training stopped on a non-finite loss.
+    public func checkWeightsAfterDivergence() {
+        hasNonFiniteWeights = params.contains { !$0.value.allFinite }
+    }
+
+    /// Throws naming `model` when its weights are not finite (a diverged training).
+    public func requireFiniteWeights() throws {
+        try require(!hasNonFiniteWeights, "model",
+                    "finite weights; this model's are NaN/inf because a training diverged (lower 'lr'): "
+                    + "load finite weights with load_state_dict or resume from a checkpoint")
+    }
+
+    /// Bytes of the activations of one image in a forward pass: 4 × (input + every layer's output).
+    public private(set) lazy var activationBytesPerImage: Int = {
+        var shape = inputShape, floats = inputShape.reduce(1, *)
+        for l in layers {
+            shape = l.layer.outputShape(shape)
+            floats += shape.reduce(1, *)
+        }
+        return 4 * floats
+    }()
+
+    /// Memory the chunked loops (`predict`, `inputGradient`, attacks) may use for one chunk's
+    /// activations (and, with gradients, as much again for theirs): 1 GiB. cnn-small then runs 256
+    /// images per chunk, alexnet 116 (gradients) to 233, vgg11 8 to 17.
+    public static let chunkBudgetBytes = 1 << 30
+
+    /// Images per chunk so one chunk's activations (with `gradients`, also their gradients) fit
+    /// in `chunkBudgetBytes`; at least 1, at most 256.
+    public func imagesPerChunk(gradients: Bool) -> Int {
+        let perImage = activationBytesPerImage * (gradients ? 2 : 1)
+        return max(1, min(256, Self.chunkBudgetBytes / max(1, perImage)))
+    }
+
     // Caches of the last forward pass.
     private var lastOutput: Tensor?
     private var lastAlpha: Float = 1
@@ -199,23 +237,42 @@ public final class HashingModel {
 
     // MARK: chunked inference over many images
 
-    /// F(x; α) for `n` images read from `images` (n×C×H×W floats), written into `out` (n×K),
-    /// in chunks (no activations kept). `shouldStop` is polled between chunks.
-    public func predict(images: UnsafePointer<Float>, n: Int, alpha: Float = 1,
-                        out: UnsafeMutablePointer<Float>,
-                        shouldStop: () -> Bool = { false }) throws {
-        let item = inputShape.reduce(1, *)
-        let chunk = backbone.inferenceChunk
+    /// Runs `body(x, start)` on consecutive chunks x of the `n` images at `images` (chunks of
+    /// `imagesPerChunk(gradients:)`), polling `shouldStop` between chunks; refuses a model whose
+    /// weights are not finite. No activations are kept afterwards.
+    private func forEachChunk(images: UnsafePointer<Float>, n: Int, gradients: Bool, shouldStop: () -> Bool,
+                              _ body: (_ x: Tensor, _ start: Int) -> Void) throws {
+        try requireFiniteWeights()
+        let item = inputShape.reduce(1, *), chunk = imagesPerChunk(gradients: gradients)
         var start = 0
         while start < n {
             if shouldStop() { throw SAATError.interrupted }
             let m = min(chunk, n - start)
-            let x = Tensor(shape: [m] + inputShape, copying: images + start * item)
-            let y = forward(x, alpha: alpha)
-            y.data.withUnsafeBufferPointer { (out + start * bits).update(from: $0.baseAddress!, count: m * bits) }
+            body(Tensor(shape: [m] + inputShape, copying: images + start * item), start)
             start += m
         }
         lastOutput = nil
+    }
+
+    /// F(x; α) for `n` images read from `images` (n×C×H×W floats), written into `out` (n×K),
+    /// in chunks. `shouldStop` is polled between chunks.
+    public func predict(images: UnsafePointer<Float>, n: Int, alpha: Float = 1,
+                        out: UnsafeMutablePointer<Float>,
+                        shouldStop: () -> Bool = { false }) throws {
+        try forEachChunk(images: images, n: n, gradients: false, shouldStop: shouldStop) { x, start in
+            let y = forward(x, alpha: alpha)
+            y.data.withUnsafeBufferPointer { (out + start * bits).update(from: $0.baseAddress!, count: y.count) }
+        }
+    }
+
+    /// F(x; α) of `n` images as an n×K tensor (`predict`).
+    public func outputs(images: UnsafePointer<Float>, n: Int, alpha: Float = 1,
+                        shouldStop: () -> Bool = { false }) throws -> Tensor {
+        var f = Tensor(zeros: [n, bits])
+        try f.data.withUnsafeMutableBufferPointer {
+            try predict(images: images, n: n, alpha: alpha, out: $0.baseAddress!, shouldStop: shouldStop)
+        }
+        return f
     }
 
     /// Vector–Jacobian product (∂F/∂x)ᵀ·g for `n` images: `gradOut` is n×K, result n×C×H×W.
@@ -223,19 +280,11 @@ public final class HashingModel {
     public func inputGradient(images: UnsafePointer<Float>, gradOut: UnsafePointer<Float>, n: Int,
                               alpha: Float = 1, out: UnsafeMutablePointer<Float>,
                               shouldStop: () -> Bool = { false }) throws {
-        let item = inputShape.reduce(1, *)
-        let chunk = backbone == .cnnSmall ? 128 : 8
-        var start = 0
-        while start < n {
-            if shouldStop() { throw SAATError.interrupted }
-            let m = min(chunk, n - start)
-            let x = Tensor(shape: [m] + inputShape, copying: images + start * item)
+        try forEachChunk(images: images, n: n, gradients: true, shouldStop: shouldStop) { x, start in
             _ = forward(x, alpha: alpha)
-            let g = backward(Tensor(shape: [m, bits], copying: gradOut + start * bits), paramGrads: false)
-            g.data.withUnsafeBufferPointer { (out + start * item).update(from: $0.baseAddress!, count: m * item) }
-            start += m
+            let g = backward(Tensor(shape: [x.batch, bits], copying: gradOut + start * bits), paramGrads: false)
+            g.data.withUnsafeBufferPointer { (out + start * x.itemSize).update(from: $0.baseAddress!, count: g.count) }
         }
-        lastOutput = nil
     }
 
     // MARK: state dict
@@ -247,20 +296,22 @@ public final class HashingModel {
 
     /// Loads parameters by name. Every parameter of the model must be present with its exact
     /// shape and finite values; unknown names are an error (strict, like PyTorch's default).
-    public func loadStateDict(_ dict: [String: Tensor]) throws {
+    /// `argument`: the caller's name for `dict` in errors (Python's `load_state_dict(state)`).
+    public func loadStateDict(_ dict: [String: Tensor], argument: String = "state") throws {
         let named = namedParams
         let known = Set(named.map(\.name))
         for key in dict.keys.sorted() where !known.contains(key) {
-            throw SAATError.invalidArgument("state_dict", "only parameters of a \(backbone.rawValue) \(bits)-bit model; unexpected key '\(key)'")
+            throw SAATError.invalidArgument(argument, "only parameters of a \(backbone.rawValue) \(bits)-bit model; unexpected key '\(key)'")
         }
         for (name, p) in named {
             guard let t = dict[name] else {
-                throw SAATError.invalidArgument("state_dict", "a value for '\(name)' (missing)")
+                throw SAATError.invalidArgument(argument, "a value for '\(name)' (missing)")
             }
-            try require(t.shape == p.value.shape, "state_dict", "'\(name)' of shape \(p.value.shape), got \(t.shape)")
-            try require(t.allFinite, "state_dict", "finite values in '\(name)'")
+            try require(t.shape == p.value.shape, argument, "'\(name)' of shape \(p.value.shape), got \(t.shape)")
+            try require(t.allFinite, argument, "finite values in '\(name)'")
         }
         for (name, p) in named { p.value = dict[name]! }
+        hasNonFiniteWeights = false
     }
 
     /// Random-number states of the dropout layers (for checkpoints).

@@ -6,12 +6,7 @@ import Glibc
 /// xunguangwang/Targeted-Attack-and-Defense-for-Deep-Hashing, re-implemented in SAAT `tha.py`):
 /// y ∈ {0,1}^C → FC(C, 4096) → ReLU → FC(4096, 512) → FC(512, K) → tanh.
 ///
-/// Trained on label vectors against the training codes with the circle loss
-///   L = softplus(logsumexp_{neg}(a_n s_n) + logsumexp_{pos}(−a_p s_p)) / B + Σ(sign(p) − p)² / (10⁴·B)
-/// where s = p·b_jᵀ/K over all (batch item, training item) pairs, positive pairs share a label,
-/// a_p = max(2 − s_p, 0), a_n = max(s_n + 2, 0) held constant (γ = 1, no margin), as in
-/// `notes/method.md` §4. Deviation: the official code restricts pairs to the upper triangle of the
-/// B×N matrix (a quirk); here every pair counts.
+/// Trained on label vectors against the training codes with the circle loss (`CircleLoss`).
 public final class PrototypeNet {
     public let classes: Int
     public let bits: Int
@@ -69,88 +64,12 @@ public final class PrototypeNet {
         return p
     }
 
-    /// Circle loss + quantisation of a batch of label vectors `y` (B×C) against the training
-    /// codes (N×K, ±1) and labels (N×C). Returns the loss and ∂L/∂p.
-    /// `weightsAt`: outputs at which the (detached) weights a_p, a_n are evaluated; nil = `p`
-    /// (training). A gradient check passes the unperturbed outputs so a stays constant.
-    public static func circleLoss(p: Tensor, y: Tensor, trainCodes: Tensor, trainLabels: Tensor,
-                                  weightsAt: Tensor? = nil) -> (Double, Tensor) {
-        let b = p.batch, k = p.shape[1], n = trainCodes.batch, c = y.shape[1]
-        func similarities(_ q: Tensor) -> Tensor {
-            var s = Tensor(zeros: [b, n])
-            q.data.withUnsafeBufferPointer { pp in trainCodes.data.withUnsafeBufferPointer { tc in
-                s.data.withUnsafeMutableBufferPointer { sp in
-                    BLAS.sgemm(transB: true, m: b, n: n, k: k, alpha: 1 / Float(k), a: pp.baseAddress!, lda: k,
-                               b: tc.baseAddress!, ldb: k, c: sp.baseAddress!, ldc: n)
-                } } }
-            return s
-        }
-        let s = similarities(p)
-        let sw = weightsAt.map(similarities) ?? s
-        var sim = Tensor(zeros: [b, n])
-        y.data.withUnsafeBufferPointer { yp in trainLabels.data.withUnsafeBufferPointer { tl in
-            sim.data.withUnsafeMutableBufferPointer { sp in
-                BLAS.sgemm(transB: true, m: b, n: n, k: c, a: yp.baseAddress!, lda: c,
-                           b: tl.baseAddress!, ldb: c, c: sp.baseAddress!, ldc: n)
-            } } }
-        // logits: positives −a_p s_p, negatives a_n s_n; two log-sum-exps over all pairs.
-        // Detached weights a_p = max(2 − s_p, 0), a_n = max(s_n + 2, 0).
-        var a = [Double](repeating: 0, count: b * n)
-        for i in 0..<(b * n) {
-            let w = Double(sw.data[i])
-            a[i] = sim.data[i] > 0 ? max(2 - w, 0) : max(w + 2, 0)
-        }
-        var maxP = -Double.infinity, maxN = -Double.infinity
-        for i in 0..<(b * n) {
-            let v = Double(s.data[i])
-            if sim.data[i] > 0 { maxP = max(maxP, -a[i] * v) } else { maxN = max(maxN, a[i] * v) }
-        }
-        var sumP = 0.0, sumN = 0.0
-        for i in 0..<(b * n) {
-            let v = Double(s.data[i])
-            if sim.data[i] > 0 { sumP += exp(-a[i] * v - maxP) } else { sumN += exp(a[i] * v - maxN) }
-        }
-        let lseP = sumP > 0 ? maxP + log(sumP) : -Double.infinity
-        let lseN = sumN > 0 ? maxN + log(sumN) : -Double.infinity
-        var gS = Tensor(zeros: [b, n])
-        var loss = 0.0
-        if lseP.isFinite || lseN.isFinite {
-            let z = (lseP.isFinite ? lseP : 0) + (lseN.isFinite ? lseN : 0)
-            let softplus = z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))
-            let dz = 1 / (1 + exp(-z))
-            loss = softplus / Double(b)
-            for i in 0..<(b * n) {
-                let v = Double(s.data[i])
-                if sim.data[i] > 0 {
-                    gS.data[i] = Float(dz * exp(-a[i] * v - lseP) * (-a[i]) / Double(b))
-                } else {
-                    gS.data[i] = Float(dz * exp(a[i] * v - lseN) * a[i] / Double(b))
-                }
-            }
-        }
-        // ∂L/∂p = (∂L/∂S) · B_train / K, plus the quantisation term.
-        var gp = Tensor(zeros: [b, k])
-        gS.data.withUnsafeBufferPointer { gs in trainCodes.data.withUnsafeBufferPointer { tc in
-            gp.data.withUnsafeMutableBufferPointer { o in
-                BLAS.sgemm(m: b, n: k, k: n, alpha: 1 / Float(k), a: gs.baseAddress!, lda: n,
-                           b: tc.baseAddress!, ldb: k, c: o.baseAddress!, ldc: k)
-            } } }
-        var q = 0.0
-        let qs = 1 / (1e4 * Float(b))
-        for i in 0..<(b * k) {
-            let v = p.data[i], sg: Float = v > 0 ? 1 : (v < 0 ? -1 : 0)
-            q += Double((sg - v) * (sg - v))
-            gp.data[i] += -2 * (sg - v) * qs
-        }
-        return (loss + q * Double(qs), gp)
-    }
-
     /// One Adam step of the circle loss on label rows `y`.
     @discardableResult
     public func trainStep(y: Tensor, trainCodes: Tensor, trainLabels: Tensor) -> Double {
         for p in params { p.grad.zero() }
         let out = forward(y)
-        let (l, g) = PrototypeNet.circleLoss(p: out, y: y, trainCodes: trainCodes, trainLabels: trainLabels)
+        let (l, g) = CircleLoss.value(p: out, y: y, trainCodes: trainCodes, trainLabels: trainLabels)
         backward(g)
         optimizer.step()
         return l

@@ -13,6 +13,19 @@
 /// against start as sign(F(x)) of the training set instead of being filled batch by batch, and
 /// target labels come from the training labels (the training set is a subset of the database).
 public final class ATRDHTraining: TrainingMethod {
+    public static let spec = TrainingSpec(schema: Schema(
+        .defence, "atrdh", python: "ATRDH",
+        summary: "ATRDH (Wang et al., SIGIR 2021): targeted adversarial training with a label → code prototype net, Adam.",
+        parameters: [TrainingParameters.loss(), TrainingParameters.epochs(100), TrainingParameters.batchSize(32),
+                     .float("lr", 1e-4, min: 0, lowerOpen: true, "Adam learning rate of the model and of the prototype net"),
+                     .float("adv_weight", 2, min: 0, "weight of the adversarial term Σ(F(x')ᵀU_j/K − S̃_ij)²/(N·B)"),
+                     TrainingParameters.innerEps, TrainingParameters.innerStep, TrainingParameters.innerSteps,
+                     TrainingParameters.milestones([0.5, 0.75]), TrainingParameters.gamma, TrainingParameters.seed])
+    ) { model, loss, labels, s in
+        try ATRDHTraining(model: model, loss: loss, trainLabels: labels, lr: s.float("lr"), advWeight: s.float("adv_weight"),
+                          inner: TrainingParameters.inner(s), seed: UInt64(s.int("seed")))
+    }
+
     public let model: HashingModel
     public let loss: HashingLoss
     public let optimizer: Optimizer
@@ -27,7 +40,6 @@ public final class ATRDHTraining: TrainingMethod {
 
     public init(model: HashingModel, loss: HashingLoss, trainLabels: Tensor, lr: Float = 1e-4,
                 advWeight: Float = 2, inner: InnerAttack = InnerAttack(), seed: UInt64 = 0) throws {
-        try require(advWeight.isFinite && advWeight >= 0, "adv_weight", "a finite value ≥ 0, got \(advWeight)")
         self.model = model
         self.loss = loss
         self.optimizer = try Adam(params: model.params, learningRate: lr, beta1: 0.5, beta2: 0.999)
@@ -38,17 +50,7 @@ public final class ATRDHTraining: TrainingMethod {
         self.benign = Tensor(zeros: [trainLabels.batch, model.bits])
         self.codes = benign
         self.rng = SeededRNG(seed: seed &+ 0xA7D0_0000)
-        self.uniqueLabels = ATRDHTraining.unique(trainLabels)
-    }
-
-    static func unique(_ labels: Tensor) -> [[Float]] {
-        let c = labels.shape[1]
-        var seen = Set<[Float]>(), out: [[Float]] = []
-        for i in 0..<labels.batch {
-            let row = Array(labels.data[(i * c)..<((i + 1) * c)])
-            if row.contains(where: { $0 > 0 }) && seen.insert(row).inserted { out.append(row) }
-        }
-        return out.isEmpty ? [[Float](repeating: 1, count: c)] : out
+        self.uniqueLabels = LabelSet.uniqueRows(trainLabels)
     }
 
     public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {
@@ -77,13 +79,13 @@ public final class ATRDHTraining: TrainingMethod {
     }
 
     public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
-        let b = x.batch, k = model.bits, n = trainLabels.batch, c = trainLabels.shape[1]
+        let b = x.batch, k = model.bits, n = trainLabels.batch
         // Benign outputs first (they update the codes the prototype net learns from).
         let oBen0 = model.forward(x)
         AdversarialCommon.setRows(&codes, indices, signOf: oBen0)
         prototype.trainStep(y: sampleLabels(b), trainCodes: codes, trainLabels: trainLabels)
         let target = prototype.codes(sampleLabels(b, avoiding: labels))
-        let xAdv = try inner.run(model: model, x: x, codes: target, towards: true, seed: rng.next())
+        let xAdv = try inner.run(model: model, x: x, codes: target, .towards, seed: rng.next())
         let out = model.forward(AdversarialCommon.stack(xAdv, x))
         let oAdv = out.slice(0, b), oBen = out.slice(b, b)
         for (r, i) in indices.enumerated() {
@@ -91,17 +93,8 @@ public final class ATRDHTraining: TrainingMethod {
         }
         let (lHash, gBen) = loss.lossAndGradient(u: oBen, labels: labels, indices: indices)
         // R = F(x')·U_benᵀ/K − S̃ (B×N); L_adv = w·ΣR²/(N·B); ∂/∂F(x') = 2w/(N·B)·R·U_ben/K.
-        var r = Tensor(zeros: [b, n]), s = Tensor(zeros: [b, n])
-        oAdv.data.withUnsafeBufferPointer { a in benign.data.withUnsafeBufferPointer { u in
-            r.data.withUnsafeMutableBufferPointer { o in
-                BLAS.sgemm(transB: true, m: b, n: n, k: k, alpha: 1 / Float(k), a: a.baseAddress!, lda: k,
-                           b: u.baseAddress!, ldb: k, c: o.baseAddress!, ldc: n)
-            } } }
-        labels.data.withUnsafeBufferPointer { y in trainLabels.data.withUnsafeBufferPointer { l in
-            s.data.withUnsafeMutableBufferPointer { o in
-                BLAS.sgemm(transB: true, m: b, n: n, k: c, a: y.baseAddress!, lda: c, b: l.baseAddress!, ldb: c,
-                           c: o.baseAddress!, ldc: n)
-            } } }
+        var r = Tensor.matmul(oAdv, benign, transB: true, alpha: 1 / Float(k))
+        let s = LabelSet.overlaps(labels, trainLabels)
         var adv = 0.0
         for i in 0..<(b * n) {
             let st: Float = s.data[i] > 0 ? 1 : -1
@@ -109,12 +102,7 @@ public final class ATRDHTraining: TrainingMethod {
             adv += Double(r.data[i] * r.data[i])
         }
         let scale = advWeight / Float(n * b)
-        var gAdv = Tensor(zeros: [b, k])
-        r.data.withUnsafeBufferPointer { rp in benign.data.withUnsafeBufferPointer { u in
-            gAdv.data.withUnsafeMutableBufferPointer { o in
-                BLAS.sgemm(m: b, n: k, k: n, alpha: 2 * scale / Float(k), a: rp.baseAddress!, lda: n,
-                           b: u.baseAddress!, ldb: k, c: o.baseAddress!, ldc: k)
-            } } }
+        let gAdv = Tensor.matmul(r, benign, alpha: 2 * scale / Float(k))
         model.zeroGrad()
         _ = model.backward(AdversarialCommon.stack(gAdv, gBen), paramGrads: true)
         optimizer.step()

@@ -46,13 +46,14 @@ public struct InnerAttack: Sendable {
         AttackConfig(eps: eps, steps: steps, update: .sign(step: step), randomStart: true, alphaSchedule: false, seed: seed)
     }
 
-    /// x' for the batch `x`, moving F(x') away from `codes` (away: true) or towards them.
-    func run(model: HashingModel, x: Tensor, codes: Tensor, towards: Bool, seed: UInt64) throws -> Tensor {
+    /// x' for the batch `x`, moving F(x') away from `codes` or towards them.
+    func run(model: HashingModel, x: Tensor, codes: Tensor, _ direction: CodeProductObjective.Direction,
+             seed: UInt64) throws -> Tensor {
         var out = Tensor(zeros: x.shape)
         try x.data.withUnsafeBufferPointer { xp in
             try out.data.withUnsafeMutableBufferPointer { op in
                 try AttackEngine.run(model: model, images: xp.baseAddress!, n: x.batch,
-                                     objective: CodeAwayObjective(codes: codes, towards: towards),
+                                     objective: CodeProductObjective(codes: codes, direction),
                                      config: config(seed: seed), out: op.baseAddress!, chunk: max(1, x.batch))
             }
         }

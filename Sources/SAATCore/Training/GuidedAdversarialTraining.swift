@@ -20,13 +20,10 @@ public final class GuidedAdversarialTraining: TrainingMethod {
     /// Which semantic code guides the method (mainstay for SAAT; CgAT overrides via `center`).
     let codeKind: SemanticCodes.Kind
 
+    /// `lambda`, `mu` and the inner attack's settings are validated by the recipes' schemas.
     public init(model: HashingModel, loss: HashingLoss, optimizer: Optimizer, trainLabels: Tensor,
                 lambda: Float = 1, mu: Float = 1e-4, inner: InnerAttack = InnerAttack(), seed: UInt64 = 0,
-                codeKind: SemanticCodes.Kind = .mainstay) throws {
-        try require(lambda.isFinite && lambda >= 0, "lambda_adv", "a finite value ≥ 0, got \(lambda)")
-        try require(mu.isFinite && mu >= 0, "mu", "a finite value ≥ 0, got \(mu)")
-        try AttackConfig(eps: inner.eps, steps: inner.steps, update: .sign(step: inner.step), randomStart: true,
-                         alphaSchedule: false).validate()
+                codeKind: SemanticCodes.Kind = .mainstay) {
         self.model = model
         self.loss = loss
         self.optimizer = optimizer
@@ -50,7 +47,7 @@ public final class GuidedAdversarialTraining: TrainingMethod {
         let b = x.batch, k = model.bits
         let guide = try SemanticCodes.compute(codeKind, labels: labels, trainCodes: benignCodes, trainLabels: trainLabels)
         attackSeed = attackSeed &+ 1
-        let xAdv = try inner.run(model: model, x: x, codes: guide, towards: false, seed: attackSeed)
+        let xAdv = try inner.run(model: model, x: x, codes: guide, .away, seed: attackSeed)
         // One pass over [x'; x].
         let out = model.forward(AdversarialCommon.stack(xAdv, x))
         let oAdv = out.slice(0, b), oBen = out.slice(b, b)
@@ -95,5 +92,29 @@ public final class GuidedAdversarialTraining: TrainingMethod {
         var ls: [String: Tensor] = [:]
         for (k, v) in state where k.hasPrefix("loss/") { ls[String(k.dropFirst(5))] = v }
         try loss.loadState(ls)
+    }
+}
+
+extension GuidedAdversarialTraining {
+    /// The registry entry of a code-guided recipe (SAAT, CgAT): the epoch loop's parameters with
+    /// the paper's defaults, the adversarial weights `weights` (λ as `lambda_adv`, and SAAT's μ as
+    /// `mu`; a recipe without `mu` has no quantisation term), the inner attack, and SGD.
+    static func recipe(_ name: String, python: String, summary: String, codeKind: SemanticCodes.Kind, epochs: Int,
+                       lr: Double, momentum: Double, weightDecay: Double, weights: [Parameter]) -> TrainingSpec {
+        let schema = Schema(
+            .defence, name, python: python, summary: summary,
+            parameters: [TrainingParameters.loss(), TrainingParameters.epochs(epochs), TrainingParameters.batchSize(32),
+                         TrainingParameters.lr(lr), TrainingParameters.momentum(momentum),
+                         TrainingParameters.weightDecay(weightDecay)] + weights
+                + [TrainingParameters.innerEps, TrainingParameters.innerStep, TrainingParameters.innerSteps,
+                   TrainingParameters.milestones([0.5, 0.75]), TrainingParameters.gamma, TrainingParameters.seed])
+        return TrainingSpec(schema: schema) { model, loss, labels, s in
+            let opt = try SGD(params: model.params, learningRate: s.float("lr"), momentum: s.float("momentum"),
+                              weightDecay: s.float("weight_decay"))
+            return GuidedAdversarialTraining(model: model, loss: loss, optimizer: opt, trainLabels: labels,
+                                             lambda: s.float("lambda_adv"), mu: s.has("mu") ? s.float("mu") : 0,
+                                             inner: TrainingParameters.inner(s), seed: UInt64(s.int("seed")),
+                                             codeKind: codeKind)
+        }
     }
 }

@@ -6,6 +6,17 @@
 /// Defaults follow the official code: SGD lr 0.01, momentum 0.9, weight decay 5e-4, lr × 0.1 at
 /// 1/3 and 2/3 of the run.
 public final class HashTraining: TrainingMethod {
+    public static let spec = TrainingSpec(schema: Schema(
+        .training, "hashing", python: "train",
+        summary: "Clean deep-hashing training: a hashing loss of F(x), SGD with momentum and weight decay, multi-step schedule.",
+        parameters: [TrainingParameters.loss(), TrainingParameters.epochs(10), TrainingParameters.batchSize(32),
+                     TrainingParameters.lr(0.01), TrainingParameters.momentum(0.9), TrainingParameters.weightDecay(5e-4),
+                     TrainingParameters.milestones([1.0 / 3, 2.0 / 3]), TrainingParameters.gamma, TrainingParameters.seed])
+    ) { model, loss, _, s in
+        HashTraining(model: model, loss: loss, optimizer: try SGD(params: model.params, learningRate: s.float("lr"),
+                                                                  momentum: s.float("momentum"), weightDecay: s.float("weight_decay")))
+    }
+
     public let model: HashingModel
     public let loss: HashingLoss
     public let optimizer: Optimizer
@@ -21,9 +32,8 @@ public final class HashTraining: TrainingMethod {
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
 
     public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
-        // HashNet's continuation: training outputs use tanh(β·g) with β growing every 200
-        // iterations (SAAT `hashnet.py`); every other loss uses β = 1.
-        let u = model.forward(x, alpha: (loss as? HashNetLoss)?.nextTrainingScale() ?? 1)
+        // HashNet's continuation (β grows every 200 iterations); every other loss uses β = 1.
+        let u = model.forward(x, alpha: loss.nextTrainingScale())
         let (l, g) = loss.lossAndGradient(u: u, labels: labels, indices: indices)
         model.zeroGrad()
         _ = model.backward(g, paramGrads: true)

@@ -3,15 +3,10 @@
 /// with λ = 1, μ = 1e-4; SGD lr 0.05, no momentum, weight decay 1e-5; lr × 0.1 at 50 % and 75 % of
 /// the iterations; 20 epochs, batch 32 in the paper's setting.
 public enum SAATTraining {
-    public static let defaultLearningRate: Float = 0.05
-    public static let defaultMilestones: [Double] = [0.5, 0.75]
-
-    public static func make(model: HashingModel, loss: HashingLoss, trainLabels: Tensor,
-                            lr: Float = defaultLearningRate, momentum: Float = 0, weightDecay: Float = 1e-5,
-                            lambda: Float = 1, mu: Float = 1e-4, inner: InnerAttack = InnerAttack(),
-                            seed: UInt64 = 0) throws -> GuidedAdversarialTraining {
-        let opt = try SGD(params: model.params, learningRate: lr, momentum: momentum, weightDecay: weightDecay)
-        return try GuidedAdversarialTraining(model: model, loss: loss, optimizer: opt, trainLabels: trainLabels,
-                                             lambda: lambda, mu: mu, inner: inner, seed: seed, codeKind: .mainstay)
-    }
+    public static let spec = GuidedAdversarialTraining.recipe(
+        "saat", python: "SAATTraining",
+        summary: "SAAT (Yuan et al., TIFS 2023): minimax adversarial training guided by DMFL mainstay codes.",
+        codeKind: .mainstay, epochs: 20, lr: 0.05, momentum: 0, weightDecay: 1e-5,
+        weights: [.float("lambda_adv", 1, min: 0, "weight λ of the adversarial term −mean(F(x') ⊙ b)"),
+                  .float("mu", 1e-4, min: 0, "weight μ of the quantisation term mean((F(x') − sign F(x'))²)")])
 }

@@ -85,7 +85,15 @@ public final class TrainingLoop {
         model.mode = .train
 
         if let st = resume {
-            try restore(st, epoch: &epoch, batch: &startBatch, rng: &shuffleRNG, history: &history, lossSum: &epochLossSum)
+            // Whatever is wrong with the state (incomplete, inconsistent, non-finite weights) is
+            // wrong with the argument it came from.
+            do {
+                try restore(st, epoch: &epoch, batch: &startBatch, rng: &shuffleRNG, history: &history, lossSum: &epochLossSum)
+            } catch let SAATError.corrupt(what, reason) {
+                throw SAATError.invalidArgument("resume", "a complete checkpoint of this run (\(what): \(reason))")
+            } catch let SAATError.invalidArgument(name, expected) where name != "resume" {
+                throw SAATError.invalidArgument("resume", "a checkpoint whose \(name) is \(expected)")
+            }
         } else {
             try method.prepare(images: images, shouldStop: shouldStop)
         }
@@ -105,7 +113,8 @@ public final class TrainingLoop {
                 let y = labels.rows(idx)
                 let loss = try method.step(x: x, labels: y, indices: idx)
                 if !loss.isFinite {
-                    throw SAATError.invalidArgument("lr", "a learning rate that keeps the loss finite: loss became \(loss) at epoch \(epoch), batch \(b)")
+                    model.checkWeightsAfterDivergence()
+                    throw SAATError.diverged(loss: loss, epoch: epoch, batch: b)
                 }
                 epochLossSum += loss * Double(idx.count)
                 let done = b + 1
@@ -159,7 +168,7 @@ public final class TrainingLoop {
             else if k.hasPrefix("optim/") { optim[String(k.dropFirst(6))] = v }
             else if k.hasPrefix("method/") { meth[String(k.dropFirst(7))] = v }
         }
-        try method.model.loadStateDict(params)
+        try method.model.loadStateDict(params, argument: "resume")
         try method.optimizer.loadState(optim)
         try method.loadState(meth)
         let nDrop = method.model.dropoutStates.count

@@ -1,0 +1,62 @@
+/// A training recipe's registry entry: clean hashing training ("hashing") or an adversarial-
+/// training defence ("saat", "cgat", "atrdh"). Its schema holds every hyper-parameter, those of
+/// the epoch loop (`TrainingParameters`) included; `make` builds the method for a model, its
+/// hashing loss and the training labels.
+public struct TrainingSpec: Sendable {
+    public let schema: Schema
+    public let make: @Sendable (_ model: HashingModel, _ loss: HashingLoss, _ trainLabels: Tensor,
+                                _ settings: Settings) throws -> TrainingMethod
+
+    public init(schema: Schema,
+                make: @escaping @Sendable (HashingModel, HashingLoss, Tensor, Settings) throws -> TrainingMethod) {
+        self.schema = schema; self.make = make
+    }
+
+    /// The method, its hashing loss (the `loss` setting; a loss with a `seed` gets the run's seed)
+    /// and the epoch loop over `images` and `labels` (N×C, 0/1), all from `settings`.
+    public func makeLoop(model: HashingModel, images: ImageSource, labels: Tensor, settings: Settings) throws -> TrainingLoop {
+        try require(images.count >= 1, "images", "at least one training image (got an empty batch)")
+        try AttackInputs.requireBinary(labels, "labels")
+        let seed = UInt64(settings.int("seed"))
+        let loss = try makeHashingLoss(name: settings.string("loss"), bits: model.bits, trainLabels: labels, seed: seed)
+        let method = try make(model, loss, labels, settings)
+        // A batch larger than the set is one batch of the whole set.
+        let batchSize = min(settings.int("batch_size"), images.count)
+        let perEpoch = (images.count + batchSize - 1) / batchSize
+        let epochs = settings.int("epochs")
+        let (total, overflow) = epochs.multipliedReportingOverflow(by: perEpoch)
+        try require(!overflow && total <= 1 << 53, "epochs", "at most \((1 << 53) / perEpoch) epochs of \(perEpoch) batches, got \(epochs)")
+        return try TrainingLoop(method: method, images: images, labels: labels, epochs: epochs, batchSize: batchSize,
+                                learningRate: settings.float("lr"), milestones: settings.fractions("milestones"),
+                                gamma: settings.float("gamma"), seed: seed)
+    }
+}
+
+/// Parameters the training recipes share, declared once (each recipe picks its defaults).
+public enum TrainingParameters {
+    public static func loss(_ v: String = "dpsh") -> Parameter {
+        .choice("loss", v, Registry.losses.map(\.schema.name), "hashing loss of the model's outputs")
+    }
+    public static func epochs(_ v: Int) -> Parameter { .int("epochs", v, 1...Int(Int32.max), "passes over the training set") }
+    public static func batchSize(_ v: Int) -> Parameter {
+        .int("batch_size", v, 1...(1 << 24), "images per batch (the last batch of an epoch may be smaller)")
+    }
+    public static func lr(_ v: Double) -> Parameter { .float("lr", v, min: 0, lowerOpen: true, "learning rate") }
+    public static func momentum(_ v: Double) -> Parameter { .float("momentum", v, min: 0, max: 1, upperOpen: true, "SGD momentum") }
+    public static func weightDecay(_ v: Double) -> Parameter { .float("weight_decay", v, min: 0, "L2 weight decay") }
+    public static func milestones(_ v: [Double]) -> Parameter {
+        .fractions("milestones", v, "fractions of the iterations at which the learning rate is multiplied by gamma")
+    }
+    public static let gamma = Parameter.float("gamma", 0.1, min: 0, max: 1, lowerOpen: true, "learning-rate factor at each milestone")
+    public static let seed = Parameter.int("seed", 0, 0...Int.max, "shuffling seed (and every other random choice of the run)")
+    /// The inner attack of adversarial training (steps bounded: a batch's attack runs without a
+    /// Ctrl-C check, between batches).
+    public static let innerEps = AttackParameters.eps(8.0 / 255)
+    public static let innerStep = AttackParameters.step(2.0 / 255)
+    public static let innerSteps = Parameter.int("steps", 7, 1...1000, "iterations of the inner PGD attack per batch")
+
+    /// The inner attack from the `eps`, `step` and `steps` settings.
+    static func inner(_ s: Settings) -> InnerAttack {
+        InnerAttack(eps: s.float("eps"), step: s.float("step"), steps: s.int("steps"))
+    }
+}
