@@ -8,12 +8,16 @@ Each target (a ``saat._core`` entry point, or a public function/class of ``saat`
 call on tiny inputs; hypothesis draws one or two arguments to corrupt (wrong dtype, ndim, shape,
 batch size, empty, NaN/inf, non-contiguous, negative stride, read-only output, zero/negative/huge
 hyper-parameters, labels of the wrong width, codes outside {-1, +1}, objects of the wrong type,
-extra/unknown/missing arguments). Every case must end in
+extra/unknown/missing arguments). An argument that is a dict of named entries (``params``: an
+algorithm's hyper-parameters as its schema in the core declares them; ``inputs``: an attack's data
+arrays) is corrupted entry by entry too (``params.steps``: a huge, negative, NaN or wrongly typed
+loop count; a missing entry takes its default; an unknown entry). Every case must end in
 
 * a normal return (a documented valid result), or
 * TypeError / ValueError / OverflowError / RuntimeError (or MemoryError) whose message names an
   argument of the function (``'name'``), or
-* for long but valid work (huge ``steps``/``epochs``), the interrupt the worker's 1-second alarm
+* for long but valid work (huge ``steps``/``epochs``/``prototype_steps``, or the papers' defaults
+  when the parameter dict is omitted), the interrupt the worker's 1-second alarm
   raises through the core's Ctrl-C path (proves the loop is interruptible: never a hang).
 
 Before each call the worker writes ``CASE <n> <target> <description>`` to stdout (flushed), so
@@ -83,8 +87,47 @@ MODEL = saat.HashingModel("cnn-small", bits=BITS, seed=0)
 MODEL16 = saat.HashingModel("cnn-small", bits=16, seed=1)
 TRAIN_CODES = _pm1(6)
 TRAIN_LABELS = _lab(6)
-PROTO = _core.prototype_train(TRAIN_CODES, TRAIN_LABELS, 2, 4, 0)
-PROTO16 = _core.prototype_train(_pm1(6, 16), TRAIN_LABELS, 2, 4, 0)
+# Hyper-parameters of the attacks' valid calls: tiny (2 steps; THA's prototype net 2 steps of 4 label
+# rows), so a valid call returns well within the alarm and only a huge loop count is long work.
+ATTACK_PARAMS = {
+    "pgd": {"eps": 8 / 255, "step": 2 / 255, "steps": 2, "random_start": True, "seed": 0},
+    "saat": {"eps": 8 / 255, "step": 1 / 255, "steps": 2, "targeted": False, "seed": 0, "random_start": True,
+             "alpha_schedule": True},
+    "center": {"eps": 8 / 255, "step": 2 / 255, "steps": 2, "targeted": True, "seed": 0, "random_start": False},
+    "hag": {"eps": 8 / 255, "lr": 100.0, "momentum": 0.9, "steps": 2},
+    "sdha": {"eps": 8 / 255, "lr": 0.01, "steps": 2, "targeted": False},
+    "dhta": {"n_t": 2, "eps": 0.032, "step": 1 / 255, "steps": 2, "seed": 0},
+    "p2p": {"eps": 0.032, "step": 1 / 255, "steps": 2, "seed": 0},
+    "tha": {"prototype_steps": 2, "prototype_batch": 4, "eps": 8 / 255, "step": 1 / 255, "steps": 2, "seed": 0},
+}
+# The data inputs of each attack (attack_prepare's `inputs`): the training set for the guided
+# attacks, the database for the targeted ones (TRAIN_* double as the database: the target labels
+# TRAIN_LABELS[:2] occur in it).
+ATTACK_INPUTS = {
+    "pgd": (), "hag": (), "saat": ("train_codes", "train_labels"), "center": ("train_codes", "train_labels"),
+    "sdha": ("train_codes", "train_labels"), "dhta": ("db_codes", "db_labels"), "p2p": ("db_codes", "db_labels"),
+    "tha": ("db_codes", "db_labels"),
+}
+
+
+def _attack_inputs(name):
+    return {k: (TRAIN_CODES if k.endswith("codes") else TRAIN_LABELS).copy() for k in ATTACK_INPUTS[name]} or None
+
+
+def _prepare(name, model=MODEL):
+    return _core.attack_prepare(name, model._handle, _attack_inputs(name), dict(ATTACK_PARAMS[name]))[0]
+
+
+# One prepared handle per attack for attack_run (labels: saat, center, sdha, dhta, p2p, tha; none: pgd, hag)
+ATTACKS = {name: _prepare(name) for name in ATTACK_PARAMS}
+ATTACKS_WITH_LABELS = ("saat", "center", "sdha", "dhta", "p2p", "tha")
+# a prepared attack of a 16-bit model: running it with the 8-bit MODEL is an error naming 'model'
+ATTACK16 = _core.attack_prepare("tha", MODEL16._handle, {"db_codes": _pm1(6, 16), "db_labels": TRAIN_LABELS.copy()},
+                                dict(ATTACK_PARAMS["tha"]))[0]
+# The same attacks with the largest valid loop count (steps = 2**31 - 1; the prototype net stays
+# tiny): attack_run with one of them is long valid work that the alarm must interrupt.
+ATTACKS_LONG = {name: _core.attack_prepare(name, MODEL._handle, _attack_inputs(name),
+                                           {**ATTACK_PARAMS[name], "steps": 2**31 - 1})[0] for name in ATTACK_PARAMS}
 TMP = tempfile.mkdtemp(prefix="saat-fuzz-")
 
 
@@ -224,11 +267,12 @@ ARRAY_MUTATIONS = {
 OTHER_VALUES = {
     "None": None, "int0": 0, "int1": 1, "int-1": -1, "int_huge": 2**62, "int_i64max": 2**63 - 1,
     "int_over": 2**64, "int_neg_huge": -(2**63), "float0": 0.0, "float-1": -1.0, "float_nan": float("nan"),
-    "float_inf": float("inf"), "float_-inf": float("-inf"), "float_huge": 1e30, "float_tiny": 1e-30,
+    "int_i32max": 2**31 - 1, "float_inf": float("inf"), "float_-inf": float("-inf"), "float_huge": 1e30, "float_tiny": 1e-30,
     "float_half": 0.5, "bool": True, "str": "x", "str_empty": "", "bytes": b"x", "list": [], "tuple": (1, 2),
     "dict": {}, "object": object(), "weird": _Weird(), "np_f32": np.float32(1.0), "np_i64": np.int64(3),
     "array0d": np.array(1.0, np.float32), "callable": (lambda *a: None),
-    "model_handle": MODEL._handle, "proto_handle": PROTO, "capsule16": MODEL16._handle,
+    "model_handle": MODEL._handle, "attack_handle": ATTACKS["pgd"], "attack16_handle": ATTACK16,
+    "capsule16": MODEL16._handle, "dict_params": {"steps": 2}, "dict_bad_key": {1: 2},
 }
 
 
@@ -240,11 +284,18 @@ def _describe(v):
 
 
 # --------------------------------------------------------------------------- targets
+# Arguments that are dicts of named entries (an algorithm's hyper-parameters, an attack's data
+# arrays): each entry is corrupted on its own, like a top-level argument ("params.steps").
+NESTED = ("params", "inputs")
+
+
 class Target:
     """One callable with a factory of valid arguments (positional names in order + keyword)."""
 
-    def __init__(self, name, fn, make, long_params=(), names_in_message=None, alarm=None):
+    def __init__(self, name, fn, make, long_params=(), names_in_message=None, alarm=None, long_values=None):
         self.alarm = alarm or ALARM_S   # seconds before the alarm interrupts a call
+        # argument -> {label: value}: extra corruptions of this target that mean long valid work
+        self.long_values = long_values or {}
         self.name = name
         self.fn = fn
         self.make = make                  # () -> dict of valid kwargs (ordered)
@@ -253,11 +304,12 @@ class Target:
 
 
 def core_targets():
-    m, m16 = MODEL._handle, MODEL16._handle
+    m = MODEL._handle
     T = []
 
-    def add(name, make, long_params=()):
-        T.append(Target(name, getattr(_core, name), make, long_params))
+    def add(name, make, long_params=(), fn=None, long_values=None):
+        """`name`: the entry point, with an optional "[variant]" suffix for a second valid call."""
+        T.append(Target(name, fn or getattr(_core, name.split("[")[0]), make, long_params, long_values=long_values))
 
     add("info", lambda: {})
     add("set_blas_threads", lambda: {"n": 1})
@@ -265,6 +317,9 @@ def core_targets():
     add("sgemm", lambda: {"a": RNG.random((3, 4), dtype=np.float32), "b": RNG.random((4, 2), dtype=np.float32),
                           "out": np.zeros((3, 2), np.float32), "trans_a": False, "trans_b": False,
                           "alpha": 1.0, "beta": 0.0})
+    add("conv2d", lambda: {"x": RNG.random((2, 3, 6, 6), dtype=np.float32),
+                           "weight": RNG.random((4, 3, 3, 3), dtype=np.float32), "bias": RNG.random(4, dtype=np.float32),
+                           "out": np.zeros((2, 4, 3, 3), np.float32), "stride": 2, "padding": 1})
     add("pack_codes", lambda: {"codes": _pm1(3, 70, np.int8), "out": np.zeros((3, 2), np.uint64)})
     add("hamming_distances", lambda: {"query": _pm1(2, 9, np.int8), "database": _pm1(3, 9, np.int8),
                                       "out": np.zeros((2, 3), np.int32)})
@@ -278,10 +333,14 @@ def core_targets():
                                          "out": np.zeros((N, 3, 32, 32), np.float32), "alpha": 1.0})
     add("model_state_dict", lambda: {"model": m})
     add("model_load_state_dict", lambda: {"model": m, "state": {k: v.copy() for k, v in MODEL.state_dict().items()}})
-    add("hash_loss", lambda: {"name": "dpsh", "u": RNG.uniform(-1, 1, (2, BITS)).astype(np.float32),
-                              "labels": TRAIN_LABELS[:2].copy(), "indices": np.array([0, 1], np.int64),
-                              "train_labels": TRAIN_LABELS.copy(), "memory": RNG.uniform(-1, 1, (6, BITS)).astype(np.float32),
-                              "grad_out": np.zeros((2, BITS), np.float32), "seed": 0, "write_memory": False})
+
+    def loss_kw(name, params):
+        return {"name": name, "u": RNG.uniform(-1, 1, (2, BITS)).astype(np.float32),
+                "labels": TRAIN_LABELS[:2].copy(), "indices": np.array([0, 1], np.int64),
+                "train_labels": TRAIN_LABELS.copy(), "memory": RNG.uniform(-1, 1, (6, BITS)).astype(np.float32),
+                "grad_out": np.zeros((2, BITS), np.float32), "params": params, "write_memory": False}
+    add("hash_loss", lambda: loss_kw("dpsh", {}))
+    add("hash_loss[csq]", lambda: loss_kw("csq", {"seed": 0}))   # the one loss with a parameter
     q_codes, d_codes = _pm1(2, BITS, np.int8), _pm1(5, BITS, np.int8)
     q_lab, d_lab = _lab(2, CLASSES, np.uint8), _lab(5, CLASSES, np.uint8)
     add("map_at_k", lambda: {"query_codes": q_codes.copy(), "db_codes": d_codes.copy(), "query_labels": q_lab.copy(),
@@ -296,36 +355,57 @@ def core_targets():
                                  "out": np.zeros((2, 3), np.int64), "threads": 1})
     add("semantic_codes", lambda: {"kind": "mainstay", "labels": TRAIN_LABELS[:2].copy(),
                                    "train_codes": TRAIN_CODES.copy(), "train_labels": TRAIN_LABELS.copy(),
-                                   "out": np.zeros((2, BITS), np.float32)})
-    common = lambda: {"model": m, "images": _img(), "out": np.zeros((N, 3, 32, 32), np.float32), "eps": 8 / 255,  # noqa: E731
-                      "step": 2 / 255, "steps": 2, "random_start": True, "alpha_schedule": False, "seed": 0}
-    add("attack_pgd", common, long_params=("steps",))
-    add("attack_semantic", lambda: {**common(), "kind": "mainstay", "labels": TRAIN_LABELS[:2].copy(),
-                                    "train_codes": TRAIN_CODES.copy(), "train_labels": TRAIN_LABELS.copy(),
-                                    "targeted": False}, long_params=("steps",))
-    add("attack_hag", lambda: {**{k: v for k, v in common().items() if k != "step"}, "lr": 100.0, "momentum": 0.9},
-        long_params=("steps",))
-    add("attack_sdha", lambda: {**{k: v for k, v in common().items() if k != "step"}, "labels": TRAIN_LABELS[:2].copy(),
-                                "train_codes": TRAIN_CODES.copy(), "train_labels": TRAIN_LABELS.copy(),
-                                "targeted": False, "lr": 0.01}, long_params=("steps",))
-    add("attack_dhta", lambda: {**common(), "labels": TRAIN_LABELS[:2].copy(), "db_codes": TRAIN_CODES.copy(),
-                                "db_labels": TRAIN_LABELS.copy(), "n_t": 2}, long_params=("steps",))
-    add("prototype_train", lambda: {"db_codes": TRAIN_CODES.copy(), "db_labels": TRAIN_LABELS.copy(), "steps": 2,
-                                    "batch": 4, "seed": 0}, long_params=("steps", "batch"))
-    add("attack_tha", lambda: {**common(), "labels": TRAIN_LABELS[:2].copy(), "prototype": PROTO},
-        long_params=("steps",))
+                                   "out": np.zeros((2, BITS), np.int8)})
 
-    def train_kw():
-        return {"model": saat.HashingModel("cnn-small", bits=BITS, seed=0)._handle, "images": _img(4),
-                "labels": _lab(4), "epochs": 1, "batch_size": 2, "lr": 0.01,
-                "milestones": np.array([0.5], np.float32), "gamma": 0.1, "seed": 0, "progress": None,
+    # schemas: the registry; resolve: one registry entry of every kind, with values for some of
+    # its parameters (each one corrupted in turn: huge, negative, NaN, wrong type, ...)
+    add("schemas", lambda: {})
+    add("resolve", lambda: {"kind": "attack", "name": "tha", "params": dict(ATTACK_PARAMS["tha"])})
+    add("resolve[training]", lambda: {"kind": "training", "name": "hashing",
+                                      "params": {"loss": "dpsh", "epochs": 1, "batch_size": 2, "lr": 0.01,
+                                                 "milestones": (0.5,), "gamma": 0.1, "seed": 0}})
+    add("resolve[defence]", lambda: {"kind": "defence", "name": "saat",
+                                     "params": {"epochs": 1, "steps": 1, "eps": 8 / 255, "lambda_adv": 1.0}})
+    add("resolve[loss]", lambda: {"kind": "loss", "name": "csq", "params": {"seed": 0}})
+
+    # attack_prepare: every attack, tiny settings. Only THA works at preparation (its prototype
+    # net): a huge prototype_steps (or the paper's default of 30,000) is long valid work.
+    for name in ATTACK_PARAMS:
+        long = ("params.prototype_steps", "params") if name == "tha" else ()
+        add(f"attack_prepare[{name}]",
+            lambda name=name: {"name": name, "model": m, "inputs": _attack_inputs(name),
+                               "params": dict(ATTACK_PARAMS[name])}, long_params=long)
+
+    # attack_run: a prepared handle of every attack (labels: true labels for saat/center/sdha,
+    # target labels in the database for dhta/p2p/tha; none for pgd/hag), with the guide output.
+    # The handle may be swapped for the same attack prepared with 2**31 - 1 steps (long work).
+    for name in ATTACK_PARAMS:
+        labels = name in ATTACKS_WITH_LABELS
+        add(f"attack_run[{name}]",
+            lambda name=name, labels=labels: {"attack": ATTACKS[name], "model": m, "images": _img(),
+                                              "out": np.zeros((N, 3, 32, 32), np.float32),
+                                              "labels": TRAIN_LABELS[:2].copy() if labels else None,
+                                              "guide_out": np.zeros((N, BITS), np.int8)},
+            long_values={"attack": {"steps_max": ATTACKS_LONG[name]}})
+
+    # train: every recipe on 4 images, 1 epoch of 2 batches, 1 inner attack step
+    def train_kw(method, params):
+        return {"method": method, "model": saat.HashingModel("cnn-small", bits=BITS, seed=0)._handle,
+                "images": _img(4), "labels": _lab(4), "params": params, "progress": None,
                 "checkpoint": None, "checkpoint_every": 0, "resume": None}
-    add("train_hashing", lambda: {**train_kw(), "loss": "dpsh", "momentum": 0.9, "weight_decay": 5e-4},
-        long_params=("epochs", "checkpoint_every"))
-    add("train_adversarial", lambda: {**train_kw(), "method": "saat", "loss": "dpsh", "momentum": 0.0,
-                                      "weight_decay": 1e-5, "lambda_adv": 1.0, "mu": 1e-4, "eps": 8 / 255,
-                                      "step": 2 / 255, "steps": 1, "adv_weight": 2.0},
-        long_params=("epochs", "steps", "checkpoint_every"))
+    common = {"loss": "dpsh", "epochs": 1, "batch_size": 2, "milestones": np.array([0.5], np.float32),
+              "gamma": 0.1, "seed": 0}
+    long = ("params", "params.epochs", "params.steps", "checkpoint_every")
+    add("train", lambda: train_kw("hashing", {**common, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}),
+        long_params=long)
+    add("train[saat]", lambda: train_kw("saat", {**common, "lr": 0.05, "momentum": 0.0, "weight_decay": 1e-5,
+                                                  "lambda_adv": 1.0, "mu": 1e-4, "eps": 8 / 255, "step": 2 / 255,
+                                                  "steps": 1}), long_params=long)
+    add("train[cgat]", lambda: train_kw("cgat", {**common, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+                                                  "lambda_adv": 1.0, "eps": 8 / 255, "step": 2 / 255, "steps": 1}),
+        long_params=long)
+    add("train[atrdh]", lambda: train_kw("atrdh", {**common, "lr": 1e-4, "adv_weight": 2.0, "eps": 8 / 255,
+                                                    "step": 2 / 255, "steps": 1}), long_params=long)
     return T
 
 
@@ -368,7 +448,7 @@ def api_targets():
                                                "eps": 8 / 255, "step": 1 / 255, "steps": 2, "targeted": False}, True)
     attack_target(attacks.CenterAttack, lambda: {"train_codes": TRAIN_CODES.copy(), "train_labels": TRAIN_LABELS.copy(),
                                                  "eps": 8 / 255, "step": 2 / 255, "steps": 2, "targeted": True}, True)
-    attack_target(attacks.HAG, lambda: {"eps": 8 / 255, "lr": 100.0, "momentum": 0.9, "steps": 2, "seed": 0}, False)
+    attack_target(attacks.HAG, lambda: {"eps": 8 / 255, "lr": 100.0, "momentum": 0.9, "steps": 2}, False)
     attack_target(attacks.SDHA, lambda: {"train_codes": TRAIN_CODES.copy(), "train_labels": TRAIN_LABELS.copy(),
                                          "eps": 8 / 255, "lr": 0.01, "steps": 2, "targeted": False}, True)
     attack_target(attacks.DHTA, lambda: {"db_codes": TRAIN_CODES.copy(), "db_labels": TRAIN_LABELS.copy(), "n_t": 2,
@@ -421,6 +501,10 @@ def api_targets():
         lambda: {"name": "dpsh", "u": RNG.uniform(-1, 1, (2, BITS)).astype(np.float32), "labels": TRAIN_LABELS[:2].copy(),
                  "indices": np.array([0, 1], np.int64), "train_labels": TRAIN_LABELS.copy(),
                  "memory": RNG.uniform(-1, 1, (6, BITS)).astype(np.float32)})
+    add("losses.hash_loss[csq]", losses.hash_loss,
+        lambda: {"name": "csq", "u": RNG.uniform(-1, 1, (2, BITS)).astype(np.float32), "labels": TRAIN_LABELS[:2].copy(),
+                 "indices": np.array([0, 1], np.int64), "train_labels": TRAIN_LABELS.copy(),
+                 "memory": RNG.uniform(-1, 1, (6, BITS)).astype(np.float32), "seed": 0})
     add("training.channel_stats", saat.training.channel_stats, lambda: {"images": _img()})
 
     # datasets: a tiny list dataset on disk (both formats), the mosaic builder, helpers
@@ -500,8 +584,10 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
             _fail(target, desc, f"SystemError: {msg}")
             return
         names = set(param_names) | set(m.lstrip("+-") for m in mutated)
+        names |= {n.split(".")[-1] for n in names}   # "params.steps": the message names 'steps'
+        fn = target.name.split("[")[0]                 # "attack_prepare[tha]": the entry point
         if not any(f"'{n}" in msg or f"{n}(" in msg or f"{n}[" in msg for n in names) \
-                and not (target.name in msg or target.name.split(".")[-1] in msg):
+                and not (fn in msg or fn.split(".")[-1] in msg):
             _fail(target, desc, f"{type(e).__name__} does not name an argument: {msg!r}")
         return
     except OSError as e:
@@ -529,24 +615,73 @@ def run_case(target, args, kwargs, desc, mutated, param_names):
         _fail(target, desc, f"took {dt:.1f}s")
 
 
-def mutation_strategy(valid_value, all_names):
+def mutation_strategy(valid_value, all_names, long_values=None):
     """A (label, value) strategy of corruptions for one argument."""
     opts = [st.sampled_from(sorted(OTHER_VALUES))]
     if isinstance(valid_value, np.ndarray):
         opts.append(st.sampled_from(sorted(ARRAY_MUTATIONS)).map(lambda k: "arr:" + k))
+    if long_values:
+        opts.append(st.sampled_from(sorted(long_values)).map(lambda k: "long:" + k))
     return st.one_of(*opts)
 
 
-def apply_mutation(label, valid_value):
+def apply_mutation(label, valid_value, long_values=None):
     if label.startswith("arr:"):
         return ARRAY_MUTATIONS[label[4:]](valid_value)
+    if label.startswith("long:"):
+        return long_values[label[5:]]
     v = OTHER_VALUES[label]
     return v
 
 
+def arg_names(kw):
+    """The corruptible names of a call: its arguments, then "params.<name>" / "inputs.<name>" for
+    every entry of a dict argument of NESTED (an algorithm's hyper-parameters, an attack's data)."""
+    names = list(kw)
+    for top in NESTED:
+        if isinstance(kw.get(top), dict):
+            names += [f"{top}.{k}" for k in kw[top]]
+    return names
+
+
+def _get(kw, name):
+    top, _, key = name.partition(".")
+    if key and not isinstance(kw.get(top), dict):
+        raise KeyError(name)
+    return kw[top][key] if key else kw[top]
+
+
+def _set(kw, name, value):
+    """Sets an argument or a dict entry (on a copy of the dict: it may be a shared OTHER_VALUES
+    object after an earlier corruption). False when the dict argument was itself replaced by a
+    non-dict."""
+    top, _, key = name.partition(".")
+    if not key:
+        kw[top] = value
+        return True
+    if not isinstance(kw.get(top), dict):
+        return False
+    kw[top] = dict(kw[top])
+    kw[top][key] = value
+    return True
+
+
+def _pop(kw, name):
+    top, _, key = name.partition(".")
+    if not key:
+        kw.pop(top)
+        return True
+    if not isinstance(kw.get(top), dict) or key not in kw[top]:
+        return False
+    kw[top] = {k: v for k, v in kw[top].items() if k != key}
+    return True
+
+
 def make_test(target, examples, derandomize):
     base = target.make()
-    names = list(base)
+    names = arg_names(base)
+    top_names = list(base)
+    leaf_names = [n.split(".")[-1] for n in names]
 
     @settings(max_examples=examples, deadline=None, derandomize=derandomize, database=None,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck), print_blob=False)
@@ -554,8 +689,11 @@ def make_test(target, examples, derandomize):
     def test(data):
         kw = target.make()
         # Call-shape corruptions only for the core's entry points: the API targets are wrapped
-        # in test lambdas whose signatures are not the library's.
+        # in test lambdas whose signatures are not the library's. "unknown_param": an entry of a
+        # parameter dict the algorithm does not have.
         shapes = ["missing", "unknown_kw", "extra_pos", "double", "positional"] if SUITE == "core" else ["missing"]
+        if "params" in kw:
+            shapes.append("unknown_param")
         structural = data.draw(st.sampled_from(["none"] * 8 + shapes), label="structural")
         mutated = []
         descs = []
@@ -563,15 +701,29 @@ def make_test(target, examples, derandomize):
             k = data.draw(st.integers(1, 2 if len(names) > 1 else 1), label="n_mutations")
             chosen = data.draw(st.lists(st.sampled_from(names), min_size=k, max_size=k, unique=True), label="args")
             for p in chosen:
-                lab = data.draw(mutation_strategy(kw[p], names), label=f"mutation of {p}")
-                kw[p] = apply_mutation(lab, kw[p])
-                mutated.append(p)
-                descs.append(f"{p}={lab}->{_describe(kw[p])}")
+                try:
+                    valid = _get(kw, p)
+                except KeyError:   # its dict was replaced or emptied by an earlier corruption
+                    continue
+                extra = target.long_values.get(p)
+                lab = data.draw(mutation_strategy(valid, names, extra), label=f"mutation of {p}")
+                if _set(kw, p, apply_mutation(lab, valid, extra)):
+                    mutated.append(p)
+                    if lab.startswith("long:"):
+                        mutated.append("+" + lab)   # long valid work: the alarm may interrupt it
+                    descs.append(f"{p}={lab}->{_describe(_get(kw, p))}")
         args = []
+        long_missing = False
+        pdict = kw.get("params")
         if structural == "missing" and names:
             p = data.draw(st.sampled_from(names), label="missing")
-            kw.pop(p)
-            descs.append(f"missing {p}")
+            if _pop(kw, p):
+                descs.append(f"missing {p}")
+                # an omitted hyper-parameter takes its default: long only where that is a loop count
+                long_missing = "." not in p or p in target.long_params
+        elif structural == "unknown_param":
+            if _set(kw, "params.no_such_param", 1):
+                descs.append("unknown params entry")
         elif structural == "unknown_kw":
             kw["no_such_argument"] = 1
             descs.append("unknown kw")
@@ -583,13 +735,14 @@ def make_test(target, examples, derandomize):
             args = list(kw.values())
             kw = {}
             descs.append("all positional")
-        elif structural == "double" and names:
+        elif structural == "double" and top_names:
             args = [next(iter(kw.values()))]
-            descs.append(f"{names[0]} given twice")
-        if not mutated and structural == "none":
-            mutated = []
-        run_case(target, args, kw, "; ".join(descs) or "valid", mutated + ["+" + structural] if structural in
-                 ("missing", "unknown_kw", "extra_pos", "double") else mutated, names + ["no_such_argument"])
+            descs.append(f"{top_names[0]} given twice")
+        marks = ["+" + structural] if structural in ("unknown_kw", "extra_pos", "double") or long_missing else []
+        # a dict put in place of a parameter dict brings its own (unknown) parameter names
+        injected = [k for k in pdict if isinstance(k, str)] if isinstance(pdict, dict) else []
+        run_case(target, args, kw, "; ".join(descs) or "valid", mutated + marks,
+                 names + leaf_names + injected + ["no_such_argument", "no_such_param"])
 
     return test
 
@@ -597,10 +750,12 @@ def make_test(target, examples, derandomize):
 def valid_cases(targets):
     """Each target's unmodified valid call once: must return normally."""
     for t in targets:
-        before = STATS["failures"][:]
+        before, ok = STATS["failures"][:], STATS["ok"]
         run_case(t, [], t.make(), "valid", [], list(t.make()))
         if STATS["failures"] != before:
             STATS["failures"][-1] += "  (the valid call itself failed)"
+        elif STATS["ok"] == ok:   # raised a (named) error or was interrupted: the valid call is not valid
+            _fail(t, "valid", "the valid call did not return normally")
 
 
 def main(argv=None):

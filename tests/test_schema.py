@@ -109,3 +109,39 @@ def test_cli_choices_and_options_come_from_the_registry():
     text = help_of("train")
     for loss in _schema.names("loss"):
         assert loss in text
+
+
+def test_errors_name_the_argument_the_caller_passed():
+    """Regressions found by the randomized fuzz of the new entry points."""
+    m = saat.HashingModel("cnn-small", bits=8)
+    x = np.random.default_rng(0).random((4, 3, 32, 32), dtype=np.float32)
+    y = np.eye(4, 2, dtype=np.float32) + np.eye(4, 2, -2, dtype=np.float32)
+    with pytest.raises(ValueError, match="argument 'name': expected one of 'pgd'"):
+        _core.attack_prepare("x", m._handle)
+    with pytest.raises(ValueError, match="argument 'kind'"):
+        _core.resolve("nope", "pgd")
+    with pytest.raises(ValueError, match="argument 'name': expected one of 'pgd'.*got 'nope'"):
+        _core.resolve("attack", "nope")
+    with pytest.raises(ValueError, match="argument 'labels'"):
+        saat.train(m, x, np.zeros((4, 0), np.float32), epochs=1, progress=False)
+    with pytest.raises(ValueError, match="argument 'lr'.*float32"):
+        saat.train(m, x, y, lr=1e39, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="argument 'padding'"):
+        saat.kernels.conv2d(x, np.zeros((2, 3, 3, 3), np.float32), np.zeros(2, np.float32), padding=2**62)
+    with pytest.raises(ValueError, match="argument 'weight'"):
+        saat.kernels.conv2d(x, np.zeros((0, 3, 3, 3), np.float32), np.zeros(0, np.float32))
+
+
+def test_a_diverged_model_is_refused_by_every_recipe():
+    m = saat.HashingModel("cnn-small", bits=8)
+    x = np.random.default_rng(1).random((4, 3, 32, 32), dtype=np.float32)
+    y = np.eye(4, 2, dtype=np.float32) + np.eye(4, 2, -2, dtype=np.float32)
+    with pytest.raises(saat.TrainingDiverged, match="argument 'lr'"):
+        saat.train(m, x, y, epochs=3, batch_size=1, lr=1e30, momentum=0.0, progress=False)
+    assert issubclass(saat.TrainingDiverged, ValueError)
+    with pytest.raises(ValueError, match="argument 'model'.*finite"):
+        saat.train(m, x, y, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="argument 'model'.*finite"):
+        saat.defences.CgATTraining(m, epochs=1).fit(x, y, progress=False)
+    with pytest.raises(ValueError, match="argument 'model'.*finite"):
+        m.encode(x)

@@ -36,12 +36,14 @@ let conv2dFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("conv2d", args, nargs, kw, names: ["x", "weight", "bias", "out", "stride", "padding"], required: 4)
         let stride = try a.int("stride", 1), padding = try a.int("padding", 0)
-        try require(stride >= 1, "stride", "an int ≥ 1, got \(stride)")
-        try require(padding >= 0, "padding", "an int ≥ 0, got \(padding)")
+        try require(stride >= 1 && stride <= 1 << 16, "stride", "an int in [1, 65536], got \(stride)")
+        try require(padding >= 0 && padding <= 1 << 16, "padding", "an int in [0, 65536], got \(padding)")
         try f32(a.required("x"), "x", shape: [nil, nil, nil, nil]) { X in
+            try require(X.dim(1) >= 1 && X.dim(2) >= 1 && X.dim(3) >= 1, "x", "at least one channel, row and column, got \(shapeString(X.shape))")
             try f32(a.required("weight"), "weight", shape: [nil, X.dim(1), nil, nil]) { Wt in
                 let k = Wt.dim(2)
-                try require(Wt.dim(3) == k, "weight", "a square kernel")
+                try require(Wt.dim(0) >= 1 && k >= 1 && Wt.dim(3) == k, "weight",
+                            "a square kernel of at least one output channel and size 1, got \(shapeString(Wt.shape))")
                 try require(X.dim(2) + 2 * padding >= k && X.dim(3) + 2 * padding >= k, "weight", "a kernel no larger than the padded input")
                 let g = Conv2DGeometry(batch: X.dim(0), inChannels: X.dim(1), height: X.dim(2), width: X.dim(3),
                                        outChannels: Wt.dim(0), kernel: k, stride: stride, padding: padding)

@@ -131,8 +131,14 @@ let resolveFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("resolve", args, nargs, kw, names: ["kind", "name", "params"], required: 2)
         let kind = try a.string("kind"), name = try a.string("name")
-        guard let schema = Registry.schemas.first(where: { $0.kind.rawValue == kind && $0.name == name }) else {
-            throw SAATError.invalidArgument("name", "a registered \(kind) name, got '\(name)'")
+        guard Schema.Kind(rawValue: kind) != nil else {
+            throw SAATError.invalidArgument("kind", "one of " + Schema.Kind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+                                            + ", got '\(kind)'")
+        }
+        let entries = Registry.schemas.filter { $0.kind.rawValue == kind }
+        guard let schema = entries.first(where: { $0.name == name }) else {
+            throw SAATError.invalidArgument("name", "one of " + entries.map { "'\($0.name)'" }.joined(separator: ", ")
+                                            + ", got '\(name)'")
         }
         return settingsToPy(try settingsArg(a, "params", schema))
     }

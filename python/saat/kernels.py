@@ -45,6 +45,8 @@ def conv2d(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, out: np.ndarray 
     check_array(x, "x", np.float32, ndim=4)
     check_array(weight, "weight", np.float32, ndim=4)
     check_array(bias, "bias", np.float32, ndim=1)
+    stride = check_int(stride, "stride", lo=1, hi=1 << 16)
+    padding = check_int(padding, "padding", lo=0, hi=1 << 16)
     k = weight.shape[2]
     oh = (x.shape[2] + 2 * padding - k) // stride + 1
     ow = (x.shape[3] + 2 * padding - k) // stride + 1

@@ -11,7 +11,8 @@ public enum THAAttack {
         inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
         parameters: [.int("prototype_steps", 30000, 1...Int(Int32.max),
                           "Adam steps of the prototype net (the paper: 100 epochs × 300 steps)"),
-                     .int("prototype_batch", 64, 1...(1 << 20), "label rows per prototype-net step"),
+                     .int("prototype_batch", 64, 1...4096,
+                          "label rows per prototype-net step (each is a 4096-wide activation; the paper uses 64)"),
                      AttackParameters.eps(8.0 / 255), AttackParameters.step(1.0 / 255), AttackParameters.steps(100),
                      AttackParameters.seed])
     public static let spec = AttackSpec(schema: schema) { bits, inputs, s, stop in

@@ -84,6 +84,12 @@ public final class HashingModel {
     /// images per chunk, alexnet 116 (gradients) to 233, vgg11 8 to 17.
     public static let chunkBudgetBytes = 1 << 30
 
+    /// The machine's physical memory (bounds the batch sizes the training loops accept).
+    public static var physicalMemoryBytes: Int {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        return pages > 0 && size > 0 ? pages * size : 1 << 34
+    }
+
     /// Images per chunk so one chunk's activations (with `gradients`, also their gradients) fit
     /// in `chunkBudgetBytes`; at least 1, at most 256.
     public func imagesPerChunk(gradients: Bool) -> Int {

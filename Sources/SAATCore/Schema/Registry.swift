@@ -16,8 +16,13 @@ public enum Registry {
         attacks.map(\.schema) + trainings.map(\.schema) + losses.map(\.schema) + backbones
     }
 
-    public static func attack(_ name: String) throws -> AttackSpec { try find(attacks, \.schema, name, "attack") }
-    public static func training(_ name: String) throws -> TrainingSpec { try find(trainings, \.schema, name, "method") }
+    /// `argument`: the Python argument that named the entry.
+    public static func attack(_ name: String, argument: String = "name") throws -> AttackSpec {
+        try find(attacks, \.schema, name, argument)
+    }
+    public static func training(_ name: String, argument: String = "method") throws -> TrainingSpec {
+        try find(trainings, \.schema, name, argument)
+    }
     /// `argument`: the Python argument that named the loss ("loss" for training, "name" for
     /// `saat.losses.hash_loss`).
     public static func loss(_ name: String, argument: String = "loss") throws -> LossSpec {

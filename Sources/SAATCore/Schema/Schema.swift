@@ -144,6 +144,10 @@ public struct Parameter: Sendable {
             return v
         case let (.float(lo, hi, lo0, hi0), .float(x)):
             guard x.isFinite, lo0 ? x > lo : x >= lo, hi0 ? x < hi : x <= hi else { throw bad("\(x)") }
+            // The core computes in float32: a larger magnitude would silently become inf.
+            guard abs(x) <= Double(Float.greatestFiniteMagnitude) else {
+                throw SAATError.invalidArgument(name, "\(expected) that float32 can hold (|value| <= 3.4e38), got \(x)")
+            }
             return v
         case (.float, .int(let x)):
             return try check(.float(Double(x)))

@@ -95,6 +95,7 @@ public final class TrainingLoop {
                 throw SAATError.invalidArgument("resume", "a checkpoint whose \(name) is \(expected)")
             }
         } else {
+            try model.requireFiniteWeights()   // a diverged model cannot train on; a resume replaces its weights
             try method.prepare(images: images, shouldStop: shouldStop)
         }
         let nb = batchesPerEpoch

@@ -16,12 +16,18 @@ public struct TrainingSpec: Sendable {
     /// and the epoch loop over `images` and `labels` (N×C, 0/1), all from `settings`.
     public func makeLoop(model: HashingModel, images: ImageSource, labels: Tensor, settings: Settings) throws -> TrainingLoop {
         try require(images.count >= 1, "images", "at least one training image (got an empty batch)")
+        try require(labels.rank == 2 && labels.batch == images.count && labels.shape[1] >= 1, "labels",
+                    "\(images.count) rows (one per image) of C >= 1 classes, got shape \(labels.shape)")
         try AttackInputs.requireBinary(labels, "labels")
         let seed = UInt64(settings.int("seed"))
         let loss = try makeHashingLoss(name: settings.string("loss"), bits: model.bits, trainLabels: labels, seed: seed)
         let method = try make(model, loss, labels, settings)
-        // A batch larger than the set is one batch of the whole set.
+        // A batch larger than the set is one batch of the whole set; its activations, their
+        // gradients and an adversarial copy must fit in memory (a failed allocation would abort).
         let batchSize = min(settings.int("batch_size"), images.count)
+        let fits = HashingModel.physicalMemoryBytes / (4 * max(1, model.activationBytesPerImage))
+        try require(batchSize <= max(1, fits), "batch_size",
+                    "at most \(max(1, fits)) images of a \(model.backbone.rawValue) model per batch on this machine's memory, got \(batchSize)")
         let perEpoch = (images.count + batchSize - 1) / batchSize
         let epochs = settings.int("epochs")
         let (total, overflow) = epochs.multipliedReportingOverflow(by: perEpoch)

@@ -104,12 +104,13 @@ def _parse_deephash(list_file: str) -> _Entries:
     return _Entries(paths, list_file, np.asarray(labels, dtype=np.float32))
 
 
-def _check_sizes(image_size, resize, batch_size=None) -> tuple[int, int, int | None]:
+def _check_sizes(image_size, resize) -> tuple[int, int]:
     image_size = check_int(image_size, "image_size", lo=1, hi=1 << 14)
-    resize = check_int(resize, "resize", lo=image_size, hi=1 << 14)
-    if batch_size is not None:
-        batch_size = check_int(batch_size, "batch_size", lo=1, hi=1 << 31)
-    return image_size, resize, batch_size
+    return image_size, check_int(resize, "resize", lo=image_size, hi=1 << 14)
+
+
+def _check_batch(batch_size) -> int:
+    return check_int(batch_size, "batch_size", lo=1, hi=1 << 31)
 
 
 def _load_image(path: str, list_file: str, line: int, image_size: int, resize: int) -> np.ndarray:
@@ -208,7 +209,7 @@ def iter_list_split(root: str, split: str, image_size: int = 224, resize: int = 
         a value other than 0/1, different line counts of the two files, an unreadable image;
         the message names the file and the 1-based line.
     """
-    image_size, resize, batch_size = _check_sizes(image_size, resize, batch_size)
+    (image_size, resize), batch_size = _check_sizes(image_size, resize), _check_batch(batch_size)
     entries = _parse_pair(*_pair_files(_fspath(root, 'root'), split))
     return _iter_entries(entries, _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root'),
                          image_size, resize, batch_size)
@@ -225,7 +226,7 @@ def load_list_split(root: str, split: str, image_size: int = 224, resize: int = 
     -------
     Split with ``images`` float32 (N, 3, S, S) in [0, 1], ``labels`` float32 (N, C), ``paths``.
     """
-    image_size, resize, _ = _check_sizes(image_size, resize)
+    image_size, resize = _check_sizes(image_size, resize)
     entries = _parse_pair(*_pair_files(_fspath(root, 'root'), split))
     return _load_entries(entries, _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root'),
                          image_size, resize)
@@ -249,7 +250,7 @@ def load_list_dataset(root: str, image_size: int = 224, resize: int = 256, *,
     -------
     HashingDataset (``name`` = basename of ``root``).
     """
-    image_size, resize, _ = _check_sizes(image_size, resize)
+    image_size, resize = _check_sizes(image_size, resize)
     root = _fspath(root, 'root')
     img_root = _fspath(image_root if image_root is not None else root, 'image_root' if image_root is not None else 'root')
     parsed = {s: _parse_pair(*_pair_files(root, s)) for s in ("train", "test", "database")}
@@ -288,7 +289,7 @@ def iter_deephash_list(list_file: str, image_root: str, image_size: int = 224, r
 
     Same transform, yields and errors as :func:`iter_list_split`.
     """
-    image_size, resize, batch_size = _check_sizes(image_size, resize, batch_size)
+    (image_size, resize), batch_size = _check_sizes(image_size, resize), _check_batch(batch_size)
     entries = _parse_deephash(_fspath(list_file, 'list_file'))
     return _iter_entries(entries, _fspath(image_root, 'image_root'), image_size, resize, batch_size)
 
@@ -301,6 +302,6 @@ def load_deephash_list(list_file: str, image_root: str, image_size: int = 224, r
     Split with ``images`` float32 (N, 3, S, S) in [0, 1], ``labels`` float32 (N, C), ``paths``.
     Errors as :func:`iter_list_split`.
     """
-    image_size, resize, _ = _check_sizes(image_size, resize)
+    image_size, resize = _check_sizes(image_size, resize)
     entries = _parse_deephash(_fspath(list_file, 'list_file'))
     return _load_entries(entries, _fspath(image_root, 'image_root'), image_size, resize)
