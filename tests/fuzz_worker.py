@@ -392,7 +392,7 @@ def core_targets():
     def train_kw(method, params):
         return {"method": method, "model": saat.HashingModel("cnn-small", bits=BITS, seed=0)._handle,
                 "images": _img(4), "labels": _lab(4), "params": params, "progress": None,
-                "checkpoint": None, "checkpoint_every": 0, "resume": None}
+                "checkpoint": None, "checkpoint_every": 0, "resume": None, "memory_out": None}
     common = {"loss": "dpsh", "epochs": 1, "batch_size": 2, "milestones": np.array([0.5], np.float32),
               "gamma": 0.1, "seed": 0}
     long = ("params", "params.epochs", "params.steps", "checkpoint_every")

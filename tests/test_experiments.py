@@ -20,6 +20,14 @@ def test_model_cache_is_keyed_by_data_and_training_recipe(small_data, tmp_path):
     more = dataclasses.replace(cfg, defence_epochs={**cfg.defence_epochs, "saat": 9})
     assert _model_path(str(tmp_path), small_data, cfg, 32, "saat") != _model_path(str(tmp_path), small_data, more, 32, "saat")
     assert _model_path(str(tmp_path), small_data, cfg, 32, "cgat") == _model_path(str(tmp_path), small_data, more, 32, "cgat")
+    # a default spelled out is the same recipe as the default left to the schema
+    paper = PROFILES["paper"]
+    spelled = dataclasses.replace(paper, clean_batch=32, clean_lr=0.01, defence_batch=32,
+                                  defence_epochs={"saat": 20, "cgat": 30, "atrdh": 100})
+    for d in ("none", "saat", "cgat", "atrdh"):
+        assert _model_path(str(tmp_path), small_data, paper, 32, d) == _model_path(str(tmp_path), small_data, spelled, 32, d)
+    assert _model_path(str(tmp_path), small_data, paper, 32, "saat") != _model_path(
+        str(tmp_path), small_data, dataclasses.replace(paper, defence_epochs={"saat": 21}), 32, "saat")
     # other training data: another file
     other = saat.datasets.mosaic(n_train=50, n_database=60, n_query=5, seed=1)
     assert base != _model_path(str(tmp_path), other, cfg, 32, "none")

@@ -31,7 +31,6 @@ static inline int saat_is_tuple(PyObject *o) { return PyTuple_Check(o); }
 static inline int saat_is_dict(PyObject *o) { return PyDict_Check(o); }
 static inline int saat_is_complex(PyObject *o) { return PyComplex_Check(o); }
 static inline int saat_is_index(PyObject *o) { return PyIndex_Check(o); }
-static inline PyObject *saat_exc_value_error_type(void) { return PyExc_ValueError; }
 static inline char *saat_bytearray_data(PyObject *o) { return PyByteArray_AS_STRING(o); }
 static inline PyObject *saat_false_borrowed(void) { return Py_False; }
 static inline Py_ssize_t saat_tuple_size(PyObject *o) { return PyTuple_GET_SIZE(o); }

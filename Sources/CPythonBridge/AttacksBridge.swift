@@ -32,7 +32,7 @@ let attackPrepareFn: PyFastKwFn = { _, args, nargs, kw in
         guard let info = pyDict([("targeted", p.targeted ? saat_true() : saat_false()),
                                  ("label_classes", p.labelClasses.map { pyInt($0) } ?? saat_none()),
                                  ("guides", p.guides ? saat_true() : saat_false()),
-                                 ("params", settingsToPy(p.settings))]) else { saat_decref(handle); return nil }
+                                 ("params", settingsToPy(p.settings, p.schema))]) else { saat_decref(handle); return nil }
         return pyTuple([handle, info])
     }
 }

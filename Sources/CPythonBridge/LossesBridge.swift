@@ -28,7 +28,7 @@ let hashLossFn: PyFastKwFn = { _, args, nargs, kw in
                             try f32(a.required("grad_out"), "grad_out", shape: [b, k], writable: true) { G in
                                 try withoutGIL {
                                     let r = try evaluateHashLoss(
-                                        name: spec.schema.name, u: Tensor(shape: [b, k], copying: U.constPtr),
+                                        spec, u: Tensor(shape: [b, k], copying: U.constPtr),
                                         labels: Tensor(shape: [b, c], copying: L.constPtr), indices: (0..<b).map { Int(I.ptr[$0]) },
                                         trainLabels: Tensor(shape: [n, c], copying: TL.constPtr),
                                         memory: Tensor(shape: [n, k], copying: M.constPtr), settings: settings, writeMemory: writeMemory)

@@ -4,20 +4,22 @@ import SAATCore
 // saat._core entry points for SAATCore/Models (saat.models in Python). A model is a PyCapsule
 // handle (see Handles.swift); every call takes the model's lock with the GIL released.
 
-/// model_new(backbone, bits, seed=0, mean=None, std=None) -> handle
+/// model_new(backbone, bits, seed=None, mean=None, std=None) -> handle; `bits` and `seed` are
+/// checked (and `seed` defaulted) by the backbone's schema.
 let modelNewFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("model_new", args, nargs, kw, names: ["backbone", "bits", "seed", "mean", "std"], required: 2)
         let name = try a.string("backbone")
         guard let bb = Backbone(rawValue: name) else {
-            throw SAATError.invalidArgument("backbone", "one of \(Backbone.names), got '\(name)'")
+            throw SAATError.invalidArgument("backbone", "one of " + Backbone.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+                                            + ", got '\(name)'")
         }
-        let bits = try a.int("bits")
-        let seed = try a.int("seed", 0)
-        try require(seed >= 0, "seed", "an int ≥ 0, got \(seed)")
+        var given: [String: Value] = ["bits": .int(try a.int("bits"))]
+        if a.has("seed") { given["seed"] = .int(try a.int("seed")) }
+        let s = try bb.schema.resolve(given)
         let mean: [Float]? = try a.obj("mean").map { o in try f32(o, "mean", shape: [nil]) { Array(UnsafeBufferPointer(start: $0.constPtr, count: $0.count)) } }
         let std: [Float]? = try a.obj("std").map { o in try f32(o, "std", shape: [nil]) { Array(UnsafeBufferPointer(start: $0.constPtr, count: $0.count)) } }
-        let m = try withoutGIL { try HashingModel(backbone: bb, bits: bits, seed: UInt64(seed), mean: mean, std: std) }
+        let m = try withoutGIL { try HashingModel(backbone: bb, bits: s.int("bits"), seed: UInt64(s.int("seed")), mean: mean, std: std) }
         return makeModelCapsule(m)
     }
 }
@@ -164,7 +166,7 @@ let modelLoadStateDictFn: PyFastKwFn = { _, args, nargs, kw in
 }
 
 let modelMethods: [PyMethodDef] = [
-    method("model_new", modelNewFn, "model_new(backbone, bits, seed=0, mean=None, std=None) -> handle"),
+    method("model_new", modelNewFn, "model_new(backbone, bits, seed=None, mean=None, std=None) -> handle"),
     method("model_info", modelInfoFn, "model_info(model) -> dict"),
     method("model_set_mode", modelSetModeFn, "model_set_mode(model, training)"),
     method("model_set_normalisation", modelSetNormFn, "model_set_normalisation(model, mean, std)"),

@@ -11,14 +11,7 @@ private func pyValue(_ v: Value) -> PyObj? {
     case let .float(x): return pyFloat(x)
     case let .bool(x): return x ? saat_true() : saat_false()
     case let .string(x): return pyStr(x)
-    case let .floats(x):
-        let items = x.map { pyFloat($0) }
-        guard items.allSatisfy({ $0 != nil }), let t = PyTuple_New(items.count) else {
-            for i in items { if let i { saat_decref(i) } }
-            return nil
-        }
-        for (i, o) in items.enumerated() { PyTuple_SetItem(t, i, o) }
-        return t
+    case let .floats(x): return pyTuple(x.map { pyFloat($0) })
     }
 }
 
@@ -111,8 +104,7 @@ func settingsArg(_ a: Args, _ argument: String, _ schema: Schema) throws -> Sett
     if let d = a.obj(argument) {
         try forEachItem(ofDict: d, argument, "parameters") { name, val in
             guard let p = schema.parameter(name) else {
-                let known = schema.parameters.map(\.name).joined(separator: ", ")
-                throw typeError("\(schema.python)() got an unexpected keyword argument '\(name)' (its parameters: \(known.isEmpty ? "none" : known))")
+                throw SAATError.unexpectedArgument(name, owner: schema.python, known: schema.parameters.map(\.name))
             }
             given[name] = try value(val, p)
         }
@@ -120,9 +112,9 @@ func settingsArg(_ a: Args, _ argument: String, _ schema: Schema) throws -> Sett
     return try schema.resolve(given)
 }
 
-/// The resolved settings as a Python dict (name → value).
-func settingsToPy(_ s: Settings) -> PyObj? {
-    pyDict(s.values.keys.sorted().map { ($0, pyValue(s.values[$0]!)) })
+/// The resolved settings as a Python dict (name → value), in the schema's order.
+func settingsToPy(_ s: Settings, _ schema: Schema) -> PyObj? {
+    pyDict(schema.parameters.map { ($0.name, pyValue(s.values[$0.name]!)) })
 }
 
 /// resolve(kind, name, params=None) -> dict: the parameters of one registry entry with defaults
@@ -130,17 +122,8 @@ func settingsToPy(_ s: Settings) -> PyObj? {
 let resolveFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("resolve", args, nargs, kw, names: ["kind", "name", "params"], required: 2)
-        let kind = try a.string("kind"), name = try a.string("name")
-        guard Schema.Kind(rawValue: kind) != nil else {
-            throw SAATError.invalidArgument("kind", "one of " + Schema.Kind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
-                                            + ", got '\(kind)'")
-        }
-        let entries = Registry.schemas.filter { $0.kind.rawValue == kind }
-        guard let schema = entries.first(where: { $0.name == name }) else {
-            throw SAATError.invalidArgument("name", "one of " + entries.map { "'\($0.name)'" }.joined(separator: ", ")
-                                            + ", got '\(name)'")
-        }
-        return settingsToPy(try settingsArg(a, "params", schema))
+        let schema = try Registry.schema(kind: try a.string("kind"), name: try a.string("name"))
+        return settingsToPy(try settingsArg(a, "params", schema), schema)
     }
 }
 

@@ -7,16 +7,17 @@ import SAATCore
 // re-acquire it once per batch.
 
 /// train(method, model, images, labels, params=None, progress=None, checkpoint=None,
-///       checkpoint_every=0, resume=None) -> dict(history[, memory])
+///       checkpoint_every=0, resume=None, memory_out=None) -> list of per-epoch mean losses
 /// `params`: the recipe's hyper-parameters (omitted ones take its schema's defaults);
 /// `progress(epoch, batch, batches, loss, lr)` after every batch (False stops);
 /// `checkpoint(state)` every `checkpoint_every` batches and at the end of every epoch, with the full
 /// state as a dict name → (bytearray, shape); `resume`: such a state (dict name → float32 array).
-/// Clean training also returns the final loss memory.
+/// `memory_out` (N, K) float32 ← the final loss memory of a recipe that keeps one (clean training).
 let trainFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("train", args, nargs, kw, names: ["method", "model", "images", "labels", "params", "progress",
-                                                         "checkpoint", "checkpoint_every", "resume"], required: 4)
+                                                         "checkpoint", "checkpoint_every", "resume", "memory_out"],
+                         required: 4)
         let spec = try Registry.training(try a.string("method"))
         let m = try modelArg(a)
         let settings = try settingsArg(a, "params", spec.schema)
@@ -31,34 +32,35 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
                 let labels = Tensor(shape: l.shape, copying: l.constPtr)
                 let source = ImageSource(base: x.constPtr, count: x.dim(0), itemShape: m.inputShape)
                 var history: [Double] = []
-                var finalMemory: Tensor? = nil
-                do {
-                    try withoutGIL {
-                        try m.withLock {
-                            let loop = try spec.makeLoop(model: m, images: source, labels: labels, settings: settings)
-                            history = try loop.run(
-                                resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
-                                progress: { p in
-                                    cb.call(progressFn) {
-                                        pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss),
-                                                 pyFloat(Double(p.learningRate))])
-                                    }
-                                },
-                                checkpoint: { st in cb.call(checkpointFn) { pyTuple([tensorsToPy(st)]) } })
-                            if let ht = loop.method as? HashTraining { finalMemory = ht.loss.memory }
+                return try optionalArray(a, "memory_out", .float32, as: Float.self, shape: [x.dim(0), m.bits], writable: true) { mem in
+                    do {
+                        try withoutGIL {
+                            try m.withLock {
+                                let loop = try spec.makeLoop(model: m, images: source, labels: labels, settings: settings)
+                                history = try loop.run(
+                                    resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
+                                    progress: { p in
+                                        cb.call(progressFn) {
+                                            pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss),
+                                                     pyFloat(Double(p.learningRate))])
+                                        }
+                                    },
+                                    checkpoint: { st in cb.call(checkpointFn) { pyTuple([tensorsToPy(st)]) } })
+                                if let mem, let lm = loop.method.lossMemory {
+                                    lm.data.withUnsafeBufferPointer { mem.ptr.update(from: $0.baseAddress!, count: lm.count) }
+                                }
+                            }
                         }
+                    } catch SAATError.interrupted where cb.failed {
+                        return nil   // the Python exception (KeyboardInterrupt, callback error) is pending
                     }
-                } catch SAATError.interrupted where cb.failed {
-                    return nil   // the Python exception (KeyboardInterrupt, callback error) is pending
+                    return pyList(history.map { pyFloat($0) })
                 }
-                var items: [(String, PyObj?)] = [("history", pyList(history.map { pyFloat($0) }))]
-                if let fm = finalMemory { items.append(("memory", tensorsToPy(["memory": fm]))) }
-                return pyDict(items)
             }
         }
     }
 }
 
 let trainingMethods: [PyMethodDef] = [
-    method("train", trainFn, "train(method, model, images, labels, params=None, progress=None, checkpoint=None, checkpoint_every=0, resume=None) -> dict"),
+    method("train", trainFn, "train(method, model, images, labels, params=None, progress=None, checkpoint=None, checkpoint_every=0, resume=None, memory_out=None) -> list"),
 ]

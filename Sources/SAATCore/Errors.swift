@@ -1,7 +1,7 @@
 /// Errors raised by the core. The bridge maps each case to one Python exception type in one place
 /// (`raise(_:)` in CPythonBridge/Bridge.swift): invalidArgument → ValueError, interrupted →
-/// KeyboardInterrupt, io → OSError, corrupt → ValueError, busy → RuntimeError, diverged →
-/// saat.TrainingDiverged (a ValueError).
+/// KeyboardInterrupt, io → OSError, corrupt → ValueError, busy → RuntimeError,
+/// unexpectedArgument → TypeError, diverged → saat.TrainingDiverged (a ValueError).
 public enum SAATError: Error, Equatable, CustomStringConvertible {
     /// `argument` did not satisfy `expected` (e.g. ("eps", "a finite value ≥ 0, got -1")).
     case invalidArgument(_ argument: String, _ expected: String)
@@ -13,6 +13,8 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
     case corrupt(_ path: String, _ reason: String)
     /// An object is in use by another thread.
     case busy(_ what: String)
+    /// `owner` (a Python class or function) has no parameter `argument`; `known` are the ones it has.
+    case unexpectedArgument(_ argument: String, owner: String, known: [String])
     /// A training run stopped because its loss became NaN or infinite (a learning rate too large):
     /// the loss value, epoch and batch where it happened.
     case diverged(loss: Double, epoch: Int, batch: Int)
@@ -24,6 +26,8 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
         case let .io(p, r): return "\(p): \(r)"
         case let .corrupt(p, r): return "\(p): \(r)"
         case let .busy(w): return "\(w) is in use by another thread"
+        case let .unexpectedArgument(a, owner, known):
+            return "\(owner)() got an unexpected keyword argument '\(a)' (its parameters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case let .diverged(loss, epoch, batch):
             return "argument 'lr': expected a learning rate that keeps the loss finite: loss became \(loss) at epoch \(epoch), batch \(batch)"
         }

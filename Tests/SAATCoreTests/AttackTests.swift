@@ -164,7 +164,9 @@ final class AttackEngineTests: XCTestCase {
         expect("step", ["step": .float(0)])
         expect("eps", ["eps": .float(.nan)])
         expect("eps", ["eps": .string("x")])
-        expect("lr", ["lr": .float(1)])   // PGD has no lr
+        XCTAssertThrowsError(try PGDAttack.schema.resolve(["lr": .float(1)])) { e in   // PGD has no lr
+            XCTAssertEqual(e as? SAATError, .unexpectedArgument("lr", owner: "PGD", known: ["eps", "step", "steps", "random_start", "seed"]))
+        }
         XCTAssertEqual(try PGDAttack.schema.resolve([:]).int("steps"), 10)
         XCTAssertEqual(try PGDAttack.schema.resolve(["eps": .int(0)]).double("eps"), 0)   // an int for a float
         for spec in Registry.attacks { XCTAssertNoThrow(try spec.schema.resolve([:]), spec.schema.name) }

@@ -168,7 +168,7 @@ final class LossTests: XCTestCase {
     }
 
     func testLossAndGradientWritesMemoryThenEqualsValue() throws {
-        for name in hashingLossNames {
+        for name in Registry.losses.map(\.schema.name) {
             let bt = makeBatch(k: 8, seed: 5)
             let l = try make(name, bt)
             let (loss, grad) = l.lossAndGradient(u: bt.u, labels: bt.labels, indices: bt.indices)
@@ -364,8 +364,8 @@ final class LossTests: XCTestCase {
 
     func testRegistryRejectsBadArguments() throws {
         let y = Tensor(shape: [2, 3], data: [1, 0, 0, 0, 1, 1])
-        XCTAssertEqual(hashingLossNames, ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"])
-        for name in hashingLossNames {
+        XCTAssertEqual(Registry.losses.map(\.schema.name), ["dpsh", "dph", "hashnet", "dsdh", "dch", "csq"])
+        for name in Registry.losses.map(\.schema.name) {
             let l = try makeHashingLoss(name: name, bits: 8, trainLabels: y, seed: 0)
             XCTAssertEqual(l.name, name)
             XCTAssertEqual(l.memory.shape, [2, 8])
@@ -395,7 +395,7 @@ final class LossTests: XCTestCase {
         expectArg("labels") { try l.validateBatch(u: bt.u, labels: Tensor(zeros: [4, 4]), indices: bt.indices) }
         expectArg("labels") { try l.validateBatch(u: bt.u, labels: Tensor(repeating: 2, shape: [4, 5]), indices: bt.indices) }
         expectArg("memory") { try validateMemory(Tensor(zeros: [10, 7]), n: 10, bits: 8) }
-        for name in hashingLossNames { expectArg("state") { try make(name, bt).loadState(["bogus": Tensor(zeros: [1])]) } }
+        for name in Registry.losses.map(\.schema.name) { expectArg("state") { try make(name, bt).loadState(["bogus": Tensor(zeros: [1])]) } }
     }
 
     func testHashNetWeightsBalancePositivesAndNegatives() throws {

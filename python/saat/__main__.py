@@ -28,18 +28,27 @@ def _bool(text):
 
 def _add_schema_options(p, *kinds):
     """One option per parameter of every registry entry of ``kinds`` (``--name`` for parameter
-    ``name``; the help names the entries that have it). Unset options are None."""
+    ``name``). The help gives each distinct description, range and default with the entries it
+    belongs to. Unset options are None (the entry's default)."""
     seen = {}
     for kind in kinds:
         for name in _schema.names(kind):
             for prm in _schema.schema(kind, name)["parameters"]:
                 if prm["name"] not in _OWN:
-                    seen.setdefault(prm["name"], (prm, []))[1].append(name)
-    for pname, (prm, users) in seen.items():
+                    seen.setdefault(prm["name"], []).append((name, prm))
+    for pname, users in seen.items():
+        prm = users[0][1]
         kw = {"int": {"type": int}, "float": {"type": float}, "bool": {"type": _bool, "metavar": "{true,false}"},
               "choice": {"choices": prm.get("choices")}, "fractions": {"type": float, "nargs": "+"}}[prm["type"]]
+        if prm["type"] in ("int", "float", "fractions"):
+            kw["metavar"] = pname.upper()
+        variants = {}   # (description, range) -> default -> entries
+        for name, q in users:
+            variants.setdefault((q["doc"], q["expected"]), {}).setdefault(_schema.format_default(q), []).append(name)
+        helptext = " | ".join(f"{doc}; {expected}; default " + ", ".join(f"{d} ({', '.join(n)})" for d, n in by.items())
+                              for (doc, expected), by in variants.items())
         p.add_argument("--" + pname.replace("_", "-"), dest=f"param_{pname}", default=None,
-                       help=f"{prm['doc']} ({', '.join(users)})", **kw)
+                       help=helptext.replace("%", "%%"), **kw)
 
 
 def _params(args, kind, name):
@@ -72,9 +81,12 @@ def _add_data(p):
 
 
 def _add_model(p):
-    p.add_argument("--backbone", default="cnn-small", choices=_schema.names("backbone"))
-    p.add_argument("--bits", type=int, default=32)
-    p.add_argument("--loss", default="dpsh", choices=_schema.names("loss"), help="hashing loss (default dpsh)")
+    p.add_argument("--backbone", default=_schema.names("backbone")[0], choices=_schema.names("backbone"),
+                   help=f"backbone (default {_schema.names('backbone')[0]})")
+    bits = _schema.defaults(_schema.schema("backbone", p.get_default("backbone")))["bits"]
+    loss = _schema.defaults(_schema.schema("training", "hashing"))["loss"]
+    p.add_argument("--bits", type=int, default=bits, help=f"code length (default {bits})")
+    p.add_argument("--loss", default=loss, choices=_schema.names("loss"), help=f"hashing loss (default {loss})")
     p.add_argument("--seed", type=int, default=0, help="seed of the model, its training and the attacks (default 0)")
     p.add_argument("--out", default="saat-out", help="output folder (default saat-out)")
 

@@ -8,7 +8,7 @@ import zipfile
 
 import numpy as np
 
-from . import _core
+from . import _core, _schema
 from ._convert import as_float_array, as_images, collect_batches, is_batch_iterable
 
 
@@ -113,26 +113,32 @@ def training_arrays(model, images, labels):
 
 
 def run_training(method: str, model, images, labels, params: dict, *, progress, checkpoint, checkpoint_every,
-                 resume, desc: str):
+                 resume, desc: str, settings: dict | None = None, memory_out: bool = False):
     """Train ``model`` in place with the core's recipe ``method`` ("hashing", "saat", "cgat",
     "atrdh") and its ``params`` (checked by the core), with progress, checkpoint and resume
-    plumbing. Returns the core's result dict (``history``, and ``memory`` for clean training)."""
+    plumbing. ``settings``: the recipe's resolved parameters when the caller has them (a defence
+    resolved them at construction); otherwise the core resolves them once here, to size the
+    progress bar and name the checkpoint kind. Returns ``(history, memory)``: the per-epoch mean
+    losses and, with ``memory_out``, the loss memory (N, K) of continuous training outputs."""
     x, y = training_arrays(model, images, labels)
-    settings = _core.resolve("defence" if method != "hashing" else "training", method, params)
+    kind = "training" if method in _schema.names("training") else "defence"
+    settings = settings if settings is not None else _core.resolve(kind, method, params)
     if checkpoint_every and checkpoint is None:
         raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
     if checkpoint is not None and not checkpoint_every:
         raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
-    kind = f"{'train' if method == 'hashing' else method}:{settings['loss']}"
+    ckpt_kind = f"{'train' if kind == 'training' else method}:{settings['loss']}"
     ckpt_cb = None
     if checkpoint is not None:
         ckpt_path = os.fspath(checkpoint)
-        ckpt_cb = lambda st: write_checkpoint(ckpt_path, st, kind)  # noqa: E731
-    resume_state = read_checkpoint(resume, kind) if resume is not None else None
+        ckpt_cb = lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)  # noqa: E731
+    resume_state = read_checkpoint(resume, ckpt_kind) if resume is not None else None
     batch = min(settings["batch_size"], x.shape[0])
+    memory = np.empty((x.shape[0], model.bits), np.float32) if memory_out else None
     bar = Progress(progress, settings["epochs"] * -(-x.shape[0] // batch), desc)
     try:
-        return _core.train(method, model._handle, x, y, params, progress=bar, checkpoint=ckpt_cb,
-                           checkpoint_every=int(checkpoint_every or 0), resume=resume_state)
+        history = _core.train(method, model._handle, x, y, params, progress=bar, checkpoint=ckpt_cb,
+                              checkpoint_every=int(checkpoint_every or 0), resume=resume_state, memory_out=memory)
     finally:
         bar.close()
+    return history, memory

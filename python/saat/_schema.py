@@ -9,7 +9,6 @@ choices and options. The core checks every value (once), so nothing here validat
 from __future__ import annotations
 
 import inspect
-import textwrap
 
 from . import _core
 
@@ -36,7 +35,8 @@ def _py_default(p: dict):
     return tuple(d) if p["type"] == "fractions" else d
 
 
-def _format_default(p: dict) -> str:
+def format_default(p: dict) -> str:
+    """A parameter's default as the docs show it (8/255 rather than 0.0314)."""
     d = _py_default(p)
     if p["type"] == "float":
         for num, den in ((8, 255), (2, 255), (1, 255)):
@@ -51,13 +51,13 @@ def _format_default(p: dict) -> str:
 def arguments_doc(s: dict, leading: str = "") -> str:
     """The "Arguments" section: ``leading`` (the caller's own arguments, already formatted), then
     every data input and parameter of the schema with its type, range and default."""
-    lines = ["Arguments:"]
+    lines = ["Arguments (a parameter given as None takes its default):"]
     if leading:
         lines += ["    " + line for line in leading.strip("\n").splitlines()]
     for i in s["inputs"]:
         lines.append(f"    {i['name']} (array): {i['doc']}.")
     for p in s["parameters"]:
-        lines.append(f"    {p['name']} ({p['type']}): {p['doc']}; {p['expected']}. (Default: {_format_default(p)})")
+        lines.append(f"    {p['name']} ({p['type']}): {p['doc']}; {p['expected']}. (Default: {format_default(p)})")
     return "\n".join(lines)
 
 
@@ -84,9 +84,13 @@ def signature(s: dict, leading: list, trailing: list = (), *, positional_params:
 
 
 def bind(sig: inspect.Signature, s: dict, args: tuple, kwargs: dict, skip: int) -> tuple:
-    """Bind a call against ``sig`` (TypeError as Python gives for a bad call) and split it into the
-    data inputs and the parameters the caller gave (defaults are left to the core)."""
-    ba = sig.bind_partial(*([None] * skip), *args, **kwargs)
+    """Bind a call against ``sig`` (the TypeError Python gives for a bad call, prefixed with the
+    callable's name) and split it into the data inputs and the parameters the caller gave. A
+    parameter given as None means its default; defaults are left to the core."""
+    try:
+        ba = sig.bind_partial(*([None] * skip), *args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"{s['python']}(): {e}") from None
     given = dict(ba.arguments)
     for i in list(given)[:skip]:
         given.pop(i)
@@ -95,8 +99,22 @@ def bind(sig: inspect.Signature, s: dict, args: tuple, kwargs: dict, skip: int) 
     if missing:
         raise TypeError(f"{s['python']}() missing required argument{'s' if len(missing) > 1 else ''}: "
                         + ", ".join(f"'{m}'" for m in missing))
-    params = {p["name"]: given.pop(p["name"]) for p in s["parameters"] if p["name"] in given}
-    return inputs, params, given
+    params = {p["name"]: given[p["name"]] for p in s["parameters"] if given.get(p["name"]) is not None}
+    return inputs, params
+
+
+def require_model(model) -> None:
+    """TypeError unless ``model`` is a :class:`saat.HashingModel` (argument 'model')."""
+    from .models import HashingModel
+    if not isinstance(model, HashingModel):
+        raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
+
+
+def format_params(params: dict, shown=None) -> str:
+    """``k=v, ...`` for a repr: floats to 4 significant digits, the rest as repr; ``shown`` picks
+    and orders the names (default: all, in the schema's order)."""
+    keys = [k for k in shown if k in params] if shown is not None else list(params)
+    return ", ".join(f"{k}={params[k]:.4g}" if isinstance(params[k], float) else f"{k}={params[k]!r}" for k in keys)
 
 
 def install(cls, kind: str, model_doc: str, configure: str) -> None:
@@ -123,6 +141,3 @@ def removed(owner: str, name: str, instead: str):
     """The TypeError for a parameter removed on purpose, saying what to use instead."""
     return TypeError(f"{owner}() no longer takes '{name}': {instead}")
 
-
-def wrap(text: str, indent: str = "    ") -> str:
-    return textwrap.fill(text, 96, initial_indent=indent, subsequent_indent=indent)

@@ -26,9 +26,10 @@ NaN policy:
   ``ValueError`` naming ``model`` instead of returning NaN or arbitrary codes. Reload a state
   dict or a checkpoint to continue.
 * Size-like hyper-parameters that the core turns into allocations or uninterruptible loops are
-  bounded by their schemas' ranges (``bits`` ≤ 4096, THA ``prototype_batch`` and DHTA ``n_t`` ≤
-  2**20, ``batch_size`` ≤ 2**24, ``epochs`` × batches per epoch ≤ 2**53, the inner attack
-  ``steps`` of a defence ≤ 1000 because Ctrl-C is checked between batches); other loop counts
+  bounded by their schemas' ranges (``bits``, THA ``prototype_batch``, DHTA ``n_t``,
+  ``batch_size``, the inner attack ``steps`` of a defence because Ctrl-C is checked between
+  batches; each docstring's "Arguments" section gives the bound), and ``epochs`` × batches per
+  epoch must stay below 2**53; other loop counts
   (attack ``steps``, ``epochs``) are not: a huge value is a long computation that Ctrl-C stops
   within a second.
 """

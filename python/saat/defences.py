@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from . import _core, _schema
 from ._loop import run_training
-from .models import HashingModel
 from .training import TrainResult
 
 __all__ = ["SAATTraining", "CgATTraining", "ATRDH", "DEFENCES"]
@@ -26,9 +25,8 @@ class _AdversarialTraining:
         _schema.install(cls, "defence", _MODEL_DOC, "_configure")
 
     def _configure(self, model, args, kwargs):
-        if not isinstance(model, HashingModel):
-            raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
-        _, given, _ = _schema.bind(type(self).__init__.__signature__, self._schema, args, kwargs, skip=2)
+        _schema.require_model(model)
+        _, given = _schema.bind(type(self).__init__.__signature__, self._schema, args, kwargs, skip=2)
         self.model = model
         self._given = given
         self.params = _core.resolve("defence", self.name, given)   # checked now, not at fit time
@@ -43,16 +41,14 @@ class _AdversarialTraining:
         uninterrupted one. ``images`` may also be an iterable of ``(images, labels[, index])``
         batches (e.g. a DataLoader; ``labels`` None), collected into memory once. Returns the
         per-epoch mean loss history."""
-        res = run_training(self.name, self.model, images, labels, self._given, progress=progress,
-                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                           desc=self.name.upper())
-        return TrainResult(history=list(res["history"]))
+        history, _ = run_training(self.name, self.model, images, labels, self._given, progress=progress,
+                                  checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
+                                  desc=self.name.upper(), settings=self.params)
+        return TrainResult(history=history)
 
     def __repr__(self):
         shown = ("loss", "epochs", "batch_size", "lr", "eps", "steps", "seed")
-        return f"{type(self).__name__}(" + ", ".join(
-            f"{k}={self.params[k]:.4g}" if isinstance(self.params[k], float) else f"{k}={self.params[k]!r}"
-            for k in shown if k in self.params) + ")"
+        return f"{type(self).__name__}({_schema.format_params(self.params, shown)})"
 
 
 class SAATTraining(_AdversarialTraining):

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from . import _core, metrics
 from . import attacks as A
-from . import metrics
 from .defences import DEFENCES
 from .evaluation import theory_map
 from .models import HashingModel
@@ -31,7 +31,9 @@ TARGETED = ("dhta", "p2p", "tha", "saat_t")
 class ExperimentConfig:
     """Every knob of :func:`robustness_table`. ``PROFILES`` holds two presets: ``"paper"`` (the
     official code's iteration counts and epochs; hours on a CPU) and ``"demo"`` (the same methods
-    with fewer iterations/epochs, minutes on a 2-core laptop). Any field can be overridden."""
+    with fewer iterations/epochs, minutes on a 2-core laptop). Any field can be overridden. A field
+    that is None (or a defence missing from ``defence_epochs``) takes the default of the algorithm's
+    schema, which is the official code's value: the paper profile sets only what differs from it."""
     backbone: str = "cnn-small"
     loss: str = "dpsh"
     bits: tuple = (32,)
@@ -43,21 +45,22 @@ class ExperimentConfig:
     # split's per-channel statistics
     pretrain_epochs: int = 10
     clean_epochs: int = 100
-    clean_batch: int = 32
-    clean_lr: float = 0.01
-    # adversarial training
-    defence_epochs: dict = field(default_factory=lambda: {"saat": 20, "cgat": 30, "atrdh": 100})
-    defence_batch: int = 32
-    # attacks: iterations (eps/step are the papers')
-    pgd_steps: int = 10
-    saat_steps: int = 100
-    center_steps: int = 100
-    hag_steps: int = 2000
-    sdha_steps: int = 1500
-    dhta_steps: int = 2000
-    p2p_steps: int = 2000
-    tha_steps: int = 100
-    tha_prototype_steps: int = 30000
+    clean_batch: int | None = None
+    clean_lr: float | None = None
+    # adversarial training (epochs per defence name)
+    defence_epochs: dict = field(default_factory=dict)
+    defence_batch: int | None = None
+    # attacks: iterations (eps/step are the papers'). CgAT's evaluation attacks its models with
+    # 100 steps, not the 7 of its training-time inner attack (the center attack's default).
+    pgd_steps: int | None = None
+    saat_steps: int | None = None
+    center_steps: int | None = 100
+    hag_steps: int | None = None
+    sdha_steps: int | None = None
+    dhta_steps: int | None = None
+    p2p_steps: int | None = None
+    tha_steps: int | None = None
+    tha_prototype_steps: int | None = None
     # which attacks run on defended models (Table II) and on the undefended one (Table I)
     defended_attacks: tuple = NON_TARGETED
     targeted_attacks: tuple = TARGETED
@@ -103,8 +106,12 @@ class Table:
         return "\n".join(lines)
 
     def to_dataframe(self):
-        """A pandas DataFrame (requires pandas)."""
-        import pandas as pd
+        """A pandas DataFrame (requires pandas, which saat does not install)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Table.to_dataframe needs pandas: pip install pandas "
+                              "(or use Table.rows / Table.to_markdown, which need nothing)") from None
         return pd.DataFrame(self.rows, columns=self.columns())
 
     def __repr__(self):
@@ -122,11 +129,23 @@ def _recipe_key(data, cfg, defence) -> str:
         a = np.ascontiguousarray(a)
         h.update(f"{a.shape}{a.dtype}".encode())
         h.update(a.tobytes())
-    recipe = [cfg.pretrain_epochs, cfg.clean_epochs, cfg.clean_batch, cfg.clean_lr]
+    recipe = [cfg.pretrain_epochs, _core.resolve("training", "hashing", _clean_params(cfg))]
     if defence != "none":
-        recipe += [defence, cfg.defence_epochs.get(defence, 1), cfg.defence_batch]
-    h.update(json.dumps(recipe).encode())
+        recipe += [defence, _core.resolve("defence", defence, _defence_params(cfg, defence))]
+    h.update(json.dumps(recipe, sort_keys=True).encode())
     return h.hexdigest()[:10]
+
+
+def _given(**params) -> dict:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _clean_params(cfg) -> dict:
+    return _given(loss=cfg.loss, epochs=cfg.clean_epochs, batch_size=cfg.clean_batch, lr=cfg.clean_lr, seed=cfg.seed)
+
+
+def _defence_params(cfg, defence) -> dict:
+    return _given(loss=cfg.loss, epochs=cfg.defence_epochs.get(defence), batch_size=cfg.defence_batch, seed=cfg.seed)
 
 
 def _model_path(out, data, cfg, bits, defence):
@@ -153,8 +172,7 @@ def _train_models(data, cfg, bits, out, progress, verbose):
         if cfg.pretrain_epochs:
             pretrain_backbone(m, data.train.images, data.train.labels, epochs=cfg.pretrain_epochs, seed=cfg.seed,
                               progress=progress)
-        train(m, data.train.images, data.train.labels, loss=cfg.loss, epochs=cfg.clean_epochs,
-              batch_size=cfg.clean_batch, lr=cfg.clean_lr, seed=cfg.seed, progress=progress)
+        train(m, data.train.images, data.train.labels, progress=progress, **_clean_params(cfg))
         m.save(path)
         models["none"] = m
         _log(f"{bits} bits: clean {cfg.loss.upper()} model trained in {time.perf_counter() - t0:.0f} s", verbose)
@@ -170,8 +188,7 @@ def _train_models(data, cfg, bits, out, progress, verbose):
             continue
         t0 = time.perf_counter()
         m = HashingModel.load(_model_path(out, data, cfg, bits, "none"))
-        DEFENCES[d](m, loss=cfg.loss, epochs=cfg.defence_epochs.get(d, 1), batch_size=cfg.defence_batch,
-                    seed=cfg.seed).fit(data.train.images, data.train.labels, progress=progress)
+        DEFENCES[d](m, **_defence_params(cfg, d)).fit(data.train.images, data.train.labels, progress=progress)
         m.save(path)
         models[d] = m
         _log(f"{bits} bits: {d} adversarial training in {time.perf_counter() - t0:.0f} s", verbose)
@@ -191,8 +208,8 @@ def make_attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg
         raise ValueError(f"argument 'name': expected one of {', '.join([*A.ATTACKS, 'saat_t'])}, got '{name}'")
     data = {"train_codes": train_codes, "train_labels": train_labels, "db_codes": db_codes, "db_labels": db_labels}
     inputs = [data[i["name"]] for i in cls._schema["inputs"]]
-    kwargs = {"steps": getattr(cfg, f"{base}_steps")}
-    extra = {"seed": cfg.seed, "targeted": name == "saat_t", "prototype_steps": cfg.tha_prototype_steps,
+    kwargs = {}
+    extra = {"steps": getattr(cfg, f"{base}_steps"), "seed": cfg.seed, "targeted": name == "saat_t", "prototype_steps": cfg.tha_prototype_steps,
              "step": 1 / 255 if base == "center" else None}
     names = {p["name"] for p in cls._schema["parameters"]}
     kwargs.update({k: v for k, v in extra.items() if k in names and v is not None})

@@ -1,6 +1,7 @@
 """Deep hashing models: a CNN backbone with a K-bit hash layer and tanh, run by the Swift core."""
 from __future__ import annotations
 
+import inspect
 import os
 from collections import OrderedDict
 
@@ -9,12 +10,13 @@ import numpy as np
 from . import _core, _schema
 from ._convert import as_float_matrix, as_images, collect_batches, is_batch_iterable
 from ._loop import atomic_savez
-from ._validate import check_float, check_int
+from ._validate import check_float
 
 __all__ = ["HashingModel", "BACKBONES", "from_torch_state_dict"]
 
 #: Backbone names, in the core's order (``saat._core.schemas()``).
 BACKBONES = _schema.names("backbone")
+_MODEL = _schema.defaults(_schema.schema("backbone", BACKBONES[0]))   # bits, seed: the same for every backbone
 
 
 def _to_numpy_dict(raw) -> "OrderedDict[str, np.ndarray]":
@@ -24,23 +26,16 @@ def _to_numpy_dict(raw) -> "OrderedDict[str, np.ndarray]":
 class HashingModel:
     """A deep hashing network ``F(x; α) = tanh(α · g(x))`` with binary codes ``sign(F(x))``.
 
-    Parameters
-    ----------
-    backbone : {"cnn-small", "alexnet", "vgg11"}
-        ``cnn-small`` (input 3×32×32): conv 3→32 3×3 + ReLU + max-pool 2 → conv 32→64 3×3 + ReLU +
-        max-pool 2 → linear 4096→512 + ReLU → hash layer; the default for the demo and tests.
-        ``alexnet`` and ``vgg11`` (input 3×224×224) are the papers' backbones (torchvision layer
-        names, so ImageNet weights load with :meth:`load_state_dict`), with dropout in train mode.
-    bits : int
-        Code length K (1…4096).
-    seed : int
-        Seed of the weight initialisation and of the dropout masks. Hash layer N(0, 0.01), bias 0,
-        as CgAT. cnn-small, which has no pretrained weights and is trained from scratch, uses
-        Kaiming-normal weights N(0, 2/fan_in) and zero biases for its other layers; alexnet/vgg11
-        use PyTorch's default uniform init U(±1/√fan_in) (they are meant to load pretrained weights).
-    mean, std : sequence of 3 floats, optional
-        Per-channel input normalisation ``(x − mean) / std`` applied inside the model, so images
-        are given in [0, 1]. Defaults: none (0 and 1) for cnn-small, ImageNet's for alexnet/vgg11.
+    ``backbone``: ``cnn-small`` (input 3×32×32): conv 3→32 3×3 + ReLU + max-pool 2 → conv 32→64 3×3
+    + ReLU + max-pool 2 → linear 4096→512 + ReLU → hash layer; the default for the demo and tests.
+    ``alexnet`` and ``vgg11`` (input 3×224×224) are the papers' backbones (torchvision layer
+    names, so ImageNet weights load with :meth:`load_state_dict`), with dropout in train mode.
+    Initialisation: hash layer N(0, 0.01), bias 0, as CgAT. cnn-small, which has no pretrained
+    weights and is trained from scratch, uses Kaiming-normal weights N(0, 2/fan_in) and zero
+    biases for its other layers; alexnet/vgg11 use PyTorch's default uniform init U(±1/√fan_in)
+    (they are meant to load pretrained weights). ``mean``, ``std``: per-channel input
+    normalisation ``(x − mean) / std`` applied inside the model, so images are given in [0, 1];
+    defaults: none (0 and 1) for cnn-small, ImageNet's for alexnet/vgg11.
 
     Notes
     -----
@@ -62,7 +57,7 @@ class HashingModel:
     call left it: an ``encode`` during ``saat.train`` waits until training returns) and calls on
     different models run in parallel. A call on the model *from a progress/checkpoint callback
     of a loop running on that same model* (same thread) raises ``RuntimeError`` instead of
-    deadlocking; attack objects and prototype networks may be shared across threads.
+    deadlocking; attack objects may be shared across threads.
     Inside one call the kernels use ``saat.kernels.set_threads`` worker threads (default: all
     CPUs) with OpenBLAS on one thread. Outputs and input gradients are bitwise the same for any
     thread count, by construction: every value is computed by one thread, in a GEMM call whose
@@ -78,20 +73,17 @@ class HashingModel:
     >>> codes = model.encode(images)            # (N, 32) int8 in {-1, +1}
     """
 
-    def __init__(self, backbone: str = "cnn-small", bits: int = 32, seed: int = 0, mean=None, std=None):
-        if not isinstance(backbone, str):
-            raise TypeError(f"argument 'backbone': expected a str (one of {', '.join(BACKBONES)}), got {type(backbone).__name__}")
-        if backbone not in BACKBONES:
-            raise ValueError(f"argument 'backbone': expected one of {', '.join(BACKBONES)}, got '{backbone}'")
-        bits = check_int(bits, "bits", 1, 4096)
-        seed = check_int(seed, "seed", 0, 2**63 - 1)
+    def __init__(self, backbone: str = BACKBONES[0], *args, **kwargs):
+        ba = _bind(HashingModel.__init__, (self, backbone, *args), kwargs)
+        mean, std = ba.arguments.get("mean"), ba.arguments.get("std")
+        given = {k: ba.arguments[k] for k in ("bits", "seed") if ba.arguments.get(k) is not None}
         m = None if mean is None else self._channel_vector(mean, "mean", positive=False)
         s = None if std is None else self._channel_vector(std, "std", positive=True)
-        self._handle = _core.model_new(backbone, bits, seed, m, s)
+        self._handle = _core.model_new(backbone, given.get("bits", _MODEL["bits"]), given.get("seed"), m, s)
         info = _core.model_info(self._handle)
-        self.backbone = backbone
-        self.bits = bits
-        self.seed = seed
+        self.backbone = info["backbone"]
+        self.bits = info["bits"]
+        self.seed = info["seed"]
         self.input_shape = tuple(info["input_shape"])
 
     @staticmethod
@@ -227,6 +219,25 @@ class HashingModel:
     def __repr__(self) -> str:
         return (f"HashingModel(backbone='{self.backbone}', bits={self.bits}, seed={self.seed}, "
                 f"mode={'train' if self.training else 'eval'})")
+
+
+def _bind(fn, args, kwargs):
+    """Bind a call of ``fn`` against its signature, the TypeError naming the callable."""
+    try:
+        return fn.__signature__.bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"HashingModel(): {e}") from None
+
+
+_P = inspect.Parameter
+HashingModel.__init__.__signature__ = _schema.signature(
+    _schema.schema("backbone", BACKBONES[0]),
+    [_P("self", _P.POSITIONAL_OR_KEYWORD), _P("backbone", _P.POSITIONAL_OR_KEYWORD, default=BACKBONES[0])],
+    [_P("mean", _P.POSITIONAL_OR_KEYWORD, default=None), _P("std", _P.POSITIONAL_OR_KEYWORD, default=None)])
+HashingModel.__signature__ = inspect.Signature(list(HashingModel.__init__.__signature__.parameters.values())[1:])
+_schema.document(HashingModel, _schema.schema("backbone", BACKBONES[0]),
+                 leading=f"backbone (str): one of {', '.join(BACKBONES)}. (Default: {BACKBONES[0]!r})\n"
+                         "mean, std (3 floats or None): per-channel normalisation inside the model.")
 
 
 def from_torch_state_dict(backbone: str, bits: int, state_dict, mean=None, std=None) -> HashingModel:

@@ -48,16 +48,12 @@ def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint
     one batch and raises KeyboardInterrupt; the model keeps the weights of the last finished
     batch. A loss that becomes NaN/inf raises :class:`saat.TrainingDiverged` (a ValueError).
     """
-    if not isinstance(model, HashingModel):
-        raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
-    res = run_training("hashing", model, images, labels, params, progress=progress, checkpoint=checkpoint,
-                       checkpoint_every=checkpoint_every, resume=resume,
-                       desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}")
-    mem = None
-    if "memory" in res:
-        buf, shape = res["memory"]["memory"]
-        mem = np.frombuffer(buf, dtype=np.float32).reshape(shape)
-    return TrainResult(history=list(res["history"]), memory=mem)
+    _schema.require_model(model)
+    params = {k: v for k, v in params.items() if v is not None}   # None: the default
+    history, memory = run_training("hashing", model, images, labels, params, progress=progress, checkpoint=checkpoint,
+                                   checkpoint_every=checkpoint_every, resume=resume, memory_out=True,
+                                   desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}")
+    return TrainResult(history=history, memory=memory)
 
 
 _HASHING = _schema.schema("training", "hashing")
@@ -102,8 +98,7 @@ def pretrain_backbone(model: HashingModel, images, labels, *, epochs: int = 5, l
     of ImageNet); say so when reporting numbers. ``epochs``, ``loss``, ``batch_size``, ``lr`` and
     ``seed`` are those of :func:`train` for the helper.
     """
-    if not isinstance(model, HashingModel):
-        raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
+    _schema.require_model(model)
     helper = HashingModel(model.backbone, check_int(helper_bits, "helper_bits", 1), seed=model.seed + 1,
                           mean=model.mean, std=model.std)
     res = train(helper, images, labels, loss=loss, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,

@@ -82,7 +82,7 @@ public final class PreparedAttack: @unchecked Sendable {
             try require(labels.rank == 2, "labels", "a 2-d (N, C) label matrix, got shape \(labels.shape)")
             try require(labels.batch == n, "labels", "\(n) rows (one per image), got \(labels.batch)")
             try require(labels.shape[1] == c, "labels", "\(c) columns (the classes of the attack's data), got \(labels.shape[1])")
-            try AttackInputs.requireBinary(labels, "labels")
+            try LabelSet.requireBinary(labels, "labels")
         }
         if n == 0 { return }
         try model.requireFiniteWeights()
@@ -111,9 +111,7 @@ public struct AttackInputs: Sendable {
         let t = try array(name)
         try require(t.rank == 2 && t.shape[1] == bits, name, "\(bits)-bit codes: \(bits) columns (the model's bits), got shape \(t.shape)")
         try require(t.batch >= 1, name, "at least one code")
-        if let i = t.data.firstIndex(where: { $0 != 1 && $0 != -1 }) {
-            throw SAATError.invalidArgument(name, "finite binary codes in {-1, +1}, found \(t.data[i]) at flat index \(i)")
-        }
+        try LabelSet.requireSigns(t, name)
         return t
     }
 
@@ -134,16 +132,10 @@ public struct AttackInputs: Sendable {
         let t = try array(name)
         try require(t.rank == 2 && t.batch == rows && t.shape[1] >= 1, name,
                     "one label row per code: \(rows) rows of C >= 1 classes, got shape \(t.shape)")
-        try AttackInputs.requireBinary(t, name)
+        try LabelSet.requireBinary(t, name)
         return t
     }
 
-    /// Throws naming `name` unless every value is 0 or 1.
-    public static func requireBinary(_ t: Tensor, _ name: String) throws {
-        if let i = t.data.firstIndex(where: { $0 != 0 && $0 != 1 }) {
-            throw SAATError.invalidArgument(name, "finite multi-hot 0/1 labels, found \(t.data[i]) at flat index \(i)")
-        }
-    }
 }
 
 /// Parameters several attacks have, declared once (each attack picks its defaults).

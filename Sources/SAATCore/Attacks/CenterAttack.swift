@@ -1,7 +1,7 @@
 /// CgAT's center-code attack (CgAT `central_adv_train.py`): ℓ∞ PGD minimising mean(F(x') ⊙ c) with
 /// c the CHCM center code of the true labels (non-targeted), or maximising it towards the center
-/// code of target labels (targeted). Defaults as CgAT's training attack: ε = 8/255, step 2/255,
-/// 7 iterations, uniform random start, α = 1.
+/// code of target labels (targeted). Its defaults (`spec`) are CgAT's training-time attack, with a
+/// uniform random start and α = 1.
 public enum CenterAttack {
     public static let spec = AttackSpec.guided(
         "center", python: "CenterAttack",

@@ -6,7 +6,6 @@ public enum P2PAttack {
         .attack, "p2p", python: "P2P",
         summary: "P2P (Bai et al., ECCV 2020): DHTA with one anchor item, the code of a random database item of the target label.",
         inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
-        parameters: [AttackParameters.eps(0.032), AttackParameters.step(1.0 / 255), AttackParameters.steps(2000),
-                     AttackParameters.seed])
+        parameters: DHTAAttack.schema.parameters.filter { $0.name != "n_t" })
     public static let spec = AttackSpec(schema: schema) { bits, inputs, s, _ in try DHTAAttack.prepare(schema, bits, inputs, s, anchorCount: 1) }
 }

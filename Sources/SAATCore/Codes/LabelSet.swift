@@ -21,6 +21,20 @@ public enum LabelSet {
         return (0..<y.batch).map { i in (0..<n).filter { s.data[i * n + $0] > 0 } }
     }
 
+    /// Throws naming `name` unless every value is 0 or 1 (multi-hot labels).
+    public static func requireBinary(_ t: Tensor, _ name: String) throws {
+        if let i = t.data.firstIndex(where: { $0 != 0 && $0 != 1 }) {
+            throw SAATError.invalidArgument(name, "finite multi-hot 0/1 labels, found \(t.data[i]) at flat index \(i)")
+        }
+    }
+
+    /// Throws naming `name` unless every value is −1 or +1 (binary codes).
+    public static func requireSigns(_ t: Tensor, _ name: String) throws {
+        if let i = t.data.firstIndex(where: { $0 != 1 && $0 != -1 }) {
+            throw SAATError.invalidArgument(name, "finite binary codes in {-1, +1}, found \(t.data[i]) at flat index \(i)")
+        }
+    }
+
     /// The distinct non-empty rows of `labels` in order of first occurrence (one all-ones row when
     /// every row is empty, so callers always have something to draw from).
     public static func uniqueRows(_ labels: Tensor) -> [[Float]] {

@@ -101,12 +101,15 @@ public enum SemanticCodes {
     /// `compute` after checking the values too (±1 codes, 0/1 labels, at least one training code),
     /// for callers outside the training loops (`saat.codes`); errors name the Python arguments.
     public static func checked(_ kind: Kind, labels: Tensor, trainCodes: Tensor, trainLabels: Tensor) throws -> Tensor {
-        try require(trainCodes.rank == 2, "train_codes", "a 2-d (N, K) code matrix, got shape \(trainCodes.shape)")
-        let inputs = AttackInputs(["train_codes": trainCodes, "train_labels": trainLabels])
-        let (tc, tl) = try inputs.trainingSet(bits: trainCodes.shape[1])
-        try require(labels.rank == 2 && labels.shape[1] == tl.shape[1], "labels",
-                    "\(tl.shape[1]) label columns like train_labels, got shape \(labels.shape)")
-        try AttackInputs.requireBinary(labels, "labels")
-        return try compute(kind, labels: labels, trainCodes: tc, trainLabels: tl)
+        try require(trainCodes.rank == 2 && trainCodes.batch >= 1, "train_codes",
+                    "a 2-d (N, K) code matrix with at least one code, got shape \(trainCodes.shape)")
+        try LabelSet.requireSigns(trainCodes, "train_codes")
+        try require(trainLabels.rank == 2 && trainLabels.batch == trainCodes.batch && trainLabels.shape[1] >= 1,
+                    "train_labels", "one label row per code: \(trainCodes.batch) rows of C >= 1 classes, got shape \(trainLabels.shape)")
+        try LabelSet.requireBinary(trainLabels, "train_labels")
+        try require(labels.rank == 2 && labels.shape[1] == trainLabels.shape[1], "labels",
+                    "\(trainLabels.shape[1]) label columns like train_labels, got shape \(labels.shape)")
+        try LabelSet.requireBinary(labels, "labels")
+        return try compute(kind, labels: labels, trainCodes: trainCodes, trainLabels: trainLabels)
     }
 }

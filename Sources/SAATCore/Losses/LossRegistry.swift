@@ -3,9 +3,6 @@ import Glibc
 // The factory for the six deep-hashing losses (`Registry.losses`), the batch checks shared by all
 // of them, and the numerics their `value` functions are built of.
 
-/// Names accepted by `makeHashingLoss`, in the order the papers' tables list them.
-public var hashingLossNames: [String] { Registry.losses.map(\.schema.name) }
-
 /// Builds the loss called `name` for `bits`-bit codes and the training labels Y (N×C, 0/1) with its
 /// validated settings (`Schema.resolve` of its schema).
 ///
@@ -27,13 +24,12 @@ public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, seed: 
 }
 
 /// One evaluation of a loss for `saat.losses.hash_loss` (errors name its arguments): builds the
-/// loss `name` for the width of `u` and the training labels, sets its memory to `memory` (DSDH:
+/// loss of `spec` for the width of `u` and the training labels, sets its memory to `memory` (DSDH:
 /// B = sign(U)), runs `beginEpoch(0)` (DSDH: the DCC updates), then `value` (U as given) or, with
 /// `writeMemory`, `lossAndGradient` (u written into rows `indices` first). Returns the loss, ∂L/∂u
 /// and the memory afterwards.
-public func evaluateHashLoss(name: String, u: Tensor, labels: Tensor, indices: [Int], trainLabels: Tensor,
+public func evaluateHashLoss(_ spec: LossSpec, u: Tensor, labels: Tensor, indices: [Int], trainLabels: Tensor,
                              memory: Tensor, settings: Settings, writeMemory: Bool) throws -> (loss: Double, grad: Tensor, memory: Tensor) {
-    let spec = try Registry.loss(name, argument: "name")
     try require(u.rank == 2 && u.shape[0] >= 1 && u.shape[1] >= 1, "u", "a (B, K) array with B >= 1 and K >= 1, got \(u.shape)")
     let bits = u.shape[1]
     try validateLossSetup(bits: max(bits, 1), trainLabels: trainLabels)

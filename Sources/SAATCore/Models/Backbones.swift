@@ -35,7 +35,7 @@ public enum Backbone: String, CaseIterable, Sendable {
 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 
-    /// Its registry entry (no hyper-parameters: a model's are `bits`, `seed`, `mean` and `std`).
+    /// Its registry entry: the model's parameters besides the per-channel `mean` and `std` arrays.
     public var schema: Schema {
         let summary: String
         switch self {
@@ -43,7 +43,10 @@ public enum Backbone: String, CaseIterable, Sendable {
         case .alexnet: summary = "3×224×224: torchvision AlexNet features and classifier[:6], then the hash layer (SAAT/CgAT)."
         case .vgg11: summary = "3×224×224: torchvision VGG11 features and classifier[:6], then the hash layer (SAAT/CgAT)."
         }
-        return Schema(.backbone, rawValue, python: "HashingModel", summary: summary, parameters: [])
+        return Schema(.backbone, rawValue, python: "HashingModel", summary: summary, parameters: [
+            .int("bits", 32, 1...4096, "code length K of the hash layer"),
+            .int("seed", 0, 0...Int.max, "seed of the weight initialisation and of the dropout masks"),
+        ])
     }
 
     /// Builds the named layers (without the final tanh), drawing initial weights from `rng`

@@ -29,6 +29,15 @@ public enum Registry {
         try find(losses, \.schema, name, argument)
     }
 
+    /// The schema of `kind` (a `Schema.Kind` raw value) called `name`; errors name 'kind' and 'name'.
+    public static func schema(kind: String, name: String) throws -> Schema {
+        guard let k = Schema.Kind(rawValue: kind) else {
+            throw SAATError.invalidArgument("kind", "one of " + Schema.Kind.allCases.map { "'\($0.rawValue)'" }.joined(separator: ", ")
+                                            + ", got '\(kind)'")
+        }
+        return try find(schemas.filter { $0.kind == k }, \.self, name, "name")
+    }
+
     /// The entry called `name`; an unknown name throws `invalidArgument(argument, …)` listing them.
     static func find<T>(_ entries: [T], _ schema: KeyPath<T, Schema>, _ name: String, _ argument: String) throws -> T {
         guard let e = entries.first(where: { $0[keyPath: schema].name == name }) else {

@@ -46,16 +46,13 @@ public struct Schema: Sendable {
     /// their default. An int is accepted for a float parameter.
     public func resolve(_ given: [String: Value]) throws -> Settings {
         for key in given.keys.sorted() where parameter(key) == nil {
-            let known = parameters.map(\.name).joined(separator: ", ")
-            throw SAATError.invalidArgument(key, "no such parameter of \(python) (its parameters: \(known.isEmpty ? "none" : known))")
+            throw SAATError.unexpectedArgument(key, owner: python, known: parameters.map(\.name))
         }
         var values: [String: Value] = [:]
         for p in parameters { values[p.name] = try given[p.name].map(p.check) ?? p.defaultValue }
         return Settings(schema: name, values: values)
     }
 
-    /// The defaults alone.
-    public var defaults: Settings { Settings(schema: name, values: Dictionary(uniqueKeysWithValues: parameters.map { ($0.name, $0.defaultValue) })) }
 }
 
 /// A value of a parameter, as it crosses the bridge.

@@ -38,8 +38,9 @@ public final class ATRDHTraining: TrainingMethod {
     private var rng: SeededRNG
     private var uniqueLabels: [[Float]] = []
 
-    public init(model: HashingModel, loss: HashingLoss, trainLabels: Tensor, lr: Float = 1e-4,
-                advWeight: Float = 2, inner: InnerAttack = InnerAttack(), seed: UInt64 = 0) throws {
+    /// The settings come from `spec`'s schema (lr 1e-4, adv_weight 2 by default).
+    public init(model: HashingModel, loss: HashingLoss, trainLabels: Tensor, lr: Float,
+                advWeight: Float, inner: InnerAttack, seed: UInt64) throws {
         self.model = model
         self.loss = loss
         self.optimizer = try Adam(params: model.params, learningRate: lr, beta1: 0.5, beta2: 0.999)

@@ -34,11 +34,12 @@ enum AdversarialCommon {
 /// The inner maximisation of SAAT and CgAT training (`central_adv_train.py` `pgd`, SAAT
 /// `adv_training.py`): ℓ∞ PGD minimising mean(F(x') ⊙ b) from a uniform random start, α = 1,
 /// in the model's train mode (the official code never calls eval here).
+/// Its settings come from the recipes' schemas (`TrainingParameters.inner`).
 public struct InnerAttack: Sendable {
-    public var eps: Float = 8.0 / 255
-    public var step: Float = 2.0 / 255
-    public var steps: Int = 7
-    public init(eps: Float = 8.0 / 255, step: Float = 2.0 / 255, steps: Int = 7) {
+    public var eps: Float
+    public var step: Float
+    public var steps: Int
+    public init(eps: Float, step: Float, steps: Int) {
         self.eps = eps; self.step = step; self.steps = steps
     }
 

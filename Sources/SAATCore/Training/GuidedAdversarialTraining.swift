@@ -20,10 +20,9 @@ public final class GuidedAdversarialTraining: TrainingMethod {
     /// Which semantic code guides the method (mainstay for SAAT; CgAT overrides via `center`).
     let codeKind: SemanticCodes.Kind
 
-    /// `lambda`, `mu` and the inner attack's settings are validated by the recipes' schemas.
+    /// `lambda`, `mu` and the inner attack's settings come from the recipes' schemas (`recipe`).
     public init(model: HashingModel, loss: HashingLoss, optimizer: Optimizer, trainLabels: Tensor,
-                lambda: Float = 1, mu: Float = 1e-4, inner: InnerAttack = InnerAttack(), seed: UInt64 = 0,
-                codeKind: SemanticCodes.Kind = .mainstay) {
+                lambda: Float, mu: Float, inner: InnerAttack, seed: UInt64, codeKind: SemanticCodes.Kind) {
         self.model = model
         self.loss = loss
         self.optimizer = optimizer

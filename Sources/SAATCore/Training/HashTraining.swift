@@ -29,6 +29,8 @@ public final class HashTraining: TrainingMethod {
 
     public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {}
 
+    public var lossMemory: Tensor? { loss.memory }
+
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
 
     public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {

@@ -14,6 +14,13 @@ public protocol TrainingMethod: AnyObject {
     /// Method state besides the model parameters and the optimiser (memories, codes, RNGs).
     func saveState() -> [String: Tensor]
     func loadState(_ state: [String: Tensor]) throws
+    /// The hashing loss's memory of continuous training outputs (N×K) a method hands back after a
+    /// run (clean training); nil for the others.
+    var lossMemory: Tensor? { get }
+}
+
+extension TrainingMethod {
+    public var lossMemory: Tensor? { nil }
 }
 
 /// What the loop reports after each batch.

@@ -18,7 +18,7 @@ public struct TrainingSpec: Sendable {
         try require(images.count >= 1, "images", "at least one training image (got an empty batch)")
         try require(labels.rank == 2 && labels.batch == images.count && labels.shape[1] >= 1, "labels",
                     "\(images.count) rows (one per image) of C >= 1 classes, got shape \(labels.shape)")
-        try AttackInputs.requireBinary(labels, "labels")
+        try LabelSet.requireBinary(labels, "labels")
         let seed = UInt64(settings.int("seed"))
         let loss = try makeHashingLoss(name: settings.string("loss"), bits: model.bits, trainLabels: labels, seed: seed)
         let method = try make(model, loss, labels, settings)

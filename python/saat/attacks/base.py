@@ -37,9 +37,8 @@ class Attack:
         for k, instead in self.removed.items():
             if k in kwargs:
                 raise _schema.removed(s["python"], k, instead)
-        if not isinstance(model, HashingModel):
-            raise TypeError(f"argument 'model': expected a saat.HashingModel, got {type(model).__name__}")
-        inputs, params, _ = _schema.bind(type(self).__init__.__signature__, s, args, kwargs, skip=2)
+        _schema.require_model(model)
+        inputs, params = _schema.bind(type(self).__init__.__signature__, s, args, kwargs, skip=2)
         arrays = {k: as_float_array(v, k) for k, v in inputs.items()}
         self._handle, info = _core.attack_prepare(s["name"], model._handle, arrays, params)
         self.model = model
@@ -77,5 +76,4 @@ class Attack:
         return out
 
     def __repr__(self):
-        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}" for k, v in self.params.items())
-        return f"{type(self).__name__}({params})"
+        return f"{type(self).__name__}({_schema.format_params(self.params)})"

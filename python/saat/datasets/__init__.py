@@ -22,7 +22,7 @@ files and read them with :func:`load_list_dataset` / :func:`load_list_split` / :
 error naming the file and the 1-based line number.
 
 Modules: ``containers`` (Split, HashingDataset, relevance), ``sources`` (the Fashion-MNIST IDX and
-MNIST-5k CSV readers and their caches), ``resample`` (area and bilinear resampling), ``mosaic``
+MNIST-5k CSV readers and their caches), ``resample`` (area and bilinear resampling), ``benchmark``
 (the benchmark generator), ``listfile`` (the list formats and image loading).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ from __future__ import annotations
 from .containers import (FASHION_MNIST_CLASSES, MOSAIC_CLASSES, DataFormatError, HashingDataset, Split,
                          relevant_fraction)
 from .listfile import iter_deephash_list, iter_list_split, load_deephash_list, load_list_dataset, load_list_split
-from .mosaic import mosaic
+from .benchmark import mosaic
 from .resample import _area_matrix, _linear_matrix, resize_area  # noqa: F401 (the tests check the matrices)
 from .sources import FASHION_MNIST_DEBIAN_DIR, FASHION_MNIST_ENV, _mnist5k_path, fashion_mnist, mnist5k  # noqa: F401
 
