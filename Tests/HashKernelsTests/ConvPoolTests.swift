@@ -5,7 +5,9 @@ import NumericBounds
 /// Conv / max-pool / elementwise kernels against naive direct loops (computed in Double), within
 /// the float32 bound γ_n·Σ|terms| of every value (NumericBounds): n = C·k² + 1 for the forward
 /// (bias included), O·k² + 1 for ∂x, N·(OH·OW + 1) + 1 for ∂w and ∂b (per-image GEMMs into per-part
-/// sums, then the parts, then the += into the caller's buffer).
+/// sums, then the parts, then the += into the caller's buffer). Layers that `Winograd.applies` to
+/// compute the forward and ∂x by Winograd F(2×2, 3×3): their bound is γ_{C + 12} (γ_{O + 11} for
+/// ∂x) times the Winograd magnitude (NumericBounds.winogradMagnitude) plus |b|.
 final class ConvPoolTests: XCTestCase {
     private func random(_ n: Int, seed: UInt64) -> [Float] {
         var rng = SeededRNG(seed: seed)
@@ -38,6 +40,10 @@ final class ConvPoolTests: XCTestCase {
                 }
             }
         }
+        if Winograd.applies(g) {
+            bound = winogradConvBounds(x: x, w: w, b: b, dy: nil, batch: g.batch, inChannels: C, outChannels: O,
+                                       height: H, width: W).y
+        }
         return (y, bound)
     }
 
@@ -61,7 +67,12 @@ final class ConvPoolTests: XCTestCase {
             } } }
         } } } }
         let nx = O * k * k + 1, nw = g.batch * (g.outPlane + 1) + 1
-        return (dx.map(\.value), dx.map { $0.bound(terms: nx) }, dw.map(\.value), dw.map { $0.bound(terms: nw) },
+        var dxBound = dx.map { $0.bound(terms: nx) }
+        if Winograd.applies(g) {   // ∂x = conv(δ, rot180(w)ᵀ) from O channels to C, by Winograd
+            dxBound = winogradConvBounds(x: x, w: w, b: [Float](repeating: 0, count: O), dy: dy, batch: g.batch,
+                                         inChannels: C, outChannels: O, height: H, width: W).dx!
+        }
+        return (dx.map(\.value), dxBound, dw.map(\.value), dw.map { $0.bound(terms: nw) },
                 db.map(\.value), db.map { $0.bound(terms: nw) })
     }
 
@@ -78,6 +89,15 @@ final class ConvPoolTests: XCTestCase {
         (2, 4, 5, 5, 6, 1, 1, 0, 0),
         (2, 2, 3, 4, 3, 5, 1, 1, 0),  // kernel == padded height
         (1, 1, 4, 4, 1, 2, 4, 1, 0),  // stride > kernel
+        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 100 tiles per image): even and odd sizes
+        // (a last tile cut in half), exactly 100 tiles, channel counts at and off the minimum,
+        // batch splits with a remainder; then the im2col side of each threshold.
+        (3, 16, 20, 20, 16, 3, 1, 1, 2),
+        (1, 16, 24, 22, 17, 3, 1, 1, 0),
+        (3, 17, 21, 19, 20, 3, 1, 1, 2),
+        (2, 24, 19, 21, 16, 3, 1, 1, 3),
+        (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles: im2col
+        (2, 15, 20, 20, 16, 3, 1, 1, 0),              // one channel short: im2col
     ]
 
     func testConvForwardMatchesNaive() {

@@ -90,3 +90,86 @@ public struct BoundedSum {
     /// The bound γ_n · Σ|terms| of a float32 evaluation of this sum with `terms` terms.
     public func bound(terms: Int) -> Double { gamma(terms) * magnitude }
 }
+
+// MARK: Winograd F(2×2, 3×3)
+
+/// Roundings a Winograd F(2×2, 3×3) output undergoes besides the channel sum of C terms: 2 in the
+/// input transform Bᵀ·d·B, 4 in the filter transform G·f·Gᵀ (×½ is exact), 1 in the product and
+/// 4 in the output transform Aᵀ·m·A. The kernel's bound is γ_{C + this (+ 1 with a bias)}
+/// times `winogradMagnitude` (each chain of roundings ends in one of its terms).
+public let winogradExtraRoundings = 11
+
+/// The rounding magnitude of a Winograd F(2×2, 3×3), padding-1 convolution (HashKernels'
+/// `Winograd`): for every output (n, o, i, j), |Aᵀ|·[Σ_c (|G|·|f_oc|·|Gᵀ|) ⊙ (|Bᵀ|·|d_c|·|B|)]·|A|
+/// at the output's place in its 2×2 tile, d_c the zero-padded 4×4 input patch under the tile.
+/// `input` (N, C, H, W) and `weight` are taken in absolute value. Forward: `weight` is (O, C, 3, 3)
+/// and f_oc = w[o, c]. `adjoint`, the input gradient of a layer with weight (L_out, L_in, 3, 3), a
+/// convolution from its L_out output channels to its L_in inputs: pass that weight with
+/// inChannels = L_out and outChannels = L_in; then f_oc = rot180(w[c, o]).
+public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, inChannels C: Int, outChannels O: Int,
+                              height H: Int, width W: Int, adjoint: Bool) -> [Double] {
+    precondition(input.count == N * C * H * W && weight.count == O * C * 9, "winogradMagnitude: sizes")
+    let G: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]]        // |G|
+    let BT: [[Double]] = [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]]      // |Bᵀ|
+    let AT: [[Double]] = [[1, 1, 1, 0], [0, 1, 1, 1]]                                   // |Aᵀ|
+    // |U|[o][c] (4×4) = |G|·|f|·|Gᵀ|.
+    var U = [Double](repeating: 0, count: O * C * 16)
+    for o in 0..<O { for c in 0..<C {
+        var f = [Double](repeating: 0, count: 9)
+        for t in 0..<9 { f[t] = abs(adjoint ? weight[(c * O + o) * 9 + 8 - t] : weight[(o * C + c) * 9 + t]) }
+        for a in 0..<4 { for b in 0..<4 {
+            var s = 0.0
+            for u in 0..<3 { for v in 0..<3 { s += G[a][u] * f[u * 3 + v] * G[b][v] } }
+            U[(o * C + c) * 16 + a * 4 + b] = s
+        } }
+    } }
+    let TH = (H + 1) / 2, TW = (W + 1) / 2
+    var out = [Double](repeating: 0, count: N * O * H * W)
+    for n in 0..<N { for ti in 0..<TH { for tj in 0..<TW {
+        // |V|[c] = |Bᵀ|·|d|·|B| of the patch at rows 2ti − 1 …, columns 2tj − 1 ….
+        var V = [Double](repeating: 0, count: C * 16)
+        for c in 0..<C {
+            var d = [Double](repeating: 0, count: 16)
+            for r in 0..<4 { for q in 0..<4 {
+                let h = 2 * ti - 1 + r, w = 2 * tj - 1 + q
+                if h >= 0 && h < H && w >= 0 && w < W { d[r * 4 + q] = abs(input[((n * C + c) * H + h) * W + w]) }
+            } }
+            for a in 0..<4 { for b in 0..<4 {
+                var s = 0.0
+                for r in 0..<4 { for q in 0..<4 { s += BT[a][r] * d[r * 4 + q] * BT[b][q] } }
+                V[c * 16 + a * 4 + b] = s
+            } }
+        }
+        for o in 0..<O {
+            var m = [Double](repeating: 0, count: 16)
+            for c in 0..<C { for x in 0..<16 { m[x] += U[(o * C + c) * 16 + x] * V[c * 16 + x] } }
+            for i in 0..<2 { for j in 0..<2 {
+                let h = 2 * ti + i, w = 2 * tj + j
+                if h >= H || w >= W { continue }
+                var s = 0.0
+                for a in 0..<4 { for b in 0..<4 { s += AT[i][a] * m[a * 4 + b] * AT[j][b] } }
+                out[((n * O + o) * H + h) * W + w] = s
+            } }
+        }
+    } } }
+    return out
+}
+
+/// Float32 bounds of a Winograd 3×3, padding-1 layer (exact float32 inputs): the forward output's
+/// γ_{C+12}·(|b| + magnitude) (bias added once more) and the input gradient's
+/// γ_{O+11}·magnitude of the adjoint convolution of `dy`. x (N, C, H, W), w (O, C, 3, 3), b (O),
+/// dy (N, O, H, W).
+public func winogradConvBounds(x: [Float], w: [Float], b: [Float], dy: [Float]?, batch N: Int,
+                               inChannels C: Int, outChannels O: Int, height H: Int, width W: Int)
+    -> (y: [Double], dx: [Double]?) {
+    let plane = H * W
+    let mag = winogradMagnitude(input: x.map(Double.init), weight: w.map(Double.init), batch: N,
+                                inChannels: C, outChannels: O, height: H, width: W, adjoint: false)
+    let gy = gamma(C + winogradExtraRoundings + 1)
+    let yb = mag.indices.map { gy * (abs(Double(b[$0 / plane % O])) + mag[$0]) }
+    guard let dy else { return (yb, nil) }
+    let gx = gamma(O + winogradExtraRoundings)
+    let dmag = winogradMagnitude(input: dy.map(Double.init), weight: w.map(Double.init), batch: N,
+                                 inChannels: O, outChannels: C, height: H, width: W, adjoint: true)
+    return (yb, dmag.map { gx * $0 })
+}

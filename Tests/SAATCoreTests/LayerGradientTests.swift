@@ -1,5 +1,6 @@
 import XCTest
 import NumericBounds
+import HashKernels
 @testable import SAATCore
 
 /// Every layer's forward, input and parameter gradients against the float64 reference within its
@@ -212,6 +213,15 @@ final class LayerGradientTests: XCTestCase {
                                  Linear(inFeatures: 24, outFeatures: 7, rng: &rng), ReLU(),
                                  Linear(inFeatures: 7, outFeatures: 3, rng: &rng)]
         checkLayersAgainstReference(alexLike, input: randomTensor([2, 3, 55, 55], seed: 106), seed: 107, label: "alexnet-like chain")
+        // vgg11's kind: a 16 → 16 3×3 layer on 20×20 images, which runs Winograd F(2×2, 3×3)
+        // forward and backward to its input (its weight gradient stays on im2col).
+        let vggLike: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
+                                Conv2d(inChannels: 16, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
+                                MaxPool2d(kernel: 2, stride: 2), Flatten(),
+                                Linear(inFeatures: 1600, outFeatures: 3, rng: &rng)]
+        XCTAssertTrue(Winograd.applies(Conv2DGeometry(batch: 2, inChannels: 16, height: 20, width: 20, outChannels: 16,
+                                                      kernel: 3, stride: 1, padding: 1)))
+        checkLayersAgainstReference(vggLike, input: randomTensor([2, 3, 20, 20], seed: 108), seed: 109, label: "vgg-like chain")
     }
 
     /// The fused conv → ReLU (→ max-pool) block as one `Layer`, for the reference checks.

@@ -22,6 +22,7 @@
 import Foundation
 import XCTest
 import NumericBounds
+import HashKernels
 @testable import SAATCore
 
 /// Values in float64 with per-value error bounds (see the file comment).
@@ -71,7 +72,11 @@ extension RefLayer {
 
 /// `Conv2d`: y = b + Σ w·x (zero padding). Production: one sgemm per image (C·k·k terms) plus the
 /// bias; ∂x: an sgemm over O then col2im adding ≤ k² of its values; ∂W, ∂b: sums over the N·P
-/// output positions in per-image GEMMs (β = 1), per-part sums, then the parts.
+/// output positions in per-image GEMMs (β = 1), per-part sums, then the parts. A layer that
+/// `Winograd.applies` to computes y and ∂x by Winograd F(2×2, 3×3) instead: their float32
+/// rounding terms are then γ_{C+12} and γ_{O+11} times the Winograd magnitude
+/// (NumericBounds.winogradMagnitude), while input errors still propagate through the exact
+/// convolution (Σ|w|·E). At u = 2⁻⁵³ the bounds describe these float64 loops, which are direct.
 final class RefConv: RefLayer {
     let cin: Int, cout: Int, k: Int, s: Int, p: Int
     var params: [[Double]]
@@ -82,6 +87,12 @@ final class RefConv: RefLayer {
         precondition(weight.count == cout * cin * k * k && bias.count == cout)
         self.cin = cin; self.cout = cout; self.k = k; self.s = s; self.p = p
         params = [weight, bias]
+    }
+
+    /// The production layer runs its forward and ∂x by Winograd on images of this size.
+    private func winograd(_ h: Int, _ w: Int) -> Bool {
+        Winograd.applies(Conv2DGeometry(batch: 1, inChannels: cin, height: h, width: w, outChannels: cout,
+                                        kernel: k, stride: s, padding: p))
     }
     convenience init(_ c: Conv2d) {
         self.init(cin: c.inChannels, cout: c.outChannels, k: c.kernel, s: c.stride, p: c.padding,
@@ -128,7 +139,13 @@ final class RefConv: RefLayer {
                 } } }
             } }
         } } } } }
-        let g = gamma(cin * k * k + 1, u: u)
+        var g = gamma(cin * k * k + 1, u: u)
+        if winograd(d.h, d.w) && u >= Rounding.float32 {
+            let wm = winogradMagnitude(input: x.v, weight: wt, batch: d.n, inChannels: cin, outChannels: cout,
+                                       height: d.h, width: d.w, adjoint: false)
+            for t in mag.indices { mag[t] = abs(b[t / plane % cout]) + wm[t] }
+            g = gamma(cin + winogradExtraRoundings + 1, u: u)
+        }
         input = x
         return Bounded(shape: [d.n, cout, d.oh, d.ow], v: val, e: zip(ein, mag).map { $0 + g * $1 })
     }
@@ -165,7 +182,12 @@ final class RefConv: RefLayer {
                 gwv[wi] += sv; gwm[wi] += sm; gwe[wi] += se
             } } }
         } }
-        let gx = gamma(cout * k * k + 1, u: u)
+        var gx = gamma(cout * k * k + 1, u: u)
+        if winograd(d.h, d.w) && u >= Rounding.float32 {   // ∂x = conv(δ, rot180(w)ᵀ), O → C channels
+            dxm = winogradMagnitude(input: dy.v, weight: wt, batch: d.n, inChannels: cout, outChannels: cin,
+                                    height: d.h, width: d.w, adjoint: true)
+            gx = gamma(cout + winogradExtraRoundings, u: u)
+        }
         // ∂W, ∂b: N·P products, per-image GEMMs into ≤ N per-part sums, then into the zeroed grad.
         let terms = d.n * (plane + 1) + 1, gp = gamma(terms, u: u)
         grads = [Bounded(shape: [cout, cin, k, k], v: gwv, e: zip(gwe, gwm).map { $0 + gp * $1 }),
