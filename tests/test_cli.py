@@ -62,3 +62,22 @@ def test_bad_arguments_exit_nonzero():
     p = subprocess.run([sys.executable, "-m", "saat", "table", "--defence", "bogus"], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 2 and "bogus" in p.stderr
+
+
+def test_image_size_defaults_to_the_backbones_input():
+    """--image-size: the mosaic is resized to the backbone's input side unless given (alexnet and
+    vgg11: 224), and the short profile exists for paper-scale smoke runs."""
+    import argparse
+    from saat import __main__ as cli
+    from saat.experiments import PROFILES
+
+    def ns(**kw):
+        base = dict(data=None, image_size=None, n_train=2, n_database=4, n_query=2, data_seed=0, backbone="cnn-small")
+        return argparse.Namespace(**{**base, **kw})
+    assert cli._data(ns()).train.images.shape[1:] == (3, 32, 32)
+    assert cli._data(ns(backbone="alexnet")).query.images.shape[1:] == (3, 224, 224)
+    assert cli._data(ns(backbone="vgg11", image_size=40)).database.images.shape[1:] == (3, 40, 40)
+    assert cli._data(ns(), side=64).train.images.shape[1:] == (3, 64, 64)
+    assert "short" in PROFILES
+    out = subprocess.run([sys.executable, "-m", "saat", "table", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "short" in out.stdout and "--image-size" in out.stdout

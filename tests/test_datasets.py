@@ -293,6 +293,31 @@ def test_mosaic_train_is_a_subset_of_the_database(mos):
 
 
 @needs_both
+@needs_both
+def test_mosaic_image_size_resizes_the_same_benchmark():
+    """image_size: the 32x32 canvases resized bilinearly (half-pixel centres); labels, sources and
+    the split are those of the 32x32 benchmark with the same seed. The float32 resize is two GEMMs
+    with the float32 interpolation weights R (entries taken as exact): each output is within
+    γ_64·(|R|·|x|·|R|ᵀ) of the float64 product (≤ 32 terms per stage, two stages)."""
+    from saat.datasets.resample import _linear_matrix
+    small = dict(n_train=4, n_database=20, n_query=6, seed=3)
+    base, big = D.mosaic(**small), D.mosaic(image_size=50, **small)
+    r = _linear_matrix(50, 32).astype(np.float64)
+    for a, b in ((base.train, big.train), (base.query, big.query), (base.database, big.database)):
+        np.testing.assert_array_equal(a.labels, b.labels)
+        np.testing.assert_array_equal(a.sources, b.sources)
+        assert b.images.shape == (a.images.shape[0], 3, 50, 50) and b.images.dtype == np.float32
+        assert b.images.flags.c_contiguous and b.images.min() >= 0 and b.images.max() <= 1
+        x = a.images.astype(np.float64)
+        ref = np.clip(np.einsum("ij,ncjk,lk->ncil", r, x, r), 0, 1)
+        bound = gamma(64) * np.einsum("ij,ncjk,lk->ncil", np.abs(r), np.abs(x), np.abs(r))
+        check_within(b.images, ref, SAFETY * bound, "mosaic image_size=50")
+    np.testing.assert_array_equal(base.train_indices, big.train_indices)
+    assert big.info["image_size"] == 50
+    with pytest.raises(ValueError, match="'image_size'"):
+        D.mosaic(image_size=0, **small)
+
+
 def test_mosaic_validates_arguments():
     with pytest.raises(ValueError, match="'n_train'"):
         D.mosaic(n_train=11, n_database=10, n_query=5)

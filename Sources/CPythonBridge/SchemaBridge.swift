@@ -31,7 +31,7 @@ private func pyParameter(_ p: Parameter) -> PyObj? {
     return pyDict(items)
 }
 
-/// schemas() -> list of dict(kind, name, python, summary, inputs=[dict(name, doc)], parameters=[dict(name,
+/// schemas() -> list of dict(kind, name, python, summary, inputs=[dict(name, doc)], input_shape (backbones: [C, H, W]; else None), parameters=[dict(name,
 /// type, default, doc, expected, min/max/min_open/max_open or choices)]): every entry of the registry.
 let schemasFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
@@ -40,7 +40,8 @@ let schemasFn: PyFastKwFn = { _, args, nargs, kw in
             pyDict([("kind", pyStr(s.kind.rawValue)), ("name", pyStr(s.name)), ("python", pyStr(s.python)),
                     ("summary", pyStr(s.summary)),
                     ("inputs", pyList(s.inputs.map { pyDict([("name", pyStr($0.name)), ("doc", pyStr($0.doc))]) })),
-                    ("parameters", pyList(s.parameters.map(pyParameter)))])
+                    ("parameters", pyList(s.parameters.map(pyParameter))),
+                    ("input_shape", s.inputShape.map { pyList($0.map { pyInt($0) }) } ?? saat_none())])
         })
     }
 }

@@ -63,17 +63,23 @@ def _params(args, kind, name):
     return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
-def _data(args):
+def _data(args, side=None):
+    """The data set of a command: --data's list files, else the embedded mosaic benchmark, with
+    images of side --image-size (default `side`, else the --backbone's input side)."""
     from . import datasets
+    size = args.image_size or side or _schema.input_shape(args.backbone)[1]
     if getattr(args, "data", None):
-        return datasets.load_list_dataset(args.data, image_size=args.image_size)
-    return datasets.mosaic(n_train=args.n_train, n_database=args.n_database, n_query=args.n_query, seed=args.data_seed)
+        return datasets.load_list_dataset(args.data, image_size=size)
+    return datasets.mosaic(n_train=args.n_train, n_database=args.n_database, n_query=args.n_query, seed=args.data_seed,
+                           image_size=size)
 
 
 def _add_data(p):
     p.add_argument("--data", help="folder in the papers' list format (train/test/database _img.txt and _label.txt); "
                                   "default: the embedded mosaic benchmark")
-    p.add_argument("--image-size", type=int, default=224, help="crop size for --data images (default 224)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="image side: the crop size of --data images, the size the mosaic is resized to "
+                        "(default: the model's input side, 32 for cnn-small, 224 for alexnet and vgg11)")
     p.add_argument("--n-train", type=int, default=3000, help="mosaic training images (default 3000)")
     p.add_argument("--n-database", type=int, default=10000, help="mosaic database images (default 10000)")
     p.add_argument("--n-query", type=int, default=500, help="mosaic queries (default 500)")
@@ -116,8 +122,8 @@ def cmd_train(args):
 def cmd_attack(args):
     import saat
     from .experiments import ExperimentConfig, make_attack
-    data = _data(args)
     m = saat.HashingModel.load(args.model).eval()
+    data = _data(args, m.input_shape[1])
     db = m.encode(data.database.images)
     tr = m.encode(data.train.images)
     q_img, q_lab = data.query.images[: args.n_attack], data.query.labels[: args.n_attack]
@@ -130,8 +136,8 @@ def cmd_attack(args):
 
 def cmd_defend(args):
     import saat
-    data = _data(args)
     m = saat.HashingModel.load(args.model)
+    data = _data(args, m.input_shape[1])
     d = saat.defences.DEFENCES[args.defence](m, loss=args.loss, seed=args.seed, **_params(args, "defence", args.defence))
     d.fit(data.train.images, data.train.labels)
     os.makedirs(args.out, exist_ok=True)
@@ -156,6 +162,7 @@ def cmd_table(args, profile=None):
 
 
 def main(argv=None):
+    from .experiments import PROFILES
     ap = argparse.ArgumentParser(prog="python -m saat", description="saat: robust deep-hashing retrieval (SAAT, CgAT)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("info", help="build and runtime facts")
@@ -167,7 +174,8 @@ def main(argv=None):
         _add_model(p)
         p.add_argument("--bits-list", type=int, nargs="+", default=[32], help="bit lengths (default 32)")
         p.add_argument("--defence", nargs="+", choices=["none", *_schema.names("defence")], help="defences (default all)")
-        p.add_argument("--profile", default="demo", choices=["demo", "paper"], help="iteration/epoch preset")
+        p.add_argument("--profile", default="demo", choices=list(PROFILES),
+                       help="iteration/epoch preset (saat.experiments.PROFILES; 'short' for alexnet/vgg11 smoke runs)")
         p.set_defaults(fn=cmd_table)
     p = sub.add_parser("train", help="train a clean hashing model")
     _add_data(p)

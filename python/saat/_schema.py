@@ -25,6 +25,11 @@ def names(kind: str) -> tuple:
     return tuple(n for (k, n) in _SCHEMAS if k == kind)
 
 
+def input_shape(backbone: str) -> tuple:
+    """(C, H, W) of one input image of a backbone."""
+    return tuple(schema("backbone", backbone)["input_shape"])
+
+
 def defaults(s: dict) -> dict:
     """Parameter name → default value."""
     return {p["name"]: _py_default(p) for p in s["parameters"]}

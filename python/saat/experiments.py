@@ -29,9 +29,12 @@ TARGETED = ("dhta", "p2p", "tha", "saat_t")
 
 @dataclass
 class ExperimentConfig:
-    """Every knob of :func:`robustness_table`. ``PROFILES`` holds two presets: ``"paper"`` (the
-    official code's iteration counts and epochs; hours on a CPU) and ``"demo"`` (the same methods
-    with fewer iterations/epochs, minutes on a 2-core laptop). Any field can be overridden. A field
+    """Every knob of :func:`robustness_table`. ``PROFILES`` holds three presets: ``"paper"`` (the
+    official code's iteration counts and epochs; hours on a CPU), ``"demo"`` (the same methods
+    with fewer iterations/epochs, minutes on a 2-core laptop with cnn-small) and ``"short"`` (a
+    smoke run of every stage for the 224×224 backbones: one or two epochs, 20-step attacks on 20
+    queries; with ``--n-train 200 --n-database 500 --n-query 40`` alexnet takes about half an
+    hour on 2 cores -- its numbers show the pipeline works, not the papers' effect sizes). Any field can be overridden. A field
     that is None (or a defence missing from ``defence_epochs``) takes the default of the algorithm's
     schema, which is the official code's value: the paper profile sets only what differs from it."""
     backbone: str = "cnn-small"
@@ -75,6 +78,11 @@ PROFILES = {
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3}, pgd_steps=10, saat_steps=100, center_steps=100,
         hag_steps=100, sdha_steps=100, dhta_steps=100, p2p_steps=100, tha_steps=100, tha_prototype_steps=1500,
         n_query_attack=200),
+    "short": ExperimentConfig(
+        k=500, pretrain_epochs=1, clean_epochs=2, clean_batch=32, clean_lr=0.0005,
+        defence_epochs={"saat": 1, "cgat": 1, "atrdh": 1}, pgd_steps=10, saat_steps=20, center_steps=20,
+        hag_steps=20, sdha_steps=20, dhta_steps=20, p2p_steps=20, tha_steps=20, tha_prototype_steps=100,
+        n_query_attack=20),
 }
 
 

@@ -46,7 +46,7 @@ public enum Backbone: String, CaseIterable, Sendable {
         return Schema(.backbone, rawValue, python: "HashingModel", summary: summary, parameters: [
             .int("bits", 32, 1...4096, "code length K of the hash layer"),
             .int("seed", 0, 0...Int.max, "seed of the weight initialisation and of the dropout masks"),
-        ])
+        ], inputShape: inputShape)
     }
 
     /// Builds the named layers (without the final tanh), drawing initial weights from `rng`

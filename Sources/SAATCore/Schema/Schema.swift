@@ -31,12 +31,14 @@ public struct Schema: Sendable {
     public let summary: String
     public let inputs: [Input]
     public let parameters: [Parameter]
+    /// Backbones only: the (C, H, W) of one input image; nil for the other kinds.
+    public let inputShape: [Int]?
 
     public init(_ kind: Kind, _ name: String, python: String, summary: String, inputs: [Input] = [],
-                parameters: [Parameter]) {
+                parameters: [Parameter], inputShape: [Int]? = nil) {
         precondition(Set(parameters.map(\.name)).count == parameters.count, "\(name): duplicate parameter")
         self.kind = kind; self.name = name; self.python = python; self.summary = summary
-        self.inputs = inputs; self.parameters = parameters
+        self.inputs = inputs; self.parameters = parameters; self.inputShape = inputShape
     }
 
     public func parameter(_ name: String) -> Parameter? { parameters.first { $0.name == name } }
