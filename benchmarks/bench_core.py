@@ -32,30 +32,14 @@ def timeit(fn, repeats):
 
 
 def torch_peer(model: saat.HashingModel, bits: int):
+    """(torch, the PyTorch twin of `model`) with 2 threads, or None without PyTorch."""
     try:
         import torch
-        from torch import nn
     except ImportError:
         return None
+    from torch_peers import torch_twin
     torch.set_num_threads(2)
-    net = nn.Sequential()
-    feats = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                          nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
-    cls = nn.Sequential(nn.Linear(4096, 512), nn.ReLU())
-    hl = nn.Linear(512, bits)
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.features, self.classifier, self.hash_layer = feats, cls, hl
-
-        def forward(self, x):
-            return torch.tanh(self.hash_layer(self.classifier(torch.flatten(self.features(x), 1))))
-
-    net = Net()
-    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in model.state_dict().items()})
-    net = net.to(memory_format=torch.channels_last).eval()
-    return torch, net
+    return torch, torch_twin(torch, model)
 
 
 def main():

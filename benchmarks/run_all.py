@@ -1,6 +1,11 @@
-"""Every saat benchmark in one run, printed as ONE table (``make bench``).
+"""Every saat benchmark in one run (``make bench``): the cnn-small table, then the paper-scale ones.
 
-Rows (cnn-small = the reference CNN of the project brief, batch 64, 32 bits, 2 threads):
+Paper scale (``paper_part``): alexnet and vgg11 at 224×224, batch 16, 32 bits: forward, forward +
+backward to the input, PGD-10, one SAAT adversarial-training step and its peak memory, each side
+in processes of its own (PyTorch: the twin model of ``torch_peers.py``); then every convolution of
+the two backbones (batch 4) in GFLOP/s of direct-convolution FLOPs against sgemm 2048³.
+
+Rows of the first table (cnn-small = the reference CNN of the project brief, batch 64, 32 bits, 2 threads):
   forward; forward + backward to the input; PGD-10 (l-inf 8/255, step 2/255, random start);
   one SAAT adversarial-training step (PGD-7 inner attack + stacked clean/adversarial forward and
   backward with parameter gradients + SGD); the peak memory of that step; MAP@5000 of 1,000
@@ -12,7 +17,7 @@ thread pools spin after each call and slow each other down when interleaved in o
 MAP and conv rows alternate run by run in one process. Every figure is a median: on a shared
 2-core machine trust the ratios over absolute ms.
 
-    PYTHONPATH=python python benchmarks/run_all.py [--repeats 9] [--rounds 3] [--quick]
+    PYTHONPATH=python python benchmarks/run_all.py [--repeats 9] [--rounds 3] [--quick] [--only toy|paper]
 """
 from __future__ import annotations
 
@@ -84,18 +89,30 @@ def import_torch():
     return torch
 
 
-def data(seed=0):
+def data(shape=(3, 32, 32), batch=BATCH, seed=0):
     rng = np.random.default_rng(seed)
-    x = rng.random((BATCH, 3, 32, 32), dtype=np.float32)
-    g = rng.standard_normal((BATCH, BITS)).astype(np.float32)
-    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, BATCH)]
+    x = rng.random((batch, *shape), dtype=np.float32)
+    g = rng.standard_normal((batch, BITS)).astype(np.float32)
+    labels = np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)]
     return x, g, labels
 
 
 def torch_net(torch, model):
-    from bench_core import torch_peer
-    _, net = torch_peer(model, BITS)
-    return net
+    from torch_peers import torch_twin
+    return torch_twin(torch, model)
+
+
+def cpu_flags() -> str:
+    """The CPU's SIMD flags that decide the kernels OpenBLAS and saat's code run."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return " ".join(sorted(f for f in have if f.startswith(("avx", "fma", "sse4", "f16c", "amx"))))
+    except OSError:
+        pass
+    return "unknown"
 
 
 def torch_pgd(torch, net, xt, codes, steps):
@@ -113,9 +130,9 @@ def torch_pgd(torch, net, xt, codes, steps):
 # --------------------------------------------------------------------------- the AT step, both sides
 
 def saat_at_step(model, x, labels):
-    """One SAAT adversarial-training step: SAATTraining.fit on exactly one batch of 64 images.
-    fit also encodes the 64 images once (U_ben = sign F(x), eval mode) before the step."""
-    t = saat.defences.SAATTraining(model, epochs=1, batch_size=BATCH)
+    """One SAAT adversarial-training step: SAATTraining.fit on exactly one batch (all of x).
+    fit also encodes the images once (U_ben = sign F(x), eval mode) before the step."""
+    t = saat.defences.SAATTraining(model, epochs=1, batch_size=x.shape[0])
 
     def step():
         t.fit(x, labels, progress=False)
@@ -128,7 +145,7 @@ def torch_at_step(torch, net, x, labels):
     clean loss - mean(F(x') * b) + 1e-4 * quantisation, backward, SGD (lr 0.05, wd 1e-5)."""
     xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
     yt = torch.from_numpy(labels)
-    train_codes = np.where(np.random.default_rng(1).random((BATCH, BITS)) > 0.5, 1, -1).astype(np.int8)
+    train_codes = np.where(np.random.default_rng(1).random((x.shape[0], BITS)) > 0.5, 1, -1).astype(np.int8)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.0, weight_decay=1e-5)
     n = x.shape[0]
 
@@ -151,15 +168,17 @@ def torch_at_step(torch, net, x, labels):
     return step
 
 
-def time_probe(side: str, reps: int) -> dict:
+def time_probe(side: str, reps: int, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
     """Run in a subprocess: median seconds of forward, forward+backward to the input, PGD-10 and
     one SAAT AT step for ONE side. Each side gets a process of its own because the two libraries'
     thread pools (OpenBLAS pthreads for saat, OpenMP for PyTorch) keep spinning for a while after
     a call: interleaving them in one process slows whichever runs second (measured here: PyTorch's
-    forward 11.5 ms alone, ~40 ms interleaved with saat), which made the ratios meaningless."""
-    x, g, labels = data()
-    model = saat.HashingModel("cnn-small", BITS, seed=0)
-    at_model = saat.HashingModel("cnn-small", BITS, seed=0)
+    forward 11.5 ms alone, ~40 ms interleaved with saat), which made the ratios meaningless.
+    The 224×224 backbones run PGD and the AT step `reps` times after one warm-up run."""
+    model = saat.HashingModel(backbone, BITS, seed=0)
+    at_model = saat.HashingModel(backbone, BITS, seed=0)
+    x, g, labels = data(model.input_shape, batch)
+    paper = backbone != "cnn-small"
     if side == "saat":
         pgd = saat.attacks.PGD(model, eps=EPS, step=STEP, steps=10)
         fns = {"forward": lambda: model.forward(x),
@@ -189,27 +208,31 @@ def time_probe(side: str, reps: int) -> dict:
                "SAAT AT step (PGD-7 + fwd/bwd + SGD)": torch_at_step(torch, torch_net(torch, at_model), x, labels)}
     out = {}
     for name, fn in fns.items():
-        r = max(3, reps // 2) if name.startswith(("PGD", "SAAT")) else reps
-        out[name] = alternate({name: fn}, r, warmup=3)[name]   # 3: allocator and page warm-up
+        if paper:
+            r, warm = reps, 1
+        else:
+            r, warm = (max(3, reps // 2) if name.startswith(("PGD", "SAAT")) else reps), 3  # allocator, pages
+        out[name] = alternate({name: fn}, r, warmup=warm)[name]
     return out
 
 
-def run_probe(flag: str, side: str, reps: int = 0) -> dict:
+def run_probe(flag: str, side: str, reps: int = 0, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
     """Run this script with ``flag side`` in a fresh interpreter and return its JSON line."""
-    cmd = [sys.executable, os.path.abspath(__file__), flag, side, "--repeats", str(reps or 1)]
+    cmd = [sys.executable, os.path.abspath(__file__), flag, side, "--repeats", str(reps or 1),
+           "--backbone", backbone, "--batch", str(batch)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def memory_probe(side: str) -> dict:
+def memory_probe(side: str, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
     """Run in a subprocess: peak RSS growth (MiB) during one AT step (the first, so workspace
     allocation counts). Linux: VmRSS before, reset VmHWM through /proc/self/clear_refs ("5"),
     VmHWM after. Elsewhere: ru_maxrss after minus ru_maxrss before."""
     import resource
-    x, _, labels = data()
-    model = saat.HashingModel("cnn-small", BITS, seed=0)
+    model = saat.HashingModel(backbone, BITS, seed=0)
+    x, _, labels = data(model.input_shape, batch)
     if side == "torch":
         torch = import_torch()
         if torch is None:
@@ -218,7 +241,7 @@ def memory_probe(side: str) -> dict:
         torch.zeros(1).sum()  # initialise the runtime before the baseline
     else:
         step = saat_at_step(model, x, labels)
-    saat.codes.mainstay(labels, np.ones((BATCH, BITS), np.int8), labels)
+    saat.codes.mainstay(labels, np.ones((batch, BITS), np.int8), labels)
 
     def status(key):
         with open("/proc/self/status") as f:
@@ -241,11 +264,12 @@ def memory_probe(side: str) -> dict:
     return {"mib": (peak - before) / 1024, "method": method}
 
 
-def run_memory(side: str) -> dict:
+def run_memory(side: str, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
     env = dict(os.environ)
     try:
-        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-probe", side],
-                             capture_output=True, text=True, env=env, timeout=600, check=True)
+        out = subprocess.run([sys.executable, os.path.abspath(__file__), "--memory-probe", side,
+                              "--backbone", backbone, "--batch", str(batch)],
+                             capture_output=True, text=True, env=env, timeout=1800, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
     except Exception as e:  # noqa: BLE001 - reported in the table
         return {"error": str(e).splitlines()[0][:80]}
@@ -289,6 +313,51 @@ def conv_rows(repeats, torch):
     c = np.empty_like(a)
     t1024 = blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c)}, repeats)["gemm"]
     return rows, 2 * 1024 ** 3 / t1024 / 1e9
+
+
+# (name, C, O, H, k, stride, padding): every convolution of the two paper backbones at 224×224.
+PAPER_CONVS = [
+    ("alexnet c1 3->64 11x11/4 @224", 3, 64, 224, 11, 4, 2), ("alexnet c2 64->192 5x5 @27", 64, 192, 27, 5, 1, 2),
+    ("alexnet c3 192->384 3x3 @13", 192, 384, 13, 3, 1, 1), ("alexnet c4 384->256 3x3 @13", 384, 256, 13, 3, 1, 1),
+    ("alexnet c5 256->256 3x3 @13", 256, 256, 13, 3, 1, 1),
+    ("vgg11 c1 3->64 @224", 3, 64, 224, 3, 1, 1), ("vgg11 c2 64->128 @112", 64, 128, 112, 3, 1, 1),
+    ("vgg11 c3 128->256 @56", 128, 256, 56, 3, 1, 1), ("vgg11 c4 256->256 @56", 256, 256, 56, 3, 1, 1),
+    ("vgg11 c5 256->512 @28", 256, 512, 28, 3, 1, 1), ("vgg11 c6 512->512 @28", 512, 512, 28, 3, 1, 1),
+    ("vgg11 c7,c8 512->512 @14", 512, 512, 14, 3, 1, 1),
+]
+
+
+def paper_conv_rows(repeats, torch, batch=4):
+    """Forward GFLOP/s of every paper-backbone convolution (direct-convolution FLOPs, so a fast
+    algorithm can exceed the GEMM), against sgemm on the layer's per-image im2col GEMM shape
+    (O × C·k² × OH·OW) and against sgemm 2048³; torch's conv2d on the same input when installed."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, c, o, h, k, st, pd in PAPER_CONVS:
+        oh = (h + 2 * pd - k) // st + 1
+        x = rng.random((batch, c, h, h), dtype=np.float32)
+        wt = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        b = rng.standard_normal(o).astype(np.float32)
+        y = np.empty((batch, o, oh, oh), np.float32)
+        flop = 2 * batch * o * c * k * k * oh * oh
+        A = rng.standard_normal((o, c * k * k)).astype(np.float32)
+        B = rng.standard_normal((c * k * k, oh * oh)).astype(np.float32)
+        C = np.empty((o, oh * oh), np.float32)
+        fns = {"conv": lambda: saat.kernels.conv2d(x, wt, b, y, stride=st, padding=pd),
+               "gemm": lambda: [saat.kernels.sgemm(A, B, C) for _ in range(batch)]}
+        if torch is not None:
+            xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+            wtt, bt = torch.from_numpy(wt), torch.from_numpy(b)
+
+            def tconv():
+                with torch.no_grad():
+                    torch.nn.functional.conv2d(xt, wtt, bt, stride=st, padding=pd)
+            fns["torch"] = tconv
+        rows.append((name, flop, blocks(fns, repeats)))
+    a = rng.standard_normal((2048, 2048)).astype(np.float32)
+    c2 = np.empty_like(a)
+    t2048 = blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c2)}, max(3, repeats))["gemm"]
+    return rows, 2 * 2048 ** 3 / t2048 / 1e9
 
 
 # --------------------------------------------------------------------------- MAP@5000
@@ -344,51 +413,95 @@ def map_rows(repeats):
 
 # --------------------------------------------------------------------------- main
 
+def print_rows(rows):
+    hdr = f"{'benchmark':40s} {'saat':>10s} {'peer':>10s} {'unit':>8s} {'saat/peer':>10s} {'target':>8s} {'met':>4s}  note"
+    print(hdr)
+    print("-" * len(hdr))
+    for name, s, p, unit, target, note in rows:
+        ss = "-" if s is None else f"{s:10.2f}"
+        ps = "-" if p is None else f"{p:10.2f}"
+        if s is None or p is None:
+            ratio, met = "-", "-"
+        elif unit == "GFLOP/s":
+            ratio = f"{s / p:10.2f}"
+            met = "-" if target is None else ("yes" if s / p >= target else "no")
+        else:
+            ratio = f"{s / p:10.2f}"
+            met = "-" if target is None else ("yes" if s / p <= target else "no")
+        tg = "-" if target is None else (f">={target:g}" if unit == "GFLOP/s" else f"<={target:g}")
+        print(f"{name:40s} {ss:>10s} {ps:>10s} {unit:>8s} {ratio:>10s} {tg:>8s} {met:>4s}  {note}")
+
+
+NET_ROWS = ("forward", "forward+backward to input", "PGD-10", "SAAT AT step (PGD-7 + fwd/bwd + SGD)")
+
+
+def network_rows(backbone, batch, reps, rounds, torch, targets):
+    """Time and memory rows of one backbone: each side in processes of its own, alternating."""
+    sides = ["saat"] + (["torch"] if torch is not None else [])
+    per_round = {side: [] for side in sides}
+    for _ in range(rounds):          # alternate whole processes: saat, torch, saat, torch, ...
+        for side in sides:
+            per_round[side].append(run_probe("--time-probe", side, reps, backbone, batch))
+    med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for side, rs in per_round.items()}
+    rows = []
+    for name in NET_ROWS:
+        note = f"saat: SAATTraining.fit on {batch} images (includes fit's U_ben encode; torch does the same)" \
+            if name.startswith("SAAT") else ""
+        rows.append((name, med["saat"][name] * 1e3, med["torch"][name] * 1e3 if "torch" in med else None, "ms",
+                     targets.get(name), note))
+    mem_s = run_memory("saat", backbone, batch)
+    mem_p = run_memory("torch", backbone, batch) if torch is not None else {"error": "PyTorch not installed"}
+    rows.append(("AT step peak memory", mem_s.get("mib"), mem_p.get("mib"), "MiB", 1.0,
+                 "own subprocess each; " + mem_s.get("method", mem_s.get("error", "")) +
+                 ("" if "mib" in mem_p else f"; torch: {mem_p.get('error')}")))
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=9)
-    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip MAP")
+    ap.add_argument("--quick", action="store_true", help="fewer repeats, skip MAP and the 224x224 network rows")
     ap.add_argument("--rounds", type=int, default=3,
                     help="alternating saat/torch processes for the network rows (default 3)")
+    ap.add_argument("--paper-rounds", type=int, default=1,
+                    help="alternating saat/torch processes per 224x224 backbone (default 1)")
+    ap.add_argument("--paper-repeats", type=int, default=2,
+                    help="timed runs per 224x224 row after one warm-up (default 2)")
+    ap.add_argument("--paper-batch", type=int, default=16, help="batch of the 224x224 rows (default 16)")
+    ap.add_argument("--only", choices=["toy", "paper"], help="run only the cnn-small or only the 224x224 part")
     ap.add_argument("--memory-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--time-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--backbone", default="cnn-small", help=argparse.SUPPRESS)
+    ap.add_argument("--batch", type=int, default=BATCH, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.memory_probe:
-        print(json.dumps(memory_probe(args.memory_probe)))
+        print(json.dumps(memory_probe(args.memory_probe, args.backbone, args.batch)))
         return
     if args.time_probe:
-        print(json.dumps(time_probe(args.time_probe, args.repeats)))
+        print(json.dumps(time_probe(args.time_probe, args.repeats, args.backbone, args.batch)))
         return
     reps = 3 if args.quick else args.repeats
     torch = import_torch()
     info = saat.info()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print("machine:", cpu_model(), f"| {os.cpu_count()} logical CPUs | load avg {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    print("CPU flags:", cpu_flags())
     print(f"BLAS: {info['blas']} | core {info['blas_core']} x{info['blas_threads']} threads")
     print("saat.info():", info)
     print("peers: torch " + (f"{torch.__version__} (CPU, channels_last, 2 threads)" if torch else "NOT INSTALLED (rows skipped)"))
 
-    rows = []  # (name, saat, peer, unit, target, note) ; ratio = saat/peer for times
+    if args.only != "paper":
+        toy_part(args, reps, torch)
+    if args.only != "toy" and not args.quick:
+        paper_part(args, torch)
+    print("peer = PyTorch for network rows (not installed -> '-'), faiss for MAP (target ratio <= 0.2 = >=5x faster).")
+    print("memory: each side runs one AT step in a fresh subprocess after building model and data; "
+          "peak = VmHWM after the step (reset via /proc/self/clear_refs) minus VmRSS just before it.")
 
-    net_rows = [("forward", 0.7, ""), ("forward+backward to input", None, ""), ("PGD-10", 0.5, ""),
-                ("SAAT AT step (PGD-7 + fwd/bwd + SGD)", 0.5,
-                 "saat: SAATTraining.fit on 64 images (includes fit's U_ben encode; torch does the same)")]
-    sides = ["saat"] + (["torch"] if torch is not None else [])
-    per_round = {side: [] for side in sides}
-    for _ in range(args.rounds):          # alternate whole processes: saat, torch, saat, torch, ...
-        for side in sides:
-            per_round[side].append(run_probe("--time-probe", side, reps))
-    med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for side, rs in per_round.items()}
-    for name, target, note in net_rows:
-        rows.append((name, med["saat"][name] * 1e3, med["torch"][name] * 1e3 if "torch" in med else None, "ms",
-                     target, note))
 
-    mem_s = run_memory("saat")
-    mem_p = run_memory("torch") if torch is not None else {"error": "PyTorch not installed"}
-    rows.append(("AT step peak memory", mem_s.get("mib"), mem_p.get("mib"), "MiB", 1.0,
-                 "own subprocess each; " + mem_s.get("method", mem_s.get("error", "")) +
-                 ("" if "mib" in mem_p else f"; torch: {mem_p.get('error')}")))
-
+def toy_part(args, reps, torch):
+    targets = {"forward": 0.7, "PGD-10": 0.5, "SAAT AT step (PGD-7 + fwd/bwd + SGD)": 0.5}
+    rows = network_rows("cnn-small", BATCH, reps, args.rounds, torch, targets)
     conv, g1024 = conv_rows(reps, torch)
     conv_notes = []
     for name, flop, t in conv:
@@ -411,28 +524,34 @@ def main():
     print(f"\ncnn-small, batch {BATCH}, {BITS} bits; network rows: each side in its own process, "
           f"{args.rounds} alternating processes per side, median of per-process medians of {reps} runs "
           f"(PGD/AT rows: {max(3, reps // 2)})\n")
-    hdr = f"{'benchmark':40s} {'saat':>10s} {'peer':>10s} {'unit':>8s} {'saat/peer':>10s} {'target':>8s} {'met':>4s}  note"
-    print(hdr)
-    print("-" * len(hdr))
-    for name, s, p, unit, target, note in rows:
-        ss = "-" if s is None else f"{s:10.2f}"
-        ps = "-" if p is None else f"{p:10.2f}"
-        if s is None or p is None:
-            ratio, met = "-", "-"
-        elif unit == "GFLOP/s":
-            ratio, met = f"{s / p:10.2f}", "-"
-        else:
-            ratio = f"{s / p:10.2f}"
-            met = "-" if target is None else ("yes" if s / p <= target else "no")
-        tg = "-" if target is None else f"<={target:g}"
-        print(f"{name:40s} {ss:>10s} {ps:>10s} {unit:>8s} {ratio:>10s} {tg:>8s} {met:>4s}  {note}")
+    print_rows(rows)
     worst = min(conv_notes) if conv_notes else None
     if worst is not None:
         print(f"\nconv target (>= 60% of sgemm GFLOP/s): conv/sgemm-same-shape min {worst:.2f}; "
               f"conv/sgemm-1024^3: " + ", ".join(f"{flop / t['conv'] / 1e9 / g1024:.2f}" for _, flop, t in conv))
-    print("peer = PyTorch for network rows (not installed -> '-'), faiss for MAP (target ratio <= 0.2 = >=5x faster).")
-    print("memory: each side runs one AT step in a fresh subprocess after building model and data; "
-          "peak = VmHWM after the step (reset via /proc/self/clear_refs) minus VmRSS just before it.")
+
+
+def paper_part(args, torch):
+    """alexnet and vgg11 at 224×224 (the papers' scale): network rows and per-layer conv rows."""
+    targets = {name: 0.6 for name in NET_ROWS}
+    for backbone in ("alexnet", "vgg11"):
+        rows = network_rows(backbone, args.paper_batch, args.paper_repeats, args.paper_rounds, torch, targets)
+        print(f"\n{backbone}, 224x224, batch {args.paper_batch}, {BITS} bits; each side in its own process, "
+              f"{args.paper_rounds} alternating processes per side, median of {args.paper_repeats} runs after "
+              f"one warm-up\n")
+        print_rows(rows)
+    conv, g2048 = paper_conv_rows(max(2, args.paper_repeats), torch)
+    rows = []
+    for name, flop, t in conv:
+        gf = flop / t["conv"] / 1e9
+        target = 0.75 if name.startswith("vgg11") and "3->" not in name else (
+            0.6 if name.startswith(("alexnet c1", "alexnet c2")) else None)
+        rows.append((f"{name}", gf, g2048, "GFLOP/s", target,
+                     f"{100 * gf / (flop / t['gemm'] / 1e9):.0f}% of sgemm on its im2col shape"
+                     + (f"; torch {flop / t['torch'] / 1e9:.0f} GFLOP/s" if "torch" in t else "")))
+    print("\nper-layer forward, batch 4, direct-convolution FLOPs; peer = sgemm 2048^3 on this machine "
+          "(saat.kernels.sgemm); saat/peer = fraction of it\n")
+    print_rows(rows)
 
 
 if __name__ == "__main__":
