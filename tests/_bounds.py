@@ -64,7 +64,7 @@ def conv2d(x, w, b, pad):
     for i in range(kh):
         for j in range(kw):
             patch = xp[:, :, i:i + oh, j:j + ow]  # (n, c, oh, ow)
-            out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j])
+            out += np.einsum("nchw,oc->nohw", patch, w[:, :, i, j], optimize=True)
     return out + b[None, :, None, None]
 
 
@@ -132,7 +132,7 @@ def winograd_magnitude(a, w):
     ap[:, :, 1:h + 1, 1:wd + 1] = a
     patches = np.lib.stride_tricks.sliding_window_view(ap, (4, 4), axis=(2, 3))[:, :, ::2, ::2]  # n c th tw 4 4
     v = np.einsum("ar,nctirq,bq->nctiab", _BT, patches, _BT)
-    m = np.einsum("ocab,nctiab->notiab", up, v)
+    m = np.einsum("ocab,nctiab->notiab", up, v, optimize=True)
     out = np.einsum("ia,notjab,kb->notijk", _AT, m, _AT)          # n o th tw 2 2
     out = out.transpose(0, 1, 2, 4, 3, 5).reshape(n, up.shape[0], 2 * th, 2 * tw)
     return out[:, :, :h, :wd]

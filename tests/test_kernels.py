@@ -176,3 +176,37 @@ def test_set_threads_rejects_bad_values(bad, error):
     with pytest.raises(error, match="'n'"):
         saat.kernels.set_threads(bad)
     assert saat.info()["threads"] == os.cpu_count()   # unchanged
+
+
+# (C, O, H, k, stride, padding): every convolution of alexnet and vgg11 at 224×224 (cnn-small's
+# two layers are covered by the model references in _bounds).
+PAPER_CONVS = [(3, 64, 224, 11, 4, 2), (64, 192, 27, 5, 1, 2), (192, 384, 13, 3, 1, 1), (384, 256, 13, 3, 1, 1),
+               (256, 256, 13, 3, 1, 1), (3, 64, 224, 3, 1, 1), (64, 128, 112, 3, 1, 1), (128, 256, 56, 3, 1, 1),
+               (256, 256, 56, 3, 1, 1), (256, 512, 28, 3, 1, 1), (512, 512, 28, 3, 1, 1), (512, 512, 14, 3, 1, 1)]
+
+
+@pytest.mark.parametrize("c,o,h,k,s,p", PAPER_CONVS)
+def test_conv2d_at_every_paper_layer_shape_within_its_rounding_bound(c, o, h, k, s, p):
+    """saat.kernels.conv2d (im2col + sgemm, or Winograd F(2×2, 3×3) where it applies) against a
+    float64 direct convolution at the real layer shape (one image), within the bound of the
+    algorithm the layer runs: γ_{C·k²+1}·Σ|w·x| + |b| for im2col, γ_{C+12}·(Winograd magnitude + |b|)
+    for Winograd (tests/_bounds.py)."""
+    from _bounds import _conv_bounded, U32, uses_winograd
+    rng = np.random.default_rng(c * 7 + o + h)
+    x = rng.random((1, c, h, h), dtype=np.float32)
+    w = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+    b = rng.standard_normal(o).astype(np.float32)
+    y = kernels.conv2d(x, w, b, stride=s, padding=p)
+    if s == 1:
+        ref, bound, _ = _conv_bounded(x.astype(np.float64), np.zeros(x.shape), w.astype(np.float64),
+                                      b.astype(np.float64), p, U32, check_exact=False)
+    else:   # the 11×11/4 layer: direct sum over its strided windows
+        assert not uses_winograd(w, p, x.shape, s)
+        xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (p, p), (p, p)))
+        oh = (h + 2 * p - k) // s + 1
+        win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))[:, :, ::s, ::s][:, :, :oh, :oh]
+        ref = np.einsum("ncijuv,ocuv->noij", win, w.astype(np.float64)) + b[None, :, None, None]
+        mag = np.einsum("ncijuv,ocuv->noij", np.abs(win), np.abs(w).astype(np.float64)) + np.abs(b)[None, :, None, None]
+        bound = gamma(c * k * k + 1) * mag
+    check_within(y, ref, SAFETY * bound, f"conv {c}->{o} {k}x{k}/{s} @{h}")
+    assert np.abs(y - ref).max() <= 1e-4 * np.abs(ref).max()   # the issue's 1e-4 relative, as a summary
