@@ -468,6 +468,9 @@ def main():
     ap.add_argument("--paper-repeats", type=int, default=2,
                     help="timed runs per 224x224 row after one warm-up (default 2)")
     ap.add_argument("--paper-batch", type=int, default=16, help="batch of the 224x224 rows (default 16)")
+    ap.add_argument("--backbones", nargs="+", default=["alexnet", "vgg11"], choices=["alexnet", "vgg11"],
+                    help="224x224 backbones of the paper part (default both)")
+    ap.add_argument("--no-layers", action="store_true", help="skip the per-layer conv rows of the paper part")
     ap.add_argument("--only", choices=["toy", "paper"], help="run only the cnn-small or only the 224x224 part")
     ap.add_argument("--memory-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--time-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
@@ -534,12 +537,14 @@ def toy_part(args, reps, torch):
 def paper_part(args, torch):
     """alexnet and vgg11 at 224×224 (the papers' scale): network rows and per-layer conv rows."""
     targets = {name: 0.6 for name in NET_ROWS}
-    for backbone in ("alexnet", "vgg11"):
+    for backbone in args.backbones:
         rows = network_rows(backbone, args.paper_batch, args.paper_repeats, args.paper_rounds, torch, targets)
         print(f"\n{backbone}, 224x224, batch {args.paper_batch}, {BITS} bits; each side in its own process, "
               f"{args.paper_rounds} alternating processes per side, median of {args.paper_repeats} runs after "
               f"one warm-up\n")
         print_rows(rows)
+    if args.no_layers:
+        return
     conv, g2048 = paper_conv_rows(max(2, args.paper_repeats), torch)
     rows = []
     for name, flop, t in conv:

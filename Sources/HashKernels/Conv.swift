@@ -19,8 +19,9 @@
 /// Method: the batch is split into `threads` contiguous parts of images (`ParallelFor.split`), each
 /// run in its own thread with single-threaded OpenBLAS. Per image, the column matrix `cols`
 /// (C·k·k, OH·OW) holds in row (c·k + u)·k + v and column i·OW + j the input value
-/// x[n, c, i·s − p + u, j·s − p + v], and y[n] (O, OH·OW) = W·cols is one GEMM straight into the
-/// NCHW output, then bias (and the fused ReLU) in one pass while it is in cache. Backward per image: δ[n] is already the (O, OH·OW)
+/// x[n, c, i·s − p + u, j·s − p + v], and y[n] (O, OH·OW) = W·cols is computed straight into the
+/// NCHW output in slabs of output rows (`slabRows`: a slab's columns stay in cache between im2col
+/// and the GEMM), then bias (and the fused ReLU) in one pass while it is in cache. Backward per image: δ[n] is already the (O, OH·OW)
 /// matrix, ∂cols = Wᵀ·δ[n] is scattered back with col2im (+=), and, only when asked,
 /// ∂W += δ[n]·colsᵀ (cols recomputed from x) and ∂b += row sums of δ[n], accumulated per part and
 /// added in part order at the end.
@@ -100,28 +101,47 @@ public enum Conv2D {
         let owned = scratch == nil ? UnsafeMutablePointer<Float>.allocate(capacity: paddedCount(g)) : nil
         defer { owned?.deallocate() }
         let pad = scratch ?? owned!
-        let k = g.kernel, s = g.stride, Wp = g.width + 2 * g.padding, Hp = g.height + 2 * g.padding
-        let OH = g.outHeight, OW = g.outWidth, P = g.outPlane, ld = nc * P
         for img in 0..<nc {
             padImage(x, g, image: n0 + img, into: pad)
-            for c in 0..<g.inChannels {
-                let plane = pad + c * Hp * Wp
-                for u in 0..<k {
-                    for v in 0..<k {
-                        let dstRow = cols + ((c * k + u) * k + v) * ld + img * P
-                        for i in 0..<OH {
-                            let src = plane + (i * s + u) * Wp + v
-                            let dst = dstRow + i * OW
-                            if s == 1 {
-                                Elementwise.copy(src, to: dst, count: OW)
-                            } else {
-                                for j in 0..<OW { dst[j] = src[j * s] }
-                            }
+            fillColumns(pad, g, rows: 0..<g.outHeight, cols: cols + img * g.outPlane, ld: nc * g.outPlane)
+        }
+    }
+
+    /// Writes the column-matrix entries of output rows `rows` of one zero-padded image `pad`
+    /// (`padImage`): row (c·k + u)·k + v of `cols` (leading dimension `ld`), column
+    /// (i − rows.lowerBound)·OW + j, holds the padded input at (i·s + u, j·s + v).
+    @inlinable
+    static func fillColumns(_ pad: UnsafePointer<Float>, _ g: Conv2DGeometry, rows: Range<Int>,
+                            cols: UnsafeMutablePointer<Float>, ld: Int) {
+        let k = g.kernel, s = g.stride, Wp = g.width + 2 * g.padding, Hp = g.height + 2 * g.padding
+        let OW = g.outWidth
+        for c in 0..<g.inChannels {
+            let plane = pad + c * Hp * Wp
+            for u in 0..<k {
+                for v in 0..<k {
+                    let dstRow = cols + ((c * k + u) * k + v) * ld
+                    for i in rows {
+                        let src = plane + (i * s + u) * Wp + v
+                        let dst = dstRow + (i - rows.lowerBound) * OW
+                        if s == 1 {
+                            Elementwise.copy(src, to: dst, count: OW)
+                        } else {
+                            for j in 0..<OW { dst[j] = src[j * s] }
                         }
                     }
                 }
             }
         }
+    }
+
+    /// Output rows per im2col slab of the forward: the slab's column matrix (C·k·k × rows·OW)
+    /// within 64 Ki floats (256 KiB, cache-resident until the GEMM packs it), but at least 256
+    /// columns wide so the GEMM stays efficient; a whole image when that is smaller. Depends only
+    /// on the layer's sizes.
+    @inlinable static func slabRows(_ g: Conv2DGeometry) -> Int {
+        let byCache = (1 << 16) / max(1, g.patchSize * g.outWidth)
+        let byWidth = (256 + g.outWidth - 1) / g.outWidth
+        return min(g.outHeight, max(1, byCache, byWidth))
     }
 
     /// Adds `cols` (C·k·k, nc·OH·OW) back into images [n0, n0 + nc) of dx (the adjoint of im2col:
@@ -266,8 +286,16 @@ public enum Conv2D {
                     Winograd.convolveImage(x + n * C * g.inPlane, cin: C, cout: O, height: g.height,
                                            width: g.width, filters: U, into: yn, scratch: sc.winograd)
                 } else {
-                    im2col(x, g, first: n, count: 1, cols: sc.cols, scratch: sc.pad)
-                    BLAS.sgemm(m: O, n: P, k: K, a: w, lda: K, b: sc.cols, ldb: P, c: yn, ldc: P)
+                    // im2col + GEMM in slabs of output rows (`slabRows`) straight into y[n].
+                    padImage(x, g, image: n, into: sc.pad)
+                    let rows = slabRows(g), OW = g.outWidth
+                    var i0 = 0
+                    while i0 < g.outHeight {
+                        let r = i0..<min(g.outHeight, i0 + rows), cw = r.count * OW
+                        fillColumns(sc.pad, g, rows: r, cols: sc.cols, ld: cw)
+                        BLAS.sgemm(m: O, n: cw, k: K, a: w, lda: K, b: sc.cols, ldb: cw, c: yn + i0 * OW, ldc: P)
+                        i0 = r.upperBound
+                    }
                 }
                 // Bias (and ReLU) in one pass over the image's output while it is in cache.
                 for o in 0..<O {

@@ -98,6 +98,10 @@ final class ConvPoolTests: XCTestCase {
         (2, 24, 19, 21, 16, 3, 1, 1, 3),
         (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles: im2col
         (2, 15, 20, 20, 16, 3, 1, 1, 0),              // one channel short: im2col
+        // im2col in several slabs of output rows (`Conv2D.slabRows`), the last one shorter:
+        // alexnet's 11×11/4 kind (2 slabs of 12 and 11 rows) and a wide 3×3 image (14 slabs of 3, 1).
+        (2, 3, 99, 99, 8, 11, 4, 2, 0),
+        (1, 8, 40, 300, 4, 3, 1, 1, 0),
     ]
 
     func testConvForwardMatchesNaive() {
