@@ -39,6 +39,8 @@ import saat  # noqa: E402
 
 BITS, BATCH = 32, 64
 EPS, STEP = 8 / 255, 2 / 255
+# the network rows, in table order
+NET_ROWS = ("forward", "forward+backward to input", "PGD-10", "SAAT AT step (PGD-7 + fwd/bwd + SGD)")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -168,7 +170,7 @@ def torch_at_step(torch, net, x, labels):
     return step
 
 
-def time_probe(side: str, reps: int, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
+def time_probe(side: str, reps: int, backbone: str = "cnn-small", batch: int = BATCH, rows=None) -> dict:
     """Run in a subprocess: median seconds of forward, forward+backward to the input, PGD-10 and
     one SAAT AT step for ONE side. Each side gets a process of its own because the two libraries'
     thread pools (OpenBLAS pthreads for saat, OpenMP for PyTorch) keep spinning for a while after
@@ -208,6 +210,8 @@ def time_probe(side: str, reps: int, backbone: str = "cnn-small", batch: int = B
                "SAAT AT step (PGD-7 + fwd/bwd + SGD)": torch_at_step(torch, torch_net(torch, at_model), x, labels)}
     out = {}
     for name, fn in fns.items():
+        if rows is not None and name not in rows:
+            continue
         if paper:
             r, warm = reps, 1
         else:
@@ -216,10 +220,11 @@ def time_probe(side: str, reps: int, backbone: str = "cnn-small", batch: int = B
     return out
 
 
-def run_probe(flag: str, side: str, reps: int = 0, backbone: str = "cnn-small", batch: int = BATCH) -> dict:
+def run_probe(flag: str, side: str, reps: int = 0, backbone: str = "cnn-small", batch: int = BATCH,
+              rows=NET_ROWS) -> dict:
     """Run this script with ``flag side`` in a fresh interpreter and return its JSON line."""
     cmd = [sys.executable, os.path.abspath(__file__), flag, side, "--repeats", str(reps or 1),
-           "--backbone", backbone, "--batch", str(batch)]
+           "--backbone", backbone, "--batch", str(batch), "--rows", *rows]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{out.stderr[-2000:]}")
@@ -432,23 +437,26 @@ def print_rows(rows):
         print(f"{name:40s} {ss:>10s} {ps:>10s} {unit:>8s} {ratio:>10s} {tg:>8s} {met:>4s}  {note}")
 
 
-NET_ROWS = ("forward", "forward+backward to input", "PGD-10", "SAAT AT step (PGD-7 + fwd/bwd + SGD)")
 
 
-def network_rows(backbone, batch, reps, rounds, torch, targets):
-    """Time and memory rows of one backbone: each side in processes of its own, alternating."""
+def network_rows(backbone, batch, reps, rounds, torch, targets, fast=False):
+    """Time and memory rows of one backbone: each side in processes of its own, alternating.
+    `fast`: only the forward and forward+backward rows, no memory probe."""
     sides = ["saat"] + (["torch"] if torch is not None else [])
+    names = NET_ROWS[:2] if fast else NET_ROWS
     per_round = {side: [] for side in sides}
     for _ in range(rounds):          # alternate whole processes: saat, torch, saat, torch, ...
         for side in sides:
-            per_round[side].append(run_probe("--time-probe", side, reps, backbone, batch))
+            per_round[side].append(run_probe("--time-probe", side, reps, backbone, batch, names))
     med = {side: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for side, rs in per_round.items()}
     rows = []
-    for name in NET_ROWS:
+    for name in names:
         note = f"saat: SAATTraining.fit on {batch} images (includes fit's U_ben encode; torch does the same)" \
             if name.startswith("SAAT") else ""
         rows.append((name, med["saat"][name] * 1e3, med["torch"][name] * 1e3 if "torch" in med else None, "ms",
                      targets.get(name), note))
+    if fast:
+        return rows
     mem_s = run_memory("saat", backbone, batch)
     mem_p = run_memory("torch", backbone, batch) if torch is not None else {"error": "PyTorch not installed"}
     rows.append(("AT step peak memory", mem_s.get("mib"), mem_p.get("mib"), "MiB", 1.0,
@@ -471,6 +479,10 @@ def main():
     ap.add_argument("--backbones", nargs="+", default=["alexnet", "vgg11"], choices=["alexnet", "vgg11"],
                     help="224x224 backbones of the paper part (default both)")
     ap.add_argument("--no-layers", action="store_true", help="skip the per-layer conv rows of the paper part")
+    ap.add_argument("--fast", action="store_true",
+                    help="paper part: only the forward and forward+backward rows (no PGD, AT step, memory, "
+                         "layers), so several --paper-rounds fit in minutes")
+    ap.add_argument("--rows", nargs="+", default=list(NET_ROWS), help=argparse.SUPPRESS)
     ap.add_argument("--only", choices=["toy", "paper"], help="run only the cnn-small or only the 224x224 part")
     ap.add_argument("--memory-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
     ap.add_argument("--time-probe", choices=["saat", "torch"], help=argparse.SUPPRESS)
@@ -481,7 +493,7 @@ def main():
         print(json.dumps(memory_probe(args.memory_probe, args.backbone, args.batch)))
         return
     if args.time_probe:
-        print(json.dumps(time_probe(args.time_probe, args.repeats, args.backbone, args.batch)))
+        print(json.dumps(time_probe(args.time_probe, args.repeats, args.backbone, args.batch, args.rows)))
         return
     reps = 3 if args.quick else args.repeats
     torch = import_torch()
@@ -538,12 +550,13 @@ def paper_part(args, torch):
     """alexnet and vgg11 at 224×224 (the papers' scale): network rows and per-layer conv rows."""
     targets = {name: 0.6 for name in NET_ROWS}
     for backbone in args.backbones:
-        rows = network_rows(backbone, args.paper_batch, args.paper_repeats, args.paper_rounds, torch, targets)
+        rows = network_rows(backbone, args.paper_batch, args.paper_repeats, args.paper_rounds, torch, targets,
+                            args.fast)
         print(f"\n{backbone}, 224x224, batch {args.paper_batch}, {BITS} bits; each side in its own process, "
               f"{args.paper_rounds} alternating processes per side, median of {args.paper_repeats} runs after "
               f"one warm-up\n")
         print_rows(rows)
-    if args.no_layers:
+    if args.no_layers or args.fast:
         return
     conv, g2048 = paper_conv_rows(max(2, args.paper_repeats), torch)
     rows = []
