@@ -285,7 +285,37 @@ def run_memory(side: str, backbone: str = "cnn-small", batch: int = BATCH) -> di
 CONVS = [("conv1 3->32 3x3 p1 @32x32", (BATCH, 3, 32, 32), 32), ("conv2 32->64 3x3 p1 @16x16", (BATCH, 32, 16, 16), 64)]
 
 
+def time_conv(x, wt, b, stride, padding, gemm, repeats, torch):
+    """Seconds of saat's conv2d, of `gemm` (the sgemm peer) and of torch's conv2d when installed,
+    each timed in a block of its own; torch's output must equal saat's within 1e-4."""
+    n, o = x.shape[0], wt.shape[0]
+    oh = (x.shape[2] + 2 * padding - wt.shape[2]) // stride + 1
+    y = np.empty((n, o, oh, oh), np.float32)
+    fns = {"conv": lambda: saat.kernels.conv2d(x, wt, b, y, stride=stride, padding=padding), "gemm": gemm}
+    if torch is not None:
+        xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        wtt, bt = torch.from_numpy(wt), torch.from_numpy(b)
+
+        def tconv():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(xt, wtt, bt, stride=stride, padding=padding)
+        fns["torch"] = tconv
+    t = blocks(fns, repeats)
+    if torch is not None:
+        np.testing.assert_allclose(y, tconv().numpy(), rtol=1e-4, atol=1e-4)
+    return t
+
+
+def sgemm_gflops(n, repeats):
+    """GFLOP/s of saat.kernels.sgemm on n×n×n."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    c = np.empty_like(a)
+    return 2 * n ** 3 / blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c)}, repeats)["gemm"] / 1e9
+
+
 def conv_rows(repeats, torch):
+    """cnn-small's two convolutions (batch 64) against sgemm on the batch's whole im2col shape
+    (O × C·9 × N·H·W); also returns sgemm 1024³."""
     rng = np.random.default_rng(0)
     rows = []
     for name, xs, o in CONVS:
@@ -293,31 +323,12 @@ def conv_rows(repeats, torch):
         x = rng.random(xs, dtype=np.float32)
         wt = rng.standard_normal((o, c, 3, 3)).astype(np.float32)
         b = rng.standard_normal(o).astype(np.float32)
-        y = np.empty((n, o, h, w), np.float32)
-        m, k, cols = o, c * 9, n * h * w
-        flop = 2 * m * k * cols
-        A = rng.standard_normal((m, k)).astype(np.float32)
-        B = rng.standard_normal((k, cols)).astype(np.float32)
-        C = np.empty((m, cols), np.float32)
-        fns = {"conv": lambda: saat.kernels.conv2d(x, wt, b, y, stride=1, padding=1),
-               "gemm": lambda: saat.kernels.sgemm(A, B, C)}
-        if torch is not None:
-            xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            wtt, bt = torch.from_numpy(wt), torch.from_numpy(b)
-
-            def tconv():
-                with torch.no_grad():
-                    torch.nn.functional.conv2d(xt, wtt, bt, padding=1)
-            fns["torch"] = tconv
-        t = blocks(fns, repeats)
-        if torch is not None:
-            ref = torch.nn.functional.conv2d(torch.from_numpy(x), wtt, bt, padding=1).numpy()
-            np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
-        rows.append((name, flop, t))
-    a = rng.standard_normal((1024, 1024)).astype(np.float32)
-    c = np.empty_like(a)
-    t1024 = blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c)}, repeats)["gemm"]
-    return rows, 2 * 1024 ** 3 / t1024 / 1e9
+        A = rng.standard_normal((o, c * 9)).astype(np.float32)
+        B = rng.standard_normal((c * 9, n * h * w)).astype(np.float32)
+        C = np.empty((o, n * h * w), np.float32)
+        t = time_conv(x, wt, b, 1, 1, lambda: saat.kernels.sgemm(A, B, C), repeats, torch)
+        rows.append((name, 2 * o * c * 9 * n * h * w, t))
+    return rows, sgemm_gflops(1024, repeats)
 
 
 # (name, C, O, H, k, stride, padding): every convolution of the two paper backbones at 224×224.
@@ -343,26 +354,12 @@ def paper_conv_rows(repeats, torch, batch=4):
         x = rng.random((batch, c, h, h), dtype=np.float32)
         wt = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
         b = rng.standard_normal(o).astype(np.float32)
-        y = np.empty((batch, o, oh, oh), np.float32)
-        flop = 2 * batch * o * c * k * k * oh * oh
         A = rng.standard_normal((o, c * k * k)).astype(np.float32)
         B = rng.standard_normal((c * k * k, oh * oh)).astype(np.float32)
         C = np.empty((o, oh * oh), np.float32)
-        fns = {"conv": lambda: saat.kernels.conv2d(x, wt, b, y, stride=st, padding=pd),
-               "gemm": lambda: [saat.kernels.sgemm(A, B, C) for _ in range(batch)]}
-        if torch is not None:
-            xt = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            wtt, bt = torch.from_numpy(wt), torch.from_numpy(b)
-
-            def tconv():
-                with torch.no_grad():
-                    torch.nn.functional.conv2d(xt, wtt, bt, stride=st, padding=pd)
-            fns["torch"] = tconv
-        rows.append((name, flop, blocks(fns, repeats)))
-    a = rng.standard_normal((2048, 2048)).astype(np.float32)
-    c2 = np.empty_like(a)
-    t2048 = blocks({"gemm": lambda: saat.kernels.sgemm(a, a, c2)}, max(3, repeats))["gemm"]
-    return rows, 2 * 2048 ** 3 / t2048 / 1e9
+        t = time_conv(x, wt, b, st, pd, lambda: [saat.kernels.sgemm(A, B, C) for _ in range(batch)], repeats, torch)
+        rows.append((name, 2 * batch * o * c * k * k * oh * oh, t))
+    return rows, sgemm_gflops(2048, max(3, repeats))
 
 
 # --------------------------------------------------------------------------- MAP@5000

@@ -237,6 +237,16 @@ public enum Conv2D {
                    Winograd.scratchCount(cin: g.outChannels, cout: g.inChannels, height: g.height, width: g.width))
     }
 
+    /// The transformed filters of a Winograd layer (forward, or the input gradient's with
+    /// `adjoint`), written to their place in the workspace, after the parts' scratch.
+    static func winogradFilters(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>,
+                                adjoint: Bool, threads: Int) -> UnsafeMutablePointer<Float> {
+        let U = ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
+        Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, adjoint: adjoint,
+                                  into: U, threads: threads)
+        return U
+    }
+
     /// One part's slice of the workspace (`partStride` floats): one image's column matrix, padded
     /// copy and output or output gradient, the part's ∂W and ∂b sums and the Winograd scratch.
     struct PartScratch {
@@ -274,9 +284,7 @@ public enum Conv2D {
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
-        // Winograd's transformed filters follow the parts' scratch in the workspace.
-        let U = Winograd.applies(g) ? ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads) : nil
-        if let U { Winograd.transformFilters(w, outChannels: O, inChannels: C, adjoint: false, into: U, threads: threads) }
+        let U = Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: false, threads: threads) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
             for n in images {
@@ -340,8 +348,7 @@ public enum Conv2D {
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
-        let U = dx != nil && Winograd.applies(g) ? ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads) : nil
-        if let U { Winograd.transformFilters(w, outChannels: O, inChannels: C, adjoint: true, into: U, threads: threads) }
+        let U = dx != nil && Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: true, threads: threads) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
             let cols = sc.cols, pad = sc.pad, delta = sc.image, pw = sc.dWeight, pb = sc.dBias

@@ -67,28 +67,25 @@ public enum Winograd {
                                         adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int = 0) {
         let plane = O * C
         ParallelFor.split(count: O, threads: threads) { _, outs in
-            var gf = [Float](repeating: 0, count: 12)
             for o in outs {
                 for c in 0..<C {
                     let src = w + (o * C + c) * 9
                     @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[8 - t] : src[t] }
-                    // G·f (4×3): rows f0, (f0 + f1 + f2)/2, (f0 − f1 + f2)/2, f2 (fᵢ = row i of f),
-                    // then the same combination along each row: (G·f)·Gᵀ.
+                    // G·f (4×3): column v of f gives column v of G·f; then (G·f)·Gᵀ row by row.
+                    let g0 = gTimes(f(0), f(3), f(6)), g1 = gTimes(f(1), f(4), f(7)), g2 = gTimes(f(2), f(5), f(8))
                     let dst = adjoint ? c * O + o : o * C + c
-                    for v in 0..<3 {
-                        let a = f(v), b = f(3 + v), c2 = f(6 + v)
-                        gf[v] = a; gf[3 + v] = (a + b + c2) * 0.5; gf[6 + v] = (a - b + c2) * 0.5; gf[9 + v] = c2
-                    }
                     for r in 0..<4 {
-                        let a = gf[3 * r], b = gf[3 * r + 1], c2 = gf[3 * r + 2]
-                        U[(4 * r + 0) * plane + dst] = a
-                        U[(4 * r + 1) * plane + dst] = (a + b + c2) * 0.5
-                        U[(4 * r + 2) * plane + dst] = (a - b + c2) * 0.5
-                        U[(4 * r + 3) * plane + dst] = c2
+                        let row = gTimes(g0[r], g1[r], g2[r])
+                        for b in 0..<4 { U[(4 * r + b) * plane + dst] = row[b] }
                     }
                 }
             }
         }
+    }
+
+    /// G·(a, b, c)ᵀ = (a, (a + b + c)/2, (a − b + c)/2, c): two roundings (×½ is exact).
+    @inline(__always) static func gTimes(_ a: Float, _ b: Float, _ c: Float) -> SIMD4<Float> {
+        SIMD4(a, (a + b + c) * 0.5, (a - b + c) * 0.5, c)
     }
 
     typealias V8 = SIMD8<Float>
