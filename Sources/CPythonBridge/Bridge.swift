@@ -355,6 +355,13 @@ func requireFinite(_ v: ArrayView<Float>, _ name: String) throws {
 // MARK: results
 
 func pyInt(_ v: Int) -> PyObj? { PyLong_FromLongLong(Int64(v)) }
+
+/// A memoryview of `bytes` bytes at `p` (format 'B'), writable or read-only; valid only while the
+/// memory is (the callers pass it to a callable and drop it when the call returns).
+func pyMemoryView(_ p: UnsafeMutableRawPointer, bytes: Int, writable: Bool) -> PyObj? {
+    // PyBUF_READ = 0x100, PyBUF_WRITE = 0x200 (macros the module map does not import).
+    PyMemoryView_FromMemory(p.assumingMemoryBound(to: CChar.self), bytes, writable ? 0x200 : 0x100)
+}
 func pyFloat(_ v: Double) -> PyObj? { PyFloat_FromDouble(v) }
 func pyStr(_ s: String) -> PyObj? { PyUnicode_FromString(s) }
 

@@ -13,10 +13,14 @@ import SAATCore
 /// `checkpoint(state)` every `checkpoint_every` batches and at the end of every epoch, with the full
 /// state as a dict name → (bytearray, shape); `resume`: such a state (dict name → float32 array).
 /// `memory_out` (N, K) float32 ← the final loss memory of a recipe that keeps one (clean training).
+/// Data-parallel training (`saat.distributed`'s MPI layer): `rank` and `size` of this process and
+/// two callables, `allreduce(buf)` (sum a writable float32 memoryview in place over the processes)
+/// and `allgather(local, counts, out)` (concatenate every process's `counts[r]` floats into `out`).
 let trainFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("train", args, nargs, kw, names: ["method", "model", "images", "labels", "params", "progress",
-                                                         "checkpoint", "checkpoint_every", "resume", "memory_out"],
+                                                         "checkpoint", "checkpoint_every", "resume", "memory_out",
+                                                         "rank", "size", "allreduce", "allgather"],
                          required: 4)
         let spec = try Registry.training(try a.string("method"))
         let m = try modelArg(a)
@@ -27,6 +31,16 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
         let checkpointFn = try a.callable("checkpoint")
         let resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
         let cb = PythonCallbacks(holding: m)
+        let size = try a.int("size", 1), rank = try a.int("rank", 0)
+        try require(size >= 1, "size", "an int >= 1 (the number of processes), got \(size)")
+        try require(rank >= 0 && rank < size, "rank", "an int in 0..<size (\(size)), got \(rank)")
+        var group: PythonCollectives? = nil
+        if size > 1 {
+            guard let reduceFn = try a.callable("allreduce"), let gatherFn = try a.callable("allgather") else {
+                throw typeError("argument 'allreduce': data-parallel training (size > 1) needs the allreduce and allgather callables")
+            }
+            group = PythonCollectives(rank: rank, size: size, allreduce: reduceFn, allgather: gatherFn, callbacks: cb)
+        }
         return try imagesArg(a, "images", m) { x in
             try f32(a.required("labels"), "labels", shape: [x.dim(0), nil]) { l in
                 let labels = Tensor(shape: l.shape, copying: l.constPtr)
@@ -37,6 +51,7 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
                         try withoutGIL {
                             try m.withLock {
                                 let loop = try spec.makeLoop(model: m, images: source, labels: labels, settings: settings)
+                                loop.parallel = DataParallel(group: group)
                                 history = try loop.run(
                                     resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
                                     progress: { p in
@@ -61,6 +76,38 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
+/// The collectives of a data-parallel run, carried out by Python callables (mpi4py, which releases
+/// the GIL while it communicates). Each call takes the GIL, wraps the Swift buffers in memoryviews
+/// for the duration of the call, and stops the loop when the callable raises.
+final class PythonCollectives: CollectiveGroup {
+    let rank: Int
+    let size: Int
+    private let allreduceFn: PyObj
+    private let allgatherFn: PyObj
+    private let cb: PythonCallbacks
+
+    init(rank: Int, size: Int, allreduce: PyObj, allgather: PyObj, callbacks: PythonCallbacks) {
+        self.rank = rank; self.size = size; allreduceFn = allreduce; allgatherFn = allgather; cb = callbacks
+    }
+
+    func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
+        let ok = cb.call(allreduceFn) {
+            pyTuple([pyMemoryView(UnsafeMutableRawPointer(buffer), bytes: count * 4, writable: true)])
+        }
+        if !ok { throw SAATError.interrupted }
+    }
+
+    func allgather(_ local: UnsafePointer<Float>, counts: [Int], into out: UnsafeMutablePointer<Float>) throws {
+        let total = counts.reduce(0, +)
+        let ok = cb.call(allgatherFn) {
+            pyTuple([pyMemoryView(UnsafeMutableRawPointer(mutating: local), bytes: counts[rank] * 4, writable: false),
+                     pyList(counts.map { pyInt($0) }),
+                     pyMemoryView(UnsafeMutableRawPointer(out), bytes: total * 4, writable: true)])
+        }
+        if !ok { throw SAATError.interrupted }
+    }
+}
+
 let trainingMethods: [PyMethodDef] = [
-    method("train", trainFn, "train(method, model, images, labels, params=None, progress=None, checkpoint=None, checkpoint_every=0, resume=None, memory_out=None) -> list"),
+    method("train", trainFn, "train(method, model, images, labels, params=None, progress=None, checkpoint=None, checkpoint_every=0, resume=None, memory_out=None, rank=0, size=1, allreduce=None, allgather=None) -> list"),
 ]

@@ -18,6 +18,19 @@ public struct SeededRNG: RandomNumberGenerator, Sendable, Equatable {
         state = (splitmix(&sm), splitmix(&sm), splitmix(&sm), splitmix(&sm))
     }
 
+    /// The generator of stream `stream` of `seed`: (seed, stream) hashed through SplitMix64 into
+    /// one seed. Per-item streams (e.g. one per image, by its index in the whole set) make a
+    /// random choice independent of how the items are chunked or split over processes.
+    public init(seed: UInt64, stream: UInt64) {
+        func mix(_ v: UInt64) -> UInt64 {
+            var z = v &+ 0x9E3779B97F4A7C15
+            z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+            z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+            return z ^ (z >> 31)
+        }
+        self.init(seed: mix(seed ^ mix(stream &+ 0x632B_E59B_D9B4_E019)))
+    }
+
     public init(state: [UInt64]) {
         precondition(state.count == 4)
         self.state = (state[0], state[1], state[2], state[3])

@@ -113,13 +113,21 @@ def training_arrays(model, images, labels):
 
 
 def run_training(method: str, model, images, labels, params: dict, *, progress, checkpoint, checkpoint_every,
-                 resume, desc: str, settings: dict | None = None, memory_out: bool = False):
+                 resume, desc: str, settings: dict | None = None, memory_out: bool = False, comm=None):
     """Train ``model`` in place with the core's recipe ``method`` ("hashing", "saat", "cgat",
     "atrdh") and its ``params`` (checked by the core), with progress, checkpoint and resume
     plumbing. ``settings``: the recipe's resolved parameters when the caller has them (a defence
     resolved them at construction); otherwise the core resolves them once here, to size the
     progress bar and name the checkpoint kind. Returns ``(history, memory)``: the per-epoch mean
-    losses and, with ``memory_out``, the loss memory (N, K) of continuous training outputs."""
+    losses and, with ``memory_out``, the loss memory (N, K) of continuous training outputs.
+
+    ``comm``: an mpi4py communicator for data-parallel training (see :mod:`saat.distributed`):
+    every rank is given the same arrays and computes its slice of each global batch; only rank 0
+    writes the checkpoint file and shows a progress bar (a progress callable runs on every rank)."""
+    group = None
+    if comm is not None:
+        from .distributed._mpi import Collectives
+        group = Collectives(comm)
     x, y = training_arrays(model, images, labels)
     kind = "training" if method in _schema.names("training") else "defence"
     settings = settings if settings is not None else _core.resolve(kind, method, params)
@@ -128,17 +136,23 @@ def run_training(method: str, model, images, labels, params: dict, *, progress, 
     if checkpoint is not None and not checkpoint_every:
         raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
     ckpt_kind = f"{'train' if kind == 'training' else method}:{settings['loss']}"
+    if group is not None and group.size > 1:
+        group.require_same(images=x, labels=y)
+        group.require_same_params(settings)
+    writer = group is None or group.rank == 0
     ckpt_cb = None
     if checkpoint is not None:
         ckpt_path = os.fspath(checkpoint)
-        ckpt_cb = lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)  # noqa: E731
+        ckpt_cb = (lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)) if writer else (lambda st: None)
     resume_state = read_checkpoint(resume, ckpt_kind) if resume is not None else None
     batch = min(settings["batch_size"], x.shape[0])
     memory = np.empty((x.shape[0], model.bits), np.float32) if memory_out else None
-    bar = Progress(progress, settings["epochs"] * -(-x.shape[0] // batch), desc)
+    bar = Progress(progress if writer or progress is not True else False, settings["epochs"] * -(-x.shape[0] // batch),
+                   desc)
     try:
         history = _core.train(method, model._handle, x, y, params, progress=bar, checkpoint=ckpt_cb,
-                              checkpoint_every=int(checkpoint_every or 0), resume=resume_state, memory_out=memory)
+                              checkpoint_every=int(checkpoint_every or 0), resume=resume_state, memory_out=memory,
+                              **(group.core_kwargs() if group is not None else {}))
     finally:
         bar.close()
     return history, memory

@@ -34,16 +34,18 @@ class _AdversarialTraining:
             setattr(self, k, v)
 
     def fit(self, images, labels=None, *, progress=True, checkpoint=None, checkpoint_every: int = 0,
-            resume=None) -> TrainResult:
+            resume=None, comm=None) -> TrainResult:
         """Adversarially train ``self.model`` in place on ``images`` (N, C, H, W) in [0, 1] and
         multi-hot ``labels`` (N, C). ``progress``, ``checkpoint``, ``checkpoint_every`` and
         ``resume`` work as in :func:`saat.train`; a resumed run ends with the same weights as an
         uninterrupted one. ``images`` may also be an iterable of ``(images, labels[, index])``
-        batches (e.g. a DataLoader; ``labels`` None), collected into memory once. Returns the
-        per-epoch mean loss history."""
+        batches (e.g. a DataLoader; ``labels`` None), collected into memory once. ``comm``: an
+        mpi4py communicator for data-parallel training, as in :func:`saat.train` (each rank
+        attacks and back-propagates its slice of every global batch; guide codes, memories and
+        random choices stay identical on every rank). Returns the per-epoch mean loss history."""
         history, _ = run_training(self.name, self.model, images, labels, self._given, progress=progress,
                                   checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
-                                  desc=self.name.upper(), settings=self.params)
+                                  desc=self.name.upper(), settings=self.params, comm=comm)
         return TrainResult(history=history)
 
     def __repr__(self):

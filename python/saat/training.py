@@ -24,7 +24,7 @@ class TrainResult:
 
 
 def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint=None, checkpoint_every: int = 0,
-          resume=None, **params) -> TrainResult:
+          resume=None, comm=None, **params) -> TrainResult:
     """Train ``model`` with a deep-hashing loss; the whole epoch loop runs in Swift.
 
     Each batch: ``u = F(x)`` (train mode), the loss writes ``u`` into its memory U of training
@@ -43,6 +43,14 @@ def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint
     ``checkpoint``, ``checkpoint_every``: a path written atomically every ``checkpoint_every``
     batches and at the end of every epoch (weights, optimiser, loss memory, RNG state, position).
     ``resume``: a checkpoint path to continue from; the result equals an uninterrupted run.
+    ``comm``: an mpi4py communicator (e.g. ``MPI.COMM_WORLD`` under ``mpiexec -n P``) to train
+    data-parallel: every rank is given the same arrays and computes its slice of each global
+    batch of ``batch_size``; the batch's outputs are gathered to every rank (so the loss, its
+    memory U and all random choices are computed identically everywhere), each rank
+    back-propagates its rows, and the gradients are summed with one ``Allreduce``. Every rank ends
+    with the weights one process would reach with the same ``batch_size``, up to the rounding of
+    sums over the batch. Rank 0 alone writes ``checkpoint`` and shows the progress bar;
+    ``resume`` must name a file every rank can read. Needs ``pip install 'saat[mpi]'``.
 
     Returns a :class:`TrainResult` with the per-epoch mean loss ``history``. Ctrl-C stops within
     one batch and raises KeyboardInterrupt; the model keeps the weights of the last finished
@@ -52,7 +60,7 @@ def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint
     params = {k: v for k, v in params.items() if v is not None}   # None: the default
     history, memory = run_training("hashing", model, images, labels, params, progress=progress, checkpoint=checkpoint,
                                    checkpoint_every=checkpoint_every, resume=resume, memory_out=True,
-                                   desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}")
+                                   desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}", comm=comm)
     return TrainResult(history=history, memory=memory)
 
 
@@ -62,7 +70,8 @@ train.__signature__ = _schema.signature(
     _HASHING, [_P("model", _P.POSITIONAL_OR_KEYWORD), _P("images", _P.POSITIONAL_OR_KEYWORD),
                _P("labels", _P.POSITIONAL_OR_KEYWORD, default=None)],
     [_P("progress", _P.KEYWORD_ONLY, default=True), _P("checkpoint", _P.KEYWORD_ONLY, default=None),
-     _P("checkpoint_every", _P.KEYWORD_ONLY, default=0), _P("resume", _P.KEYWORD_ONLY, default=None)],
+     _P("checkpoint_every", _P.KEYWORD_ONLY, default=0), _P("resume", _P.KEYWORD_ONLY, default=None),
+     _P("comm", _P.KEYWORD_ONLY, default=None)],
     positional_params=False)
 _schema.document(train, _HASHING, leading="model (HashingModel): the model, trained in place.\n"
                                            "images, labels: see above.")

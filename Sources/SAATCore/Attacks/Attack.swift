@@ -33,7 +33,7 @@ extension AttackSpec {
             let (tc, tl) = try inputs.trainingSet(bits: bits)
             let targeted = s.bool("targeted")
             return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: targeted, labelClasses: tl.shape[1],
-                                  guides: true, config: AttackParameters.signConfig(s, alphaSchedule: alphaSchedule)) { _, _, _, labels, _ in
+                                  guides: true, config: AttackParameters.signConfig(s, alphaSchedule: alphaSchedule)) { _, _, _, labels, _, _ in
                 let codes = try SemanticCodes.compute(kind, labels: labels!, trainCodes: tc, trainLabels: tl)
                 return (objective(codes, targeted), codes)
             }
@@ -42,9 +42,12 @@ extension AttackSpec {
 }
 
 /// The objective of one call on `n` images with `labels` (nil when the attack takes none), and the
-/// guide codes it steers by (n×K, {−1, 0, +1}; nil for an attack without one).
+/// guide codes it steers by (n×K, {−1, 0, +1}; nil for an attack without one). `firstIndex` is the
+/// index of image 0 in the caller's whole set: a per-image random choice draws from the stream
+/// `SeededRNG(seed:stream: firstIndex + i)`, never from one stream in batch order.
 public typealias ObjectiveBuilder = (_ model: HashingModel, _ images: UnsafePointer<Float>, _ n: Int,
-                                     _ labels: Tensor?, _ shouldStop: () -> Bool) throws -> (AttackObjective, Tensor?)
+                                     _ labels: Tensor?, _ firstIndex: Int,
+                                     _ shouldStop: () -> Bool) throws -> (AttackObjective, Tensor?)
 
 /// An attack ready to run: parameters validated and data checked once, at preparation. Several
 /// threads may call `run` at once (it keeps no per-call state).
@@ -71,9 +74,14 @@ public final class PreparedAttack: @unchecked Sendable {
     /// Attacks `n` images (n×C×H×W in [0, 1]) of `model` into `out`; writes the guide codes into
     /// `guide` (n×K int8) when the attack has them and `guide` is given. `labels`: one row per
     /// image (true labels, or target labels when `targeted`), required iff `labelClasses` is set.
+    /// `firstIndex`: index of image 0 in the caller's whole set of queries; every random choice of
+    /// image i (random start, DHTA/P2P's anchor items) comes from the stream (seed, firstIndex + i),
+    /// so attacking a set in one call, in pieces or in shards on several processes gives bitwise
+    /// the same images when each piece passes its offset.
     public func run(model: HashingModel, images: UnsafePointer<Float>, n: Int, labels: Tensor?,
-                    out: UnsafeMutablePointer<Float>, guide: UnsafeMutablePointer<Int8>? = nil,
+                    out: UnsafeMutablePointer<Float>, guide: UnsafeMutablePointer<Int8>? = nil, firstIndex: Int = 0,
                     shouldStop: () -> Bool = { false }) throws {
+        try require(firstIndex >= 0 && firstIndex <= Int(Int32.max), "first_index", "an int in 0...\(Int32.max), got \(firstIndex)")
         try require(model.bits == bits, "model", "a \(bits)-bit model (the attack was prepared for \(bits) bits), got \(model.bits) bits")
         if let c = labelClasses {
             guard let labels else {
@@ -86,9 +94,9 @@ public final class PreparedAttack: @unchecked Sendable {
         }
         if n == 0 { return }
         try model.requireFiniteWeights()
-        let (obj, codes) = try objective(model, images, n, labelClasses == nil ? nil : labels, shouldStop)
+        let (obj, codes) = try objective(model, images, n, labelClasses == nil ? nil : labels, firstIndex, shouldStop)
         try AttackEngine.run(model: model, images: images, n: n, objective: obj, config: config, out: out,
-                             shouldStop: shouldStop)
+                             firstIndex: firstIndex, shouldStop: shouldStop)
         if let guide, let codes {
             for i in 0..<(n * bits) { guide[i] = Int8(codes.data[i]) }
         }

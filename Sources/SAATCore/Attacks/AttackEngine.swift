@@ -9,6 +9,11 @@ public protocol AttackObjective: AnyObject {
     func evaluate(f: Tensor, rows: Range<Int>, iteration t: Int) -> (loss: Double, grad: Tensor)
 }
 
+/// The batch size by which objectives that average over images divide (SAAT's attack batch), in
+/// place of the number of images attacked together: each image's update is then the same whether
+/// it is attacked alone, in a chunk or in a shard of another process.
+public let nominalAttackBatch: Float = 128
+
 /// How the perturbed image is updated from the gradient g = ∂loss/∂x'.
 public enum ImageUpdate: Sendable, Equatable {
     /// PGD: x' ← x' − step·sign(g).
@@ -36,7 +41,8 @@ public struct AttackConfig: Sendable {
     public var update: ImageUpdate
     public var randomStart: Bool
     public var alphaSchedule: Bool
-    /// Weight of mean((x' − x)²) added to the loss (SDHA's perceptibility term); 0 = none.
+    /// Weight of mean((x' − x)²) added to the loss (SDHA's perceptibility term), the mean taken over
+    /// `nominalAttackBatch` images' pixels; 0 = none.
     public var mseWeight: Float
     public var seed: UInt64
 
@@ -55,15 +61,18 @@ public struct AttackConfig: Sendable {
 /// put it in train mode as the official code does).
 public enum AttackEngine {
     /// Attacks `n` images at `images` (n×C×H×W, in [0,1]) and writes the adversarial images to
-    /// `out`. Chunks of `chunk` images are attacked independently; random starts are drawn from one
-    /// `SeededRNG(config.seed)` stream in image order. `shouldStop` is polled between iterations.
+    /// `out`. Chunks of `chunk` images are attacked independently. `firstIndex` is the index of
+    /// image 0 in the caller's whole set: the random start of image i is drawn from the stream
+    /// `SeededRNG(seed: config.seed, stream: firstIndex + i)`. An image's result is therefore bitwise
+    /// the same whether it is attacked alone, in any chunk, or in a shard on another process (the
+    /// model's outputs and input gradients of an image do not depend on the other images of a
+    /// batch, and objectives scale per image). `shouldStop` is polled between iterations.
     public static func run(model: HashingModel, images: UnsafePointer<Float>, n: Int,
                            objective: AttackObjective, config: AttackConfig,
-                           out: UnsafeMutablePointer<Float>, chunk: Int? = nil,
+                           out: UnsafeMutablePointer<Float>, chunk: Int? = nil, firstIndex: Int = 0,
                            shouldStop: () -> Bool = { false }) throws {
         let item = model.inputShape.reduce(1, *)
         let chunkSize = chunk ?? model.imagesPerChunk(gradients: true)
-        var rng = SeededRNG(seed: config.seed)
         var start = 0
         while start < n {
             let m = min(chunkSize, n - start)
@@ -73,9 +82,12 @@ public enum AttackEngine {
             let eps = config.eps
             if config.randomStart {
                 x.data.withUnsafeMutableBufferPointer { xp in
-                    for i in 0..<count {
-                        let v = x0[i] + rng.uniform(-eps, eps)
-                        xp[i] = min(max(v, 0), 1)
+                    for img in 0..<m {
+                        var rng = SeededRNG(seed: config.seed, stream: UInt64(firstIndex + start + img))
+                        for i in (img * item)..<((img + 1) * item) {
+                            let v = x0[i] + rng.uniform(-eps, eps)
+                            xp[i] = min(max(v, 0), 1)
+                        }
                     }
                 }
             }
@@ -105,7 +117,7 @@ public enum AttackEngine {
                         // thread: results do not depend on the thread count).
                         Elementwise.parallel(count: count) { r in
                             if w > 0 {
-                                let s = 2 * w / Float(count)
+                                let s = 2 * w / (nominalAttackBatch * Float(item))
                                 for i in r { gp[i] += s * (xp[i] - x0[i]) }
                             }
                             switch config.update {

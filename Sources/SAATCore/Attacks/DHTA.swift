@@ -7,9 +7,10 @@
 /// iterations, α schedule, ε = 0.032. sign(0) = 0 (possible only for even n_t).
 public enum DHTAAttack {
     /// Anchor codes (B×K, {−1,0,+1}) for target labels; throws naming `labels` when no
-    /// database item carries exactly a target label vector.
+    /// database item carries exactly a target label vector. Row i draws its items from the stream
+    /// `SeededRNG(seed: seed, stream: firstIndex + i)`.
     public static func anchors(targets: Tensor, dbCodes: Tensor, dbLabels: Tensor, nt: Int,
-                               rng: inout SeededRNG) throws -> Tensor {
+                               seed: UInt64, firstIndex: Int = 0) throws -> Tensor {
         try require(nt >= 1, "n_t", "an int ≥ 1, got \(nt)")
         let b = targets.batch, c = targets.shape[1], k = dbCodes.shape[1], n = dbCodes.batch
         var out = Tensor(zeros: [b, k])
@@ -21,6 +22,7 @@ public enum DHTAAttack {
                 throw SAATError.invalidArgument("labels", "target label vectors that occur in db_labels (row \(i) matches no database item; use select_target_labels)")
             }
             var sum = [Float](repeating: 0, count: k)
+            var rng = SeededRNG(seed: seed, stream: UInt64(firstIndex + i))
             for _ in 0..<nt {
                 let j = pool[rng.below(pool.count)]
                 for q in 0..<k { sum[q] += dbCodes.data[j * k + q] }
@@ -44,9 +46,9 @@ public enum DHTAAttack {
                         anchorCount nt: Int) throws -> PreparedAttack {
         let (dc, dl) = try inputs.database(bits: bits)
         return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: true, labelClasses: dl.shape[1], guides: true,
-                              config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, _ in
-            var rng = SeededRNG(seed: UInt64(s.int("seed")) &+ 0xD47A)
-            let a = try anchors(targets: labels!, dbCodes: dc, dbLabels: dl, nt: nt, rng: &rng)
+                              config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, first, _ in
+            let a = try anchors(targets: labels!, dbCodes: dc, dbLabels: dl, nt: nt, seed: UInt64(s.int("seed")) &+ 0xD47A,
+                                firstIndex: first)
             return (CodeProductObjective(codes: a, .towards), a)
         }
     }

@@ -5,7 +5,7 @@
 /// With h = F(x) the fixed clean outputs and ĥ = F(x'; α):
 ///   m_ik = [|ĥ_ik − sign(h_ik)| < 1 + t],  t = 0.5
 ///   L = mean_i((Σ_k m ĥ h / Σ_k m + 1)²) + β·mean_i(mean_k ĥ_ik)²,  β = 1
-/// (mask held constant). The mean over images uses a nominal batch of 128 (SAAT's attack batch)
+/// (mask held constant). The mean over images uses `nominalAttackBatch` (128, SAAT's attack batch)
 /// so each image's SGD step does not depend on how many images are attacked together.
 public final class HAGObjective: AttackObjective {
     public let clean: Tensor
@@ -13,7 +13,7 @@ public final class HAGObjective: AttackObjective {
     public let beta: Float
     public let nominalBatch: Float
 
-    public init(clean: Tensor, t: Float = 0.5, beta: Float = 1, nominalBatch: Float = 128) {
+    public init(clean: Tensor, t: Float = 0.5, beta: Float = 1, nominalBatch: Float = nominalAttackBatch) {
         self.clean = clean; self.t = t; self.beta = beta; self.nominalBatch = nominalBatch
     }
 
@@ -58,7 +58,7 @@ public enum HAGAttack {
                                   update: .sgd(lr: s.float("lr"), momentum: s.float("momentum")),
                                   randomStart: false, alphaSchedule: true)
         return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: false, labelClasses: nil,
-                              guides: false, config: config) { model, images, n, _, stop in
+                              guides: false, config: config) { model, images, n, _, _, stop in
             (HAGObjective(clean: try model.outputs(images: images, n: n, shouldStop: stop)), nil)
         }
     }

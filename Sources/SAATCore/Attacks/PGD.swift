@@ -8,7 +8,7 @@ public enum PGDAttack {
                      AttackParameters.randomStart(true), AttackParameters.seed])
     public static let spec = AttackSpec(schema: schema) { bits, _, s, _ in
         PreparedAttack(schema: schema, settings: s, bits: bits, targeted: false, labelClasses: nil, guides: false,
-                       config: AttackParameters.signConfig(s, alphaSchedule: false)) { model, images, n, _, stop in
+                       config: AttackParameters.signConfig(s, alphaSchedule: false)) { model, images, n, _, _, stop in
             (CodeProductObjective(codes: try cleanCodes(model: model, images: images, n: n, shouldStop: stop), .away), nil)
         }
     }
@@ -22,7 +22,9 @@ public enum PGDAttack {
     }
 }
 
-/// L = ±mean(F ⊙ b) over all n·K entries of a chunk, with gradient ±b/(nK): `.away` minimises
+/// L = ±Σ_i mean_k(F_ik b_ik) / nominalAttackBatch, gradient ±b/(K·nominalAttackBatch) (the mean
+/// over images of the papers' loss, with a fixed batch size so each image's step does not depend
+/// on the images attacked with it; the sign step makes any positive factor immaterial): `.away` minimises
 /// mean(F ⊙ b) (drives F away from the guide codes b: PGD, CgAT's center attack, the inner attack
 /// of SAAT/CgAT training), `.towards` maximises it (targeted attacks: DHTA, P2P, THA, ATRDH's
 /// inner attack).
@@ -42,7 +44,7 @@ public final class CodeProductObjective: AttackObjective {
         let sign: Float = direction == .away ? 1 : -1
         var g = Tensor(zeros: f.shape)
         var s: Double = 0
-        let scale = sign / Float(max(cnt, 1))
+        let scale = sign / (Float(k) * nominalAttackBatch)
         codes.data.withUnsafeBufferPointer { cb in
             let c = cb.baseAddress! + rows.lowerBound * k
             f.data.withUnsafeBufferPointer { fp in
@@ -54,6 +56,6 @@ public final class CodeProductObjective: AttackObjective {
                 }
             }
         }
-        return (Double(sign) * s / Double(max(cnt, 1)), g)
+        return (Double(sign) * s / (Double(k) * Double(nominalAttackBatch)), g)
     }
 }

@@ -5,8 +5,10 @@
 ///   non-targeted: L = Σ m (s + 2) s / Σ m,  m_ik = [s_ik > −0.5]  (bits already flipped past −0.5 drop out)
 ///   targeted:     L = −Σ m (s + 2) s / Σ m, m_ik = [s_ik < 0.5]
 /// with the mask held constant for the gradient. Defaults: ε = 8/255, step 1/255, 100 iterations,
-/// uniform random start, α schedule on tanh(α·g). Sums run over the chunk of images attacked
-/// together; the sign step makes each image's update independent of that grouping.
+/// uniform random start, α schedule on tanh(α·g). The official sums run over the attacked batch;
+/// here the gradient is left undivided by Σ m (a positive factor common to the batch, which the
+/// sign step ignores), so each image's step is bitwise independent of the images attacked with it.
+/// The reported loss is still Σ m (s + 2) s / Σ m over the chunk.
 public final class MainstayMaskedObjective: AttackObjective {
     public let codes: Tensor
     public let targeted: Bool
@@ -33,10 +35,7 @@ public final class MainstayMaskedObjective: AttackObjective {
                             gp[i] = (2 * s + 2) * c[i]
                         }
                     }
-                    if msum > 0 {
-                        let scale = Float((targeted ? -1 : 1) / msum)
-                        for i in 0..<cnt { gp[i] *= scale }
-                    }
+                    if targeted { for i in 0..<cnt { gp[i] = -gp[i] } }
                 }
             }
         }

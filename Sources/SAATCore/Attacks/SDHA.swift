@@ -11,6 +11,8 @@ import Glibc
 ///   non-targeted: L_sur = −(1/B) Σ_i mean_{r∈R_i} [ (½Σ_k|q_k − r_k|σ(5q_k r_k) + Σ_k(1 − σ(5q_k r_k)))
 ///                                                   · (d_H(sign q, r) + 1e-8)^(−1/2) ]
 ///   targeted:     L_sur = +(1/B) Σ_i mean_{r∈R_i} [ ½Σ_k|q_k − r_k|σ(−10q_k r_k) · (d_H(sign q, r) + 1e-8)^0.3 ]
+/// B is `nominalAttackBatch` (not the number of images attacked together, so an image's Adam steps
+/// do not depend on the others; Adam's update is invariant to the factor up to its ε = 1e-8).
 /// The Hamming factor is held constant for the gradient (sign has none). A query with no relevant
 /// training item uses its own clean code as R_i (non-targeted) or contributes nothing (targeted).
 public final class SDHAObjective: AttackObjective {
@@ -35,7 +37,7 @@ public final class SDHAObjective: AttackObjective {
         let n = f.batch, k = f.shape[1]
         var g = Tensor(zeros: f.shape)
         var total = 0.0
-        let bInv = 1 / Float(n)
+        let bInv = 1 / nominalAttackBatch
         var r = [Float](repeating: 0, count: k)
         for i in 0..<n {
             let q = Array(f.data[(i * k)..<((i + 1) * k)])
@@ -102,7 +104,7 @@ public enum SDHAAttack {
                                   update: .adam(lr: s.float("lr"), beta1: 0.9, beta2: 0.999),
                                   randomStart: false, alphaSchedule: true, mseWeight: 1)
         return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: targeted, labelClasses: tl.shape[1],
-                              guides: false, config: config) { model, images, n, labels, stop in
+                              guides: false, config: config) { model, images, n, labels, _, stop in
             let clean = try model.outputs(images: images, n: n, shouldStop: stop)
             return (SDHAObjective(trainCodes: tc, relevant: LabelSet.relevant(labels!, among: tl), clean: clean,
                                   targeted: targeted), nil)

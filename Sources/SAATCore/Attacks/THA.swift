@@ -20,7 +20,7 @@ public enum THAAttack {
         let net = try trainPrototype(dbCodes: dc, dbLabels: dl, bits: bits, steps: s.int("prototype_steps"),
                                      batch: s.int("prototype_batch"), seed: UInt64(s.int("seed")), shouldStop: stop)
         return PreparedAttack(schema: schema, settings: s, bits: bits, targeted: true, labelClasses: dl.shape[1],
-                              guides: true, config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, _ in
+                              guides: true, config: AttackParameters.signConfig(s, randomStart: false, alphaSchedule: true)) { _, _, _, labels, _, _ in
             let codes = net.codes(labels!)
             return (CodeProductObjective(codes: codes, .towards), codes)
         }

@@ -69,8 +69,21 @@ public enum SemanticCodes {
             }
         }
         // SP = Wp·B (weighted positive sums), SN = Wn·B (integer sums of negative codes, exact in
-        // float32 below 2^24 items).
-        let sp = Tensor.matmul(w, trainCodes), sn = Tensor.matmul(neg, trainCodes)
+        // float32 below 2^24 items). `RowProducts` sums each value over the training items in
+        // index order, so a row's code does not depend on the other rows computed with it.
+        func product(_ a: Tensor) -> Tensor {
+            var out = Tensor(zeros: [b, k])
+            a.data.withUnsafeBufferPointer { ap in
+                trainCodes.data.withUnsafeBufferPointer { cp in
+                    out.data.withUnsafeMutableBufferPointer { op in
+                        RowProducts.combinations(d: ap.baseAddress!, rows: b, m: n, w: cp.baseAddress!, ldw: k,
+                                                 columns: 0..<k, dx: op.baseAddress!, ldx: k)
+                    }
+                }
+            }
+            return out
+        }
+        let sp = product(w), sn = product(neg)
         // b = sign(SP/Σw⁺ − SN/|N|) = sign(SP·|N| − SN·Σw⁺) (both factors positive): with integer
         // sums (center codes, or mainstay codes of single-label data) this is exact, so a true tie
         // gives exactly 0 like the official code's sign(n⁻·Σ_P b − n⁺·Σ_N b).

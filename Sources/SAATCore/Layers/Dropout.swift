@@ -12,6 +12,10 @@ public final class Dropout: Layer {
     public var rng: SeededRNG
     /// Mask of the last train-mode forward (nil: the last forward was the identity).
     public private(set) var mask: Tensor?
+    /// Data-parallel training: the forward's input holds only rows `rows` of a batch of `total`;
+    /// the masks are drawn for all `total` rows (as one process computing them all would) and the
+    /// given rows kept. nil: the input is the whole batch.
+    public var rowSelection: DropoutRows?
 
     public init(p: Float, seed: UInt64) {
         precondition(p >= 0 && p <= 1, "Dropout: p must be in [0, 1], got \(p)")
@@ -30,7 +34,19 @@ public final class Dropout: Layer {
             // u/2²⁴ ≥ p ⟺ u ≥ ⌈p·2²⁴⌉ (p·2²⁴ is exact in Float).
             let threshold = UInt64((p * 16_777_216).rounded(.up))
             m.data.withUnsafeMutableBufferPointer { mp in
-                for i in 0..<n where (rng.next() >> 40) >= threshold { mp[i] = scale }
+                if let sel = rowSelection {
+                    precondition(sel.rows.count == x.batch, "Dropout: \(x.batch) rows given for a selection of \(sel.rows.count)")
+                    let f = x.batch > 0 ? n / x.batch : 0
+                    var next = 0
+                    for r in 0..<sel.total {
+                        let keep = next < sel.rows.count && sel.rows[next] == r
+                        let dst = next * f
+                        for i in 0..<f where (rng.next() >> 40) >= threshold && keep { mp[dst + i] = scale }
+                        if keep { next += 1 }
+                    }
+                } else {
+                    for i in 0..<n where (rng.next() >> 40) >= threshold { mp[i] = scale }
+                }
             }
         }
         let y = Tensor.elementwise(x, m) { Elementwise.multiply($0, $1, into: $2, count: $3) }

@@ -2,12 +2,14 @@
 ///
 /// y[n, o] = Σ_i x[n, i] · w[o, i] + b[o]; x row-major (N, in), weight w (out, in), bias b (out),
 /// y (N, out). Backward with δ = ∂L/∂y: ∂x = δ·W (N, in); ∂W += δᵀ·x (out, in); ∂b += Σ_n δ[n, ·].
-/// Three sgemm calls (OpenBLAS), each cut into fixed blocks of `Linear.block` output features,
-/// input features and rows of ∂W respectively (`ParallelFor.blocks`), which the kernels' threads
-/// share out. Every result value is computed by one sgemm call whose shape depends only on its
-/// block, never on the thread count, so y, ∂x, ∂W and ∂b are bitwise the same for any thread
-/// count (OpenBLAS picks its micro-kernel, and so a value's summation order, from the call's
-/// shape: a split by thread count changed values in their last bits on an AVX2 machine).
+/// y and ∂x are computed by `RowProducts` (every value in one fixed summation order), so an
+/// image's outputs and input gradient are bitwise the same in any batch, at any position in it,
+/// for any thread count: attacks give the same adversarial image however the queries are chunked
+/// or sharded over processes. ∂W = δᵀ·x is one sgemm (OpenBLAS) per fixed block of
+/// `Linear.block` rows of ∂W; it sums over the batch, and is bitwise the same for any thread
+/// count (each value computed by one call whose shape depends only on its block: OpenBLAS picks
+/// its micro-kernel, and so a value's summation order, from the call's shape). Features and
+/// input columns are cut into the same fixed blocks, which the kernels' threads share out.
 ///
 /// Initialisation (PyTorch's default, `reset_parameters`): weight ~ U(−1/√in, 1/√in)
 /// (`kaiming_uniform_(a=√5)` reduces to this bound), bias ~ U(−1/√in, 1/√in); drawn from `rng`
@@ -19,8 +21,6 @@ public final class Linear: Layer {
     public let weight: Param
     public let bias: Param
     private var input: Tensor?
-    /// Scratch of the forward: yᵀ (out, N), kept across calls.
-    private var yT: [Float] = []
 
     public init(inFeatures: Int, outFeatures: Int, rng: inout SeededRNG) {
         precondition(inFeatures > 0 && outFeatures > 0, "Linear: sizes must be positive")
@@ -51,27 +51,16 @@ public final class Linear: Layer {
         precondition(x.rank == 2 && x.shape[1] == inFeatures,
                      "Linear: expected input (N, \(inFeatures)), got \(x.shape)")
         let n = x.shape[0], I = inFeatures, O = outFeatures
-        var y = Tensor(uninitialized: [n, O])   // sgemm with β = 0 overwrites it
+        var y = Tensor(uninitialized: [n, O])   // every value is written below
         x.data.withUnsafeBufferPointer { xp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 bias.value.data.withUnsafeBufferPointer { bp in
                     y.data.withUnsafeMutableBufferPointer { yp in
                         guard let xa = xp.baseAddress, let ya = yp.baseAddress else { return }
                         let wa = wp.baseAddress!, ba = bp.baseAddress!
-                        if yT.count < n * O { yT = [Float](repeating: 0, count: n * O) }
-                        yT.withUnsafeMutableBufferPointer { tp in
-                            let t = tp.baseAddress!
-                            // Output features split over the threads, each reading only its rows of
-                            // W: yᵀ[r] = W[r]·xᵀ (W as the GEMM's A side: 31% faster than x·W[r]ᵀ
-                            // for 64×4096×256 on one thread), then transposed into y with the bias.
-                            ParallelFor.blocks(count: O, block: Self.block, threads: threads(n)) { r in
-                                BLAS.sgemm(transB: true, m: r.count, n: n, k: I, a: wa + r.lowerBound * I, lda: I,
-                                           b: xa, ldb: I, c: t + r.lowerBound * n, ldc: n)
-                                for o in r {
-                                    let bo = ba[o], src = t + o * n
-                                    for row in 0..<n { ya[row * O + o] = src[row] + bo }
-                                }
-                            }
+                        // Output features split over the threads, each reading only its rows of W.
+                        ParallelFor.blocks(count: O, block: Self.block, threads: threads(n)) { r in
+                            RowProducts.dots(x: xa, rows: n, w: wa, outputs: r, k: I, bias: ba, y: ya, ldy: O)
                         }
                     }
                 }
@@ -94,8 +83,7 @@ public final class Linear: Layer {
                     let wa = wp.baseAddress!, dxa = dxp.baseAddress!
                     // Input features split over the threads: ∂x[:, r] = δ · W[:, r].
                     ParallelFor.blocks(count: I, block: Self.block, threads: threads(n)) { r in
-                        BLAS.sgemm(m: n, n: r.count, k: O, a: d, lda: O, b: wa + r.lowerBound, ldb: I,
-                                   c: dxa + r.lowerBound, ldc: I)
+                        RowProducts.combinations(d: d, rows: n, m: O, w: wa, ldw: I, columns: r, dx: dxa, ldx: I)
                     }
                 }
             }

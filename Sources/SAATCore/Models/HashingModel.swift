@@ -320,6 +320,12 @@ public final class HashingModel {
         hasNonFiniteWeights = false
     }
 
+    /// The rows of a batch its dropout layers keep (data-parallel training; see `DropoutRows`).
+    public var dropoutRowSelection: DropoutRows? {
+        get { layers.lazy.compactMap { $0.layer as? Dropout }.first?.rowSelection }
+        set { for l in layers { (l.layer as? Dropout)?.rowSelection = newValue } }
+    }
+
     /// Random-number states of the dropout layers (for checkpoints).
     public var dropoutStates: [[UInt64]] {
         get { layers.compactMap { ($0.layer as? Dropout)?.rng.stateWords } }

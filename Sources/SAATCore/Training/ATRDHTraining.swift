@@ -79,16 +79,20 @@ public final class ATRDHTraining: TrainingMethod {
         return out
     }
 
-    public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
-        let b = x.batch, k = model.bits, n = trainLabels.batch
+    public func step(_ batch: TrainingBatch) throws -> Double {
+        let labels = batch.labels, indices = batch.indices, x = batch.x
+        let b = batch.size, k = model.bits, n = trainLabels.batch, mine = x.batch
+        let dp = batch.parallel
         // Benign outputs first (they update the codes the prototype net learns from).
-        let oBen0 = model.forward(x)
+        let oBen0 = try batch.gathered(dp.withDropoutRows(model, total: b, rows: Array(batch.local)) { model.forward(x) })
         AdversarialCommon.setRows(&codes, indices, signOf: oBen0)
         prototype.trainStep(y: sampleLabels(b), trainCodes: codes, trainLabels: trainLabels)
         let target = prototype.codes(sampleLabels(b, avoiding: labels))
-        let xAdv = try inner.run(model: model, x: x, codes: target, .towards, seed: rng.next())
-        let out = model.forward(AdversarialCommon.stack(xAdv, x))
-        let oAdv = out.slice(0, b), oBen = out.slice(b, b)
+        let xAdv = try inner.run(model: model, batch: batch, codes: batch.mine(target), .towards, seed: rng.next())
+        let out = dp.withDropoutRows(model, total: 2 * b, rows: batch.stackedRows) {
+            model.forward(AdversarialCommon.stack(xAdv, x))
+        }
+        let oAdv = try batch.gathered(out.slice(0, mine)), oBen = try batch.gathered(out.slice(mine, mine))
         for (r, i) in indices.enumerated() {
             for t in 0..<k { benign.data[i * k + t] = oBen.data[r * k + t] }
         }
@@ -105,7 +109,8 @@ public final class ATRDHTraining: TrainingMethod {
         let scale = advWeight / Float(n * b)
         let gAdv = Tensor.matmul(r, benign, alpha: 2 * scale / Float(k))
         model.zeroGrad()
-        _ = model.backward(AdversarialCommon.stack(gAdv, gBen), paramGrads: true)
+        _ = model.backward(AdversarialCommon.stack(batch.mine(gAdv), batch.mine(gBen)), paramGrads: true)
+        try dp.sumGradients(model.params)
         optimizer.step()
         return lHash + Double(scale) * adv
     }

@@ -47,15 +47,22 @@ public struct InnerAttack: Sendable {
         AttackConfig(eps: eps, steps: steps, update: .sign(step: step), randomStart: true, alphaSchedule: false, seed: seed)
     }
 
-    /// x' for the batch `x`, moving F(x') away from `codes` or towards them.
-    func run(model: HashingModel, x: Tensor, codes: Tensor, _ direction: CodeProductObjective.Direction,
+    /// x' for this process's images `batch.x` of a training batch, moving F(x') away from `codes`
+    /// (one row per image of `batch.x`) or towards them. Image i's random start comes from the
+    /// stream (seed, its row in the whole batch); in data-parallel training the dropout masks of
+    /// every iteration are drawn for the whole batch (`DataParallel.withDropoutRows`).
+    func run(model: HashingModel, batch: TrainingBatch, codes: Tensor, _ direction: CodeProductObjective.Direction,
              seed: UInt64) throws -> Tensor {
+        let x = batch.x
         var out = Tensor(zeros: x.shape)
-        try x.data.withUnsafeBufferPointer { xp in
-            try out.data.withUnsafeMutableBufferPointer { op in
-                try AttackEngine.run(model: model, images: xp.baseAddress!, n: x.batch,
-                                     objective: CodeProductObjective(codes: codes, direction),
-                                     config: config(seed: seed), out: op.baseAddress!, chunk: max(1, x.batch))
+        try batch.parallel.withDropoutRows(model, total: batch.size, rows: Array(batch.local)) {
+            try x.data.withUnsafeBufferPointer { xp in
+                try out.data.withUnsafeMutableBufferPointer { op in
+                    try AttackEngine.run(model: model, images: xp.baseAddress!, n: x.batch,
+                                         objective: CodeProductObjective(codes: codes, direction),
+                                         config: config(seed: seed), out: op.baseAddress!, chunk: max(1, x.batch),
+                                         firstIndex: batch.local.lowerBound)
+                }
             }
         }
         return out

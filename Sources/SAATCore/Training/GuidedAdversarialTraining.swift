@@ -42,14 +42,17 @@ public final class GuidedAdversarialTraining: TrainingMethod {
 
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
 
-    public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
-        let b = x.batch, k = model.bits
+    public func step(_ batch: TrainingBatch) throws -> Double {
+        let labels = batch.labels, indices = batch.indices, x = batch.x
+        let b = batch.size, k = model.bits, mine = x.batch
         let guide = try SemanticCodes.compute(codeKind, labels: labels, trainCodes: benignCodes, trainLabels: trainLabels)
         attackSeed = attackSeed &+ 1
-        let xAdv = try inner.run(model: model, x: x, codes: guide, .away, seed: attackSeed)
-        // One pass over [x'; x].
-        let out = model.forward(AdversarialCommon.stack(xAdv, x))
-        let oAdv = out.slice(0, b), oBen = out.slice(b, b)
+        let xAdv = try inner.run(model: model, batch: batch, codes: batch.mine(guide), .away, seed: attackSeed)
+        // One pass over [x'; x] (this process's rows of both).
+        let out = batch.parallel.withDropoutRows(model, total: 2 * b, rows: batch.stackedRows) {
+            model.forward(AdversarialCommon.stack(xAdv, x))
+        }
+        let oAdv = try batch.gathered(out.slice(0, mine)), oBen = try batch.gathered(out.slice(mine, mine))
         AdversarialCommon.setRows(&benignCodes, indices, signOf: oBen)
         let guide2 = try SemanticCodes.compute(codeKind, labels: labels, trainCodes: benignCodes, trainLabels: trainLabels)
         let (lHash, gBen) = loss.lossAndGradient(u: oBen, labels: labels, indices: indices)
@@ -66,7 +69,8 @@ public final class GuidedAdversarialTraining: TrainingMethod {
         }
         let total = lHash - Double(lambda) * adv / Double(cnt) + Double(mu) * quant / Double(cnt)
         model.zeroGrad()
-        _ = model.backward(AdversarialCommon.stack(gAdv, gBen), paramGrads: true)
+        _ = model.backward(AdversarialCommon.stack(batch.mine(gAdv), batch.mine(gBen)), paramGrads: true)
+        try batch.parallel.sumGradients(model.params)
         optimizer.step()
         return total
     }

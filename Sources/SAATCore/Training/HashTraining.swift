@@ -33,12 +33,17 @@ public final class HashTraining: TrainingMethod {
 
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
 
-    public func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double {
+    public func step(_ batch: TrainingBatch) throws -> Double {
         // HashNet's continuation (β grows every 200 iterations); every other loss uses β = 1.
-        let u = model.forward(x, alpha: loss.nextTrainingScale())
-        let (l, g) = loss.lossAndGradient(u: u, labels: labels, indices: indices)
+        let scale = loss.nextTrainingScale()
+        let mine = batch.parallel.withDropoutRows(model, total: batch.size, rows: Array(batch.local)) {
+            model.forward(batch.x, alpha: scale)
+        }
+        let u = try batch.gathered(mine)
+        let (l, g) = loss.lossAndGradient(u: u, labels: batch.labels, indices: batch.indices)
         model.zeroGrad()
-        _ = model.backward(g, paramGrads: true)
+        _ = model.backward(batch.mine(g), paramGrads: true)
+        try batch.parallel.sumGradients(model.params)
         optimizer.step()
         return l
     }

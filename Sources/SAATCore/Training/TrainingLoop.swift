@@ -8,9 +8,9 @@ public protocol TrainingMethod: AnyObject {
     func prepare(images: ImageSource, shouldStop: () -> Bool) throws
     /// Called at the start of every epoch (also on resume, when the epoch starts fresh).
     func beginEpoch(_ epoch: Int)
-    /// One optimisation step on a batch; returns the batch loss. `x` is N×C×H×W, labels N×C,
-    /// `indices` the batch's rows in the training set.
-    func step(x: Tensor, labels: Tensor, indices: [Int]) throws -> Double
+    /// One optimisation step on a batch; returns the loss of the whole batch (the same on every
+    /// process of a data-parallel run).
+    func step(_ batch: TrainingBatch) throws -> Double
     /// Method state besides the model parameters and the optimiser (memories, codes, RNGs).
     func saveState() -> [String: Tensor]
     func loadState(_ state: [String: Tensor]) throws
@@ -21,6 +21,35 @@ public protocol TrainingMethod: AnyObject {
 
 extension TrainingMethod {
     public var lossMemory: Tensor? { nil }
+}
+
+/// One batch of the epoch loop, as a method's `step` sees it.
+public struct TrainingBatch {
+    /// This process's images of the batch: rows `local` of it (N×C×H×W; all of it in one process).
+    public let x: Tensor
+    /// Labels of the whole batch (B×C).
+    public let labels: Tensor
+    /// Training-set rows of the whole batch.
+    public let indices: [Int]
+    /// The rows of the batch this process computes.
+    public let local: Range<Int>
+    /// Gathers rows and sums gradients over the processes (no-ops in one process).
+    public let parallel: DataParallel
+
+    public init(x: Tensor, labels: Tensor, indices: [Int], local: Range<Int>? = nil, parallel: DataParallel = .single) {
+        self.x = x; self.labels = labels; self.indices = indices
+        self.local = local ?? 0..<indices.count
+        self.parallel = parallel
+    }
+
+    /// Number of images in the whole batch.
+    public var size: Int { indices.count }
+    /// Rows `local` of a whole-batch tensor.
+    public func mine(_ t: Tensor) -> Tensor { parallel.size > 1 ? t.slice(local.lowerBound, local.count) : t }
+    /// Every process's rows of a tensor this process has for its rows `local`.
+    public func gathered(_ t: Tensor) throws -> Tensor { try parallel.gather(t, batch: size) }
+    /// The rows of a stacked forward pass over [a; b] (two copies of the batch) this process holds.
+    public var stackedRows: [Int] { Array(local) + local.map { $0 + size } }
 }
 
 /// What the loop reports after each batch.
@@ -37,6 +66,10 @@ public struct TrainingProgress {
 /// multi-step learning-rate schedule (stepped per iteration, milestones at fractions of the run),
 /// progress reports after each batch, and checkpoints that resume bit-exactly.
 ///
+/// Data-parallel: with `parallel` spanning several processes, each computes its rows of every
+/// batch (`DataParallel`); all processes end with the same weights as one process would, to
+/// rounding.
+///
 /// Resume: a checkpoint holds the model parameters, dropout RNGs, optimiser slots, method state,
 /// the epoch/batch position, the shuffling RNG and the loss history; `run(resume:)` continues from
 /// it and ends with the same weights as an uninterrupted run with the same seed.
@@ -48,6 +81,8 @@ public final class TrainingLoop {
     public let batchSize: Int
     public let schedule: MultiStepSchedule
     public let seed: UInt64
+    /// The processes the batches are split over (`DataParallel.single`: this one).
+    public var parallel: DataParallel = .single
 
     public var batchesPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
     public var totalIterations: Int { epochs * batchesPerEpoch }
@@ -117,9 +152,10 @@ public final class TrainingLoop {
                 let idx = Array(perm[(b * batchSize)..<min(images.count, (b + 1) * batchSize)])
                 let iteration = epoch * nb + b
                 method.optimizer.learningRate = schedule.rate(at: iteration)
-                let x = images.batch(idx)
+                let local = parallel.localRows(idx.count)
+                let x = images.batch(parallel.size > 1 ? Array(idx[local]) : idx)
                 let y = labels.rows(idx)
-                let loss = try method.step(x: x, labels: y, indices: idx)
+                let loss = try method.step(TrainingBatch(x: x, labels: y, indices: idx, local: local, parallel: parallel))
                 if !loss.isFinite {
                     model.checkWeightsAfterDivergence()
                     throw SAATError.diverged(loss: loss, epoch: epoch, batch: b)
