@@ -37,14 +37,16 @@ let attackPrepareFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
-/// attack_run(attack, model, images, out, labels=None, guide_out=None): out (N, C, H, W) float32 ←
-/// adversarial images; guide_out (N, K) int8 ← the guide codes, for an attack that has them.
+/// attack_run(attack, model, images, out, labels=None, guide_out=None, first_index=0): out (N, C, H, W)
+/// float32 ← adversarial images; guide_out (N, K) int8 ← the guide codes, for an attack that has
+/// them; `first_index`: index of images[0] in the caller's whole query set (per-image random streams).
 let attackRunFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
-        let a = try Args("attack_run", args, nargs, kw, names: ["attack", "model", "images", "out", "labels", "guide_out"],
+        let a = try Args("attack_run", args, nargs, kw, names: ["attack", "model", "images", "out", "labels", "guide_out", "first_index"],
                          required: 4)
         let attack = try attackArg(a)
         let m = try modelArg(a)
+        let first = try a.int("first_index", 0)
         let labels = try a.obj("labels").map { o in
             try f32(o, "labels", shape: [nil, nil]) { Tensor(shape: $0.shape, copying: $0.constPtr) }
         }
@@ -56,7 +58,7 @@ let attackRunFn: PyFastKwFn = { _, args, nargs, kw in
                         try withoutGIL {
                             try m.withLock {
                                 try attack.run(model: m, images: x.constPtr, n: x.dim(0), labels: labels, out: o.ptr,
-                                               guide: g?.ptr, shouldStop: cb.shouldStop)
+                                               guide: g?.ptr, firstIndex: first, shouldStop: cb.shouldStop)
                             }
                         }
                     } catch SAATError.interrupted where cb.failed {
@@ -71,5 +73,5 @@ let attackRunFn: PyFastKwFn = { _, args, nargs, kw in
 
 let attackMethods: [PyMethodDef] = [
     method("attack_prepare", attackPrepareFn, "attack_prepare(name, model, inputs, params) -> (handle, info)"),
-    method("attack_run", attackRunFn, "attack_run(attack, model, images, out, labels=None, guide_out=None)"),
+    method("attack_run", attackRunFn, "attack_run(attack, model, images, out, labels=None, guide_out=None, first_index=0)"),
 ]

@@ -175,9 +175,13 @@ final class AttackEngineTests: XCTestCase {
     func testDHTAAnchorIsComponentVote() throws {
         let db = Tensor(shape: [3, 2], data: [1, 1, 1, -1, -1, -1])
         let dl = Tensor(shape: [3, 2], data: [1, 0, 1, 0, 0, 1])
-        var rng = SeededRNG(seed: 1)
-        let a = try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [0, 1]), dbCodes: db, dbLabels: dl, nt: 9, rng: &rng)
+        let a = try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [0, 1]), dbCodes: db, dbLabels: dl, nt: 9, seed: 1)
         XCTAssertEqual(a.data, [-1, -1])
-        XCTAssertThrowsError(try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [1, 1]), dbCodes: db, dbLabels: dl, nt: 9, rng: &rng))
+        XCTAssertThrowsError(try DHTAAttack.anchors(targets: Tensor(shape: [1, 2], data: [1, 1]), dbCodes: db, dbLabels: dl, nt: 9, seed: 1))
+        // Per-row streams: a row's anchor depends on its index in the whole set, not on its batch.
+        let t = Tensor(shape: [2, 2], data: [1, 0, 1, 0])
+        let both = try DHTAAttack.anchors(targets: t, dbCodes: db, dbLabels: dl, nt: 1, seed: 7)
+        let second = try DHTAAttack.anchors(targets: t.slice(1, 1), dbCodes: db, dbLabels: dl, nt: 1, seed: 7, firstIndex: 1)
+        XCTAssertEqual(Array(both.data[2...]), second.data)
     }
 }

@@ -7,8 +7,8 @@
 /// with the mask held constant for the gradient. Defaults: ε = 8/255, step 1/255, 100 iterations,
 /// uniform random start, α schedule on tanh(α·g). The official sums run over the attacked batch;
 /// here the gradient is left undivided by Σ m (a positive factor common to the batch, which the
-/// sign step ignores), so each image's step is bitwise independent of the images attacked with it.
-/// The reported loss is still Σ m (s + 2) s / Σ m over the chunk.
+/// sign step ignores), so each image's step is bitwise independent of the images attacked with it;
+/// the reported loss is the matching undivided sum ±Σ m (s + 2) s.
 public final class MainstayMaskedObjective: AttackObjective {
     public let codes: Tensor
     public let targeted: Bool
@@ -21,7 +21,7 @@ public final class MainstayMaskedObjective: AttackObjective {
     public func evaluate(f: Tensor, rows: Range<Int>, iteration t: Int) -> (loss: Double, grad: Tensor) {
         let k = f.shape[1], cnt = f.count
         var g = Tensor(zeros: f.shape)
-        var loss: Double = 0, msum: Double = 0
+        var loss: Double = 0
         codes.data.withUnsafeBufferPointer { cb in
             let c = cb.baseAddress! + rows.lowerBound * k
             f.data.withUnsafeBufferPointer { fp in
@@ -30,7 +30,6 @@ public final class MainstayMaskedObjective: AttackObjective {
                         let s = fp[i] * c[i]
                         let on = targeted ? s < 0.5 : s > -0.5
                         if on {
-                            msum += 1
                             loss += Double((s + 2) * s)
                             gp[i] = (2 * s + 2) * c[i]
                         }
@@ -39,7 +38,7 @@ public final class MainstayMaskedObjective: AttackObjective {
                 }
             }
         }
-        return (msum > 0 ? (targeted ? -loss : loss) / msum : 0, g)
+        return (targeted ? -loss : loss, g)
     }
 }
 
