@@ -216,9 +216,19 @@ class HashingModel:
             raise ValueError(f"{path}: not a saat model file (missing {e})") from None
         return model.load_state_dict(data)
 
+    def __reduce__(self):
+        # Pickled as configuration + weights + mode (the core handle itself cannot be): how a model
+        # travels to Ray workers through the object store.
+        return (_rebuild_model, (self.backbone, self.bits, self.seed, self.mean, self.std, dict(self.state_dict()),
+                                 self.training))
+
     def __repr__(self) -> str:
         return (f"HashingModel(backbone='{self.backbone}', bits={self.bits}, seed={self.seed}, "
                 f"mode={'train' if self.training else 'eval'})")
+
+
+def _rebuild_model(backbone, bits, seed, mean, std, state, training):
+    return HashingModel(backbone, bits, seed, mean=mean, std=std).load_state_dict(state).train(training)
 
 
 def _bind(fn, args, kwargs):
