@@ -50,11 +50,23 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
     perceptibility as SAAT reports it, see :func:`saat.metrics.perceptibility`), ``max_abs``
     (element-wise max |x' − x|, the quantity ε bounds) and ``seconds`` (attack time).
     """
+    x, y, t, dbc, dbl, k = check_inputs(model, attack, query_images, query_labels, db_codes, db_labels, k,
+                                        target_labels)
+    t0 = time.perf_counter()
+    adv = attack(x, t if attack.targeted else y)
+    seconds = time.perf_counter() - t0
+    return summarise(model, attack, x, y, t, adv, attack.last_codes, dbc, dbl, k, seconds, return_images)
+
+
+def check_inputs(model, attack, query_images, query_labels, db_codes, db_labels, k, target_labels):
+    """The arguments of :func:`evaluate_attack`, checked and converted: ``(x, y, t, db_codes,
+    db_labels, k)`` with ``t`` None for a non-targeted attack."""
     x = as_images(query_images, "query_images", model.input_shape)
     y = as_labels(query_labels, "query_labels", rows=x.shape[0])
     dbc = as_pm1(db_codes, "db_codes", bits=model.bits)
     dbl = as_labels(db_labels, "db_labels", rows=dbc.shape[0], classes=y.shape[1])
     k = check_int(k, "k", 1)
+    t = None
     if attack.targeted:
         if target_labels is None:
             raise TypeError("argument 'target_labels': required for a targeted attack")
@@ -63,15 +75,17 @@ def evaluate_attack(model, attack: Attack, query_images, query_labels, db_codes,
         raise ValueError("argument 'target_labels': only for targeted attacks (attack.targeted is False)")
     if x.shape[0] == 0:
         raise ValueError("argument 'query_images': expected at least one query, got an empty batch")
+    return x, y, t, dbc, dbl, k
+
+
+def summarise(model, attack, x, y, t, adv, guide, dbc, dbl, k, seconds, return_images) -> dict:
+    """The result dict of :func:`evaluate_attack` from the adversarial images ``adv`` and the
+    attack's guide codes ``guide`` (None for an attack without them)."""
     clean_codes = model.encode(x)
-    t0 = time.perf_counter()
-    adv = attack(x, t if attack.targeted else y)
-    seconds = time.perf_counter() - t0
     adv_codes = model.encode(adv)
     res = {"attack": type(attack).__name__, "targeted": attack.targeted, "seconds": seconds,
            "clean_map": metrics.map_at_k(clean_codes, dbc, y, dbl, k=k),
            "adv_map": metrics.map_at_k(adv_codes, dbc, y, dbl, k=k)}
-    guide = attack.last_codes
     if attack.targeted:
         res["clean_tmap"] = metrics.t_map_at_k(clean_codes, dbc, t, dbl, k=k)
         res["adv_tmap"] = metrics.t_map_at_k(adv_codes, dbc, t, dbl, k=k)
