@@ -97,6 +97,21 @@ def _add_model(p):
     p.add_argument("--out", default="saat-out", help="output folder (default saat-out)")
 
 
+def _mpi_comm():
+    """MPI.COMM_WORLD when this process was started by ``mpiexec -n P`` with P > 1 (MPICH's
+    PMI_SIZE or Open MPI's OMPI_COMM_WORLD_SIZE), else None: ``train`` and ``defend`` then run
+    data-parallel over the P processes (rank 0 saves and prints)."""
+    size = os.environ.get("PMI_SIZE") or os.environ.get("OMPI_COMM_WORLD_SIZE")
+    if size is None or int(size) <= 1:
+        return None
+    try:
+        from mpi4py import MPI
+    except ImportError:
+        raise ValueError("started by mpiexec with several processes, but mpi4py is missing: "
+                         "pip install 'saat[mpi]'") from None
+    return MPI.COMM_WORLD
+
+
 def cmd_info(args):
     import saat
     print(json.dumps(saat.info(), indent=1))
@@ -106,9 +121,12 @@ def cmd_train(args):
     import saat
     data = _data(args)
     m = saat.HashingModel(args.backbone, args.bits, seed=args.seed)
+    comm = _mpi_comm()
     t0 = time.perf_counter()
-    res = saat.train(m, data.train.images, data.train.labels, loss=args.loss, seed=args.seed,
-                     **_params(args, "training", "hashing"))
+    res = saat.train(m, data.train.images, data.train.labels, loss=args.loss, seed=args.seed, comm=comm,
+                     progress=comm is None or comm.Get_rank() == 0, **_params(args, "training", "hashing"))
+    if comm is not None and comm.Get_rank() != 0:
+        return
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{args.backbone}-{args.loss}-{args.bits}.npz")
     m.save(path)
@@ -139,7 +157,10 @@ def cmd_defend(args):
     m = saat.HashingModel.load(args.model)
     data = _data(args, m.input_shape[1])
     d = saat.defences.DEFENCES[args.defence](m, loss=args.loss, seed=args.seed, **_params(args, "defence", args.defence))
-    d.fit(data.train.images, data.train.labels)
+    comm = _mpi_comm()
+    d.fit(data.train.images, data.train.labels, comm=comm, progress=comm is None or comm.Get_rank() == 0)
+    if comm is not None and comm.Get_rank() != 0:
+        return
     os.makedirs(args.out, exist_ok=True)
     path = os.path.join(args.out, f"{os.path.splitext(os.path.basename(args.model))[0]}-{args.defence}.npz")
     m.save(path)
@@ -153,7 +174,8 @@ def cmd_table(args, profile=None):
     if args.defence:
         over["defences"] = tuple(["none"] + [d for d in args.defence if d != "none"])
     t0 = time.perf_counter()
-    table = robustness_table(data, profile or args.profile, out=args.out, **over)
+    table = robustness_table(data, profile or args.profile, out=args.out, executor=args.executor,
+                             address=args.address, **over)
     print()
     print("MAP@k (%): clean and under each non-targeted attack; *_t columns: t-MAP@k (%) of targeted attacks "
           "on the undefended model; theory_*: the guide code itself")
@@ -176,8 +198,14 @@ def main(argv=None):
         p.add_argument("--defence", nargs="+", choices=["none", *_schema.names("defence")], help="defences (default all)")
         p.add_argument("--profile", default="demo", choices=list(PROFILES),
                        help="iteration/epoch preset (saat.experiments.PROFILES; 'short' for alexnet/vgg11 smoke runs)")
+        p.add_argument("--executor", default="local", choices=["local", "ray"],
+                       help="where models and cells run: this process, or Ray tasks (pip install 'saat[ray]'); "
+                            "finished cells in --out are reused either way (default local)")
+        p.add_argument("--address", default=None,
+                       help="Ray cluster address for --executor ray (default: RAY_ADDRESS, or a local Ray instance)")
         p.set_defaults(fn=cmd_table)
-    p = sub.add_parser("train", help="train a clean hashing model")
+    mpi_note = " (under mpiexec -n P: data-parallel over the P processes; rank 0 saves)"
+    p = sub.add_parser("train", help="train a clean hashing model" + mpi_note)
     _add_data(p)
     _add_model(p)
     _add_schema_options(p, "training")
@@ -193,7 +221,7 @@ def main(argv=None):
     p.add_argument("--n-attack", type=int, default=250, help="queries to attack (default 250)")
     p.add_argument("--k", type=int, default=5000)
     p.set_defaults(fn=cmd_attack)
-    p = sub.add_parser("defend", help="adversarially train a saved model")
+    p = sub.add_parser("defend", help="adversarially train a saved model" + mpi_note)
     _add_data(p)
     _add_model(p)
     p.add_argument("--model", required=True)

@@ -166,41 +166,56 @@ def _log(msg, verbose):
         print(f"[saat] {msg}", flush=True)
 
 
-def _train_models(data, cfg, bits, out, progress, verbose):
-    """Clean model plus each defence, loading any that a previous run saved."""
-    models = {}
-    path = _model_path(out, data, cfg, bits, "none")
-    if os.path.exists(path):
-        models["none"] = HashingModel.load(path)
-        _log(f"{bits} bits: loaded clean model from {path}", verbose)
+def _train_clean(train_set, cfg, bits, progress):
+    """The clean model of ``bits`` bits: backbone pretraining stand-in, then the hashing loss."""
+    images, labels = train_set
+    mean, std = channel_stats(images)
+    m = HashingModel(cfg.backbone, bits, seed=cfg.seed, mean=mean, std=std)
+    if cfg.pretrain_epochs:
+        pretrain_backbone(m, images, labels, epochs=cfg.pretrain_epochs, seed=cfg.seed, progress=progress)
+    train(m, images, labels, progress=progress, **_clean_params(cfg))
+    return m
+
+
+def _train_defence(train_set, cfg, d, clean, progress):
+    """A copy of the clean model hardened by defence ``d``."""
+    images, labels = train_set
+    m = HashingModel(clean.backbone, clean.bits, seed=clean.seed, mean=clean.mean, std=clean.std)
+    m.load_state_dict(clean.state_dict())
+    DEFENCES[d](m, **_defence_params(cfg, d)).fit(images, labels, progress=progress)
+    return m
+
+
+def _encode(model, train_images, query_images, db_images):
+    """The codes every cell of a model needs: database, training set and clean queries."""
+    m = model.eval()
+    return {"db": m.encode(db_images), "train": m.encode(train_images), "query": m.encode(query_images)}
+
+
+def _attack_cell(model, codes, name, q, cfg, k, curve: bool) -> dict:
+    """One cell of the table: ``name``'s MAP@k (t-MAP@k for a targeted attack) on ``model``, the
+    theory MAP for SAAT's attacks, and the PR / P@N curves when ``curve``. ``name`` "clean" is the
+    clean MAP. Pure: the same inputs give the same dict wherever it runs."""
+    model.eval()
+    db_codes, db_labels = codes["db"], q["db_labels"]
+    if name == "clean":
+        return {"clean": metrics.map_at_k(codes["query"], db_codes, q["labels"], db_labels, k=k)}
+    atk = make_attack(name, model, codes["train"], q["train_labels"], db_codes, db_labels, cfg)
+    labels = q["targets"] if atk.targeted else q["labels"]
+    adv_codes = model.encode(atk(q["images"], labels))
+    cell = {}
+    if atk.targeted:
+        cell[f"{name.removesuffix('_t')}_t"] = metrics.t_map_at_k(adv_codes, db_codes, labels, db_labels, k=k)
     else:
-        t0 = time.perf_counter()
-        mean, std = channel_stats(data.train.images)
-        m = HashingModel(cfg.backbone, bits, seed=cfg.seed, mean=mean, std=std)
-        if cfg.pretrain_epochs:
-            pretrain_backbone(m, data.train.images, data.train.labels, epochs=cfg.pretrain_epochs, seed=cfg.seed,
-                              progress=progress)
-        train(m, data.train.images, data.train.labels, progress=progress, **_clean_params(cfg))
-        m.save(path)
-        models["none"] = m
-        _log(f"{bits} bits: clean {cfg.loss.upper()} model trained in {time.perf_counter() - t0:.0f} s", verbose)
-    for d in cfg.defences:
-        if d == "none":
-            continue
-        if d not in DEFENCES:
-            raise ValueError(f"argument 'defences': expected names from {['none', *DEFENCES]}, got '{d}'")
-        path = _model_path(out, data, cfg, bits, d)
-        if os.path.exists(path):
-            models[d] = HashingModel.load(path)
-            _log(f"{bits} bits: loaded {d} model from {path}", verbose)
-            continue
-        t0 = time.perf_counter()
-        m = HashingModel.load(_model_path(out, data, cfg, bits, "none"))
-        DEFENCES[d](m, **_defence_params(cfg, d)).fit(data.train.images, data.train.labels, progress=progress)
-        m.save(path)
-        models[d] = m
-        _log(f"{bits} bits: {d} adversarial training in {time.perf_counter() - t0:.0f} s", verbose)
-    return models
+        cell[name] = metrics.map_at_k(adv_codes, db_codes, labels, db_labels, k=k)
+    if name in ("saat", "saat_t") and atk.last_codes is not None:
+        cell[f"theory_{name}"] = theory_map(atk.last_codes, atk.targeted, db_codes, db_labels, labels, k)
+    if curve:
+        p, r = metrics.pr_curve(adv_codes, db_codes, q["labels"], db_labels)
+        pn = metrics.precision_at_n(adv_codes, db_codes, q["labels"], db_labels)
+        cell["__curve__"] = {"precision": np.asarray(p).tolist(), "recall": np.asarray(r).tolist(),
+                             "p_at_n": np.asarray(pn).tolist()}
+    return cell
 
 
 def make_attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg: ExperimentConfig,
@@ -225,8 +240,46 @@ def make_attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg
     return cls(model, *inputs, **kwargs)
 
 
+def _digest(*parts) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            p = np.ascontiguousarray(p)
+            h.update(f"{p.shape}{p.dtype}".encode())
+            h.update(p.tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:10]
+
+
+def _cell_path(out, cfg, bits, defence, name, model_key, query_key) -> str:
+    """Where a finished cell is kept: its file name says what it is; its digest covers the model
+    (training data and recipe), the attack settings of the config and the attacked queries."""
+    attack_cfg = {f: v for f, v in asdict(cfg).items() if f.endswith("_steps") or f in ("seed", "k", "curve_attack")}
+    return os.path.join(out, "cells", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-{name}-"
+                                      f"{_digest(model_key, name, attack_cfg, query_key)}.json")
+
+
+def _write_json(path, obj) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_cell(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None   # missing, or cut short by a crash: computed again
+
+
 def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "saat-out", *,
-                     progress=True, verbose: bool = True, plots: bool = True, **overrides) -> Table:
+                     progress=True, verbose: bool = True, plots: bool = True, executor: str = "local",
+                     address: str | None = None, **overrides) -> Table:
     """Train/load, attack and tabulate; the layout of SAAT's Tables I–II.
 
     Parameters
@@ -234,8 +287,19 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
     data : a dataset with ``.train``, ``.query`` and ``.database`` splits (``.images``, ``.labels``),
         e.g. :func:`saat.datasets.mosaic` or :func:`saat.datasets.load_list_dataset`.
     config : an :class:`ExperimentConfig` or the name of a profile in ``PROFILES``.
-    out : output folder: ``models/`` (trained weights, reused by reruns), ``table.json``,
-        ``table.md``, ``pr_<bits>.png`` and ``pn_<bits>.png``.
+    out : output folder: ``models/`` (trained weights) and ``cells/`` (finished cells, one JSON
+        file each), both reused by reruns, so a rerun after a crash resumes where it stopped;
+        ``table.json``, ``table.md``, ``pr_<bits>.png`` and ``pn_<bits>.png``.
+    executor : ``"local"`` (this process) or ``"ray"``: one Ray task per model to train (the
+        defended ones depend on the clean one, whose weights travel through the object store) and
+        one per (model, attack) cell, on the running Ray connection, the cluster at ``address``,
+        or a local Ray instance (``pip install 'saat[ray]'``). The driver writes models and cells
+        to ``out`` as they finish. Tasks are retried when a worker dies (``max_retries=3``), and
+        cells are keyed by (bits, defence, attack), so none is lost or counted twice. The table
+        equals the local one for the same data and seeds when the workers run the kernels with
+        the same thread count as the driver (saat's default: all CPUs of the machine; training
+        sums convolution weight gradients per thread).
+    address : Ray cluster address for ``executor="ray"`` (default: ``RAY_ADDRESS`` or local).
     overrides : fields of the config to replace (e.g. ``bits=(16, 32, 64)``).
 
     Returns
@@ -249,45 +313,58 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
         raise TypeError(f"argument 'config': expected an ExperimentConfig or one of {list(PROFILES)}")
     if overrides:
         cfg = ExperimentConfig(**{**asdict(cfg), **overrides})
+    if executor not in ("local", "ray"):
+        raise ValueError(f"argument 'executor': expected 'local' or 'ray', got {executor!r}")
+    if address is not None and executor != "ray":
+        raise ValueError("argument 'address': only for executor='ray'")
+    for d in cfg.defences:
+        if d != "none" and d not in DEFENCES:
+            raise ValueError(f"argument 'defences': expected names from {['none', *DEFENCES]}, got '{d}'")
     os.makedirs(os.path.join(out, "models"), exist_ok=True)
+    os.makedirs(os.path.join(out, "cells"), exist_ok=True)
     q_img, q_lab = data.query.images, data.query.labels
     if cfg.n_query_attack is not None:
         q_img, q_lab = q_img[: cfg.n_query_attack], q_lab[: cfg.n_query_attack]
     db_labels = data.database.labels
     k = min(cfg.k, db_labels.shape[0])
     targets = A.select_target_labels(q_lab, db_labels, seed=cfg.seed)
-    rows, curves = [], {}
+    q = {"images": q_img, "labels": q_lab, "targets": targets, "db_labels": db_labels, "train_labels": data.train.labels}
+    query_key = _digest(q_img, q_lab, targets, db_labels, data.database.images)
+    train_set = (data.train.images, data.train.labels)
+
+    # The plan: models to train (clean before defended), then cells, each with its cache file.
+    plan = []   # (bits, defence, model path, recipe key, [(name, cell path)])
     for bits in cfg.bits:
-        models = _train_models(data, cfg, bits, out, progress, verbose)
-        for d in cfg.defences:
-            m = models[d].eval()
-            t0 = time.perf_counter()
-            db_codes = m.encode(data.database.images)
-            train_codes = m.encode(data.train.images)
-            clean_q = m.encode(q_img)
-            row = {"bits": bits, "defence": d, "clean": metrics.map_at_k(clean_q, db_codes, q_lab, db_labels, k=k)}
-            names = list(cfg.defended_attacks) + (list(cfg.targeted_attacks) if d == "none" else [])
-            for name in names:
-                atk = make_attack(name, m, train_codes, data.train.labels, db_codes, db_labels, cfg)
-                ta = time.perf_counter()
-                adv = atk(q_img, targets if atk.targeted else q_lab)
-                adv_codes = m.encode(adv)
-                if atk.targeted:
-                    row[f"{name.removesuffix('_t')}_t"] = metrics.t_map_at_k(adv_codes, db_codes, targets, db_labels, k=k)
-                else:
-                    row[name] = metrics.map_at_k(adv_codes, db_codes, q_lab, db_labels, k=k)
-                if name in ("saat", "saat_t") and atk.last_codes is not None:
-                    row[f"theory_{name}"] = theory_map(atk.last_codes, atk.targeted, db_codes, db_labels,
-                                                       targets if atk.targeted else q_lab, k)
-                if name == cfg.curve_attack:
-                    p, r = metrics.pr_curve(adv_codes, db_codes, q_lab, db_labels)
-                    pn = metrics.precision_at_n(adv_codes, db_codes, q_lab, db_labels)
-                    curves.setdefault(bits, {})[d] = {"precision": np.asarray(p).tolist(), "recall": np.asarray(r).tolist(),
-                                                      "p_at_n": np.asarray(pn).tolist()}
-                _log(f"{bits} bits, {d}: {name} {row.get(name, row.get(name.removesuffix('_t') + '_t')):.4f} "
-                     f"({time.perf_counter() - ta:.1f} s)", verbose)
-            row["seconds"] = round(time.perf_counter() - t0, 1)
-            rows.append(row)
+        for d in ["none", *[x for x in cfg.defences if x != "none"]]:
+            key = _recipe_key(data, cfg, d)
+            names = ["clean"] + list(cfg.defended_attacks) + (list(cfg.targeted_attacks) if d == "none" else [])
+            if d not in cfg.defences:
+                names = []   # the clean model is trained for the defences but not tabulated
+            plan.append((bits, d, _model_path(out, data, cfg, bits, d), key,
+                         [(n, _cell_path(out, cfg, bits, d, n, key, query_key)) for n in names]))
+    cells = {}
+    for bits, d, _, _, todo in plan:
+        for name, path in todo:
+            c = _read_cell(path)
+            if c is not None:
+                cells[(bits, d, name)] = c
+    if executor == "local":
+        _run_local(plan, cells, cfg, train_set, q, data.database.images, k, progress, verbose)
+    else:
+        _run_ray(plan, cells, cfg, train_set, q, data.database.images, k, address, verbose)
+
+    rows, curves = [], {}
+    for bits, d, _, _, todo in plan:
+        if not todo:
+            continue
+        row = {"bits": bits, "defence": d}
+        for name, _ in todo:
+            cell = dict(cells[(bits, d, name)])
+            curve = cell.pop("__curve__", None)
+            if curve is not None:
+                curves.setdefault(bits, {})[d] = curve
+            row.update(cell)
+        rows.append(row)
     table = Table(rows, cfg, curves)
     with open(os.path.join(out, "table.json"), "w") as f:
         json.dump({"config": asdict(cfg), "rows": rows, "curves": {str(b): c for b, c in curves.items()}}, f, indent=1)
@@ -299,3 +376,94 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
             plot_curves(c, os.path.join(out, f"pr_{bits}.png"), os.path.join(out, f"pn_{bits}.png"),
                         title=f"{cfg.backbone} {cfg.loss.upper()} {bits} bits under {cfg.curve_attack.upper()} attack")
     return table
+
+
+def _cell_label(bits, d, name, cell) -> str:
+    v = next((x for key, x in cell.items() if not key.startswith(("theory", "__"))), None)
+    return f"{bits} bits, {d}: {name} {v:.4f}" if isinstance(v, float) else f"{bits} bits, {d}: {name}"
+
+
+def _needed_models(plan, cells) -> set:
+    """(bits, defence) of the models some missing cell needs: its own, and the clean model of a
+    defended one that is not on disk yet (it is trained from it)."""
+    need = set()
+    for bits, d, path, _, todo in plan:
+        if any((bits, d, n) not in cells for n, _ in todo):
+            need.add((bits, d))
+            if d != "none" and not os.path.exists(path):
+                need.add((bits, "none"))
+    return need
+
+
+def _run_local(plan, cells, cfg, train_set, q, db_images, k, progress, verbose):
+    """Every missing model and cell, in this process, saved as it finishes."""
+    models = {}
+    need = _needed_models(plan, cells)
+    for bits, d, path, _, todo in plan:
+        pending = [(n, p) for n, p in todo if (bits, d, n) not in cells]
+        if (bits, d) not in need:
+            continue
+        if os.path.exists(path):
+            models[(bits, d)] = HashingModel.load(path)
+            _log(f"{bits} bits: loaded {d} model from {path}", verbose)
+        else:
+            t0 = time.perf_counter()
+            m = (_train_clean(train_set, cfg, bits, progress) if d == "none"
+                 else _train_defence(train_set, cfg, d, models[(bits, "none")], progress))
+            m.save(path)
+            models[(bits, d)] = m
+            _log(f"{bits} bits: {d} model trained in {time.perf_counter() - t0:.0f} s", verbose)
+        if not pending:
+            continue
+        m = models[(bits, d)]
+        codes = _encode(m, train_set[0], q["images"], db_images)
+        for name, cpath in pending:
+            t0 = time.perf_counter()
+            cell = _attack_cell(m, codes, name, q, cfg, k, curve=name == cfg.curve_attack)
+            _write_json(cpath, cell)
+            cells[(bits, d, name)] = cell
+            _log(f"{_cell_label(bits, d, name, cell)} ({time.perf_counter() - t0:.1f} s)", verbose)
+
+
+def _run_ray(plan, cells, cfg, train_set, q, db_images, k, address, verbose):
+    """Every missing model and cell as Ray tasks; the driver saves each as it finishes."""
+    from .distributed._ray import require_ray
+    ray = require_ray(address)
+    opts = {"max_retries": 3, "retry_exceptions": False}
+    train_clean = ray.remote(**opts)(_train_clean)
+    train_defence = ray.remote(**opts)(_train_defence)
+    encode = ray.remote(**opts)(_encode)
+    attack_cell = ray.remote(**opts)(_attack_cell)
+    train_ref, q_ref, db_ref = ray.put(train_set), ray.put(q), ray.put(db_images)
+    train_img_ref, q_img_ref = ray.put(train_set[0]), ray.put(q["images"])
+    model_refs, pending = {}, {}
+    need = _needed_models(plan, cells)
+    for bits, d, path, _, todo in plan:
+        missing = [(n, p) for n, p in todo if (bits, d, n) not in cells]
+        if (bits, d) not in need:
+            continue
+        if os.path.exists(path):
+            model_refs[(bits, d)] = ray.put(HashingModel.load(path))
+        else:
+            ref = (train_clean.remote(train_ref, cfg, bits, False) if d == "none"
+                   else train_defence.remote(train_ref, cfg, d, model_refs[(bits, "none")], False))
+            model_refs[(bits, d)] = ref
+            pending[ref] = ("model", bits, d, path)
+        if missing:
+            codes_ref = encode.remote(model_refs[(bits, d)], train_img_ref, q_img_ref, db_ref)
+            for name, cpath in missing:
+                ref = attack_cell.remote(model_refs[(bits, d)], codes_ref, name, q_ref, cfg, k, name == cfg.curve_attack)
+                pending[ref] = ("cell", bits, d, name, cpath)
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        what = pending.pop(done[0])
+        result = ray.get(done[0])
+        if what[0] == "model":
+            _, bits, d, path = what
+            result.save(path)
+            _log(f"{bits} bits: {d} model trained (ray)", verbose)
+        else:
+            _, bits, d, name, cpath = what
+            _write_json(cpath, result)
+            cells[(bits, d, name)] = result
+            _log(f"{_cell_label(bits, d, name, result)} (ray)", verbose)

@@ -15,15 +15,15 @@ __all__ = ["evaluate_attack", "map_at_k", "t_map_at_k", "hamming_rank", "require
 _QUERY_BLOCK = 256
 
 
-def require_ray():
-    """The ``ray`` module, connected: the running connection, else ``ray.init()`` (which joins the
-    cluster at ``RAY_ADDRESS`` when set, or starts a local instance)."""
+def require_ray(address: str | None = None):
+    """The ``ray`` module, connected: the running connection, else ``ray.init(address)`` (which
+    joins the cluster at ``address`` or ``RAY_ADDRESS`` when set, or starts a local instance)."""
     try:
         import ray
     except ImportError as e:  # the optional extra saat[ray]
         raise ImportError("saat.distributed needs Ray: pip install 'saat[ray]'") from e
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, logging_level="WARNING")
+        ray.init(address=address, include_dashboard=False, logging_level="WARNING")
     return ray
 
 
