@@ -385,14 +385,15 @@ def core_targets():
             lambda name=name, labels=labels: {"attack": ATTACKS[name], "model": m, "images": _img(),
                                               "out": np.zeros((N, 3, 32, 32), np.float32),
                                               "labels": TRAIN_LABELS[:2].copy() if labels else None,
-                                              "guide_out": np.zeros((N, BITS), np.int8)},
+                                              "guide_out": np.zeros((N, BITS), np.int8), "first_index": 0},
             long_values={"attack": {"steps_max": ATTACKS_LONG[name]}})
 
     # train: every recipe on 4 images, 1 epoch of 2 batches, 1 inner attack step
     def train_kw(method, params):
         return {"method": method, "model": saat.HashingModel("cnn-small", bits=BITS, seed=0)._handle,
                 "images": _img(4), "labels": _lab(4), "params": params, "progress": None,
-                "checkpoint": None, "checkpoint_every": 0, "resume": None, "memory_out": None}
+                "checkpoint": None, "checkpoint_every": 0, "resume": None, "memory_out": None,
+                "rank": 0, "size": 1, "allreduce": None, "allgather": None}
     common = {"loss": "dpsh", "epochs": 1, "batch_size": 2, "milestones": np.array([0.5], np.float32),
               "gamma": 0.1, "seed": 0}
     long = ("params", "params.epochs", "params.steps", "checkpoint_every")

@@ -32,7 +32,7 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
         let resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
         let cb = PythonCallbacks(holding: m)
         let size = try a.int("size", 1), rank = try a.int("rank", 0)
-        try require(size >= 1, "size", "an int >= 1 (the number of processes), got \(size)")
+        try require(size >= 1 && size <= 1 << 16, "size", "an int in 1...65536 (the number of processes), got \(size)")
         try require(rank >= 0 && rank < size, "rank", "an int in 0..<size (\(size)), got \(rank)")
         var group: PythonCollectives? = nil
         if size > 1 {
