@@ -21,7 +21,9 @@ def local_ray():
     """One local Ray instance for the module: 2 CPUs, no dashboard, torn down at the end."""
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", address="local")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"   # no usage report: nothing leaves localhost
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", address="local",
+             _node_ip_address="127.0.0.1")
     yield ray
     ray.shutdown()
 

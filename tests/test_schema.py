@@ -42,7 +42,7 @@ def test_train_and_hash_loss_follow_their_schemas():
     sig = inspect.signature(saat.train)
     keyword = [(k, p.default) for k, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY]
     assert keyword[:len(s["parameters"])] == _params(s)
-    assert [k for k, _ in keyword[len(s["parameters"]):]] == ["progress", "checkpoint", "checkpoint_every", "resume"]
+    assert [k for k, _ in keyword[len(s["parameters"]):]] == ["progress", "checkpoint", "checkpoint_every", "resume", "comm"]
     assert all(p["doc"] in saat.train.__doc__ for p in s["parameters"])
     assert saat.losses.LOSSES == _schema.names("loss")
     assert {n for n in saat.losses.LOSSES if _schema.schema("loss", n)["parameters"]} == {"csq"}

@@ -32,6 +32,7 @@ func raise(_ error: Error) -> PyObj? {
         case .busy: return raise(saat_exc_runtime_error(), e.description)
         case .diverged: return raise(trainingDivergedType ?? saat_exc_value_error(), e.description)
         case .unexpectedArgument: return raise(saat_exc_type_error(), e.description)
+        case .peerStopped: return raise(saat_exc_runtime_error(), e.description)
         }
     case is BridgeError:
         if PyErr_Occurred() == nil { raise(saat_exc_runtime_error(), "saat: internal error without a message") }

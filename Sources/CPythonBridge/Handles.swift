@@ -97,6 +97,10 @@ final class PythonCallbacks {
 
     init(holding model: HashingModel? = nil) { held = model }
 
+    /// Records that a Python exception is pending for the loop's caller (set by a call made
+    /// outside `call`, e.g. a data-parallel collective).
+    func noteFailure() { failed = true }
+
     /// Checks signals (with the GIL) and returns true when the caller should stop.
     func shouldStop() -> Bool {
         if failed { return true }

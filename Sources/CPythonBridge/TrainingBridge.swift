@@ -78,7 +78,9 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
 
 /// The collectives of a data-parallel run, carried out by Python callables (mpi4py, which releases
 /// the GIL while it communicates). Each call takes the GIL, wraps the Swift buffers in memoryviews
-/// for the duration of the call, and stops the loop when the callable raises.
+/// for the duration of the call, and stops the loop when the callable raises. A collective runs
+/// even after a callback of this process failed (its exception is set aside and restored), so the
+/// processes can still agree to stop together instead of leaving the others waiting.
 final class PythonCollectives: CollectiveGroup {
     let rank: Int
     let size: Int
@@ -91,20 +93,39 @@ final class PythonCollectives: CollectiveGroup {
     }
 
     func allreduceSum(_ buffer: UnsafeMutablePointer<Float>, count: Int) throws {
-        let ok = cb.call(allreduceFn) {
+        try invoke(allreduceFn) {
             pyTuple([pyMemoryView(UnsafeMutableRawPointer(buffer), bytes: count * 4, writable: true)])
         }
-        if !ok { throw SAATError.interrupted }
     }
 
     func allgather(_ local: UnsafePointer<Float>, counts: [Int], into out: UnsafeMutablePointer<Float>) throws {
         let total = counts.reduce(0, +)
-        let ok = cb.call(allgatherFn) {
+        try invoke(allgatherFn) {
             pyTuple([pyMemoryView(UnsafeMutableRawPointer(mutating: local), bytes: counts[rank] * 4, writable: false),
                      pyList(counts.map { pyInt($0) }),
                      pyMemoryView(UnsafeMutableRawPointer(out), bytes: total * 4, writable: true)])
         }
-        if !ok { throw SAATError.interrupted }
+    }
+
+    /// Calls `fn(*makeArgs())` with the GIL, a pending exception set aside for the call.
+    private func invoke(_ fn: PyObj, _ makeArgs: () -> PyObj?) throws {
+        let g = PyGILState_Ensure()
+        defer { PyGILState_Release(g) }
+        var type: PyObj? = nil, value: PyObj? = nil, trace: PyObj? = nil
+        PyErr_Fetch(&type, &value, &trace)
+        var ok = false
+        if let args = makeArgs() {
+            if let r = PyObject_CallObject(fn, args) { saat_decref(r); ok = true }
+            saat_decref(args)
+        }
+        if type != nil {
+            PyErr_Clear()                       // the first error is the one to report
+            PyErr_Restore(type, value, trace)
+        }
+        if !ok {
+            cb.noteFailure()
+            throw SAATError.interrupted
+        }
     }
 }
 

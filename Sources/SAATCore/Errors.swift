@@ -18,6 +18,9 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
     /// A training run stopped because its loss became NaN or infinite (a learning rate too large):
     /// the loss value, epoch and batch where it happened.
     case diverged(loss: Double, epoch: Int, batch: Int)
+    /// Data-parallel training: this process stopped after `batch` of `epoch` because another
+    /// process of the run stopped there (its own error says why).
+    case peerStopped(epoch: Int, batch: Int)
 
     public var description: String {
         switch self {
@@ -30,6 +33,8 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
             return "\(owner)() got an unexpected keyword argument '\(a)' (its parameters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case let .diverged(loss, epoch, batch):
             return "argument 'lr': expected a learning rate that keeps the loss finite: loss became \(loss) at epoch \(epoch), batch \(batch)"
+        case let .peerStopped(epoch, batch):
+            return "stopped after epoch \(epoch), batch \(batch): another process of the data-parallel run stopped there (its error says why)"
         }
     }
 }

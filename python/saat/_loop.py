@@ -137,7 +137,8 @@ def run_training(method: str, model, images, labels, params: dict, *, progress, 
         raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
     ckpt_kind = f"{'train' if kind == 'training' else method}:{settings['loss']}"
     if group is not None and group.size > 1:
-        group.require_same(images=x, labels=y)
+        weights = np.concatenate([v.ravel() for v in model.state_dict().values()])
+        group.require_same(images=x, labels=y, model=weights)
         group.require_same_params(settings)
     writer = group is None or group.rank == 0
     ckpt_cb = None
@@ -145,6 +146,8 @@ def run_training(method: str, model, images, labels, params: dict, *, progress, 
         ckpt_path = os.fspath(checkpoint)
         ckpt_cb = (lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)) if writer else (lambda st: None)
     resume_state = read_checkpoint(resume, ckpt_kind) if resume is not None else None
+    if group is not None and group.size > 1 and resume_state is not None:
+        group.require_same(resume=np.concatenate([resume_state[n].ravel() for n in sorted(resume_state)]))
     batch = min(settings["batch_size"], x.shape[0])
     memory = np.empty((x.shape[0], model.bits), np.float32) if memory_out else None
     bar = Progress(progress if writer or progress is not True else False, settings["epochs"] * -(-x.shape[0] // batch),

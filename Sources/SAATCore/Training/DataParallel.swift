@@ -48,16 +48,27 @@ public struct DataParallel {
     /// itself in one process.
     public func gather(_ local: Tensor, batch: Int) throws -> Tensor {
         guard let group, group.size > 1 else { return local }
-        let k = local.count / max(1, local.batch)
+        let k = local.shape.dropFirst().reduce(1, *)   // per row (a process may have no rows)
         let counts = (0..<group.size).map { ParallelFor.partRange($0, of: group.size, count: batch).count * k }
         precondition(counts[group.rank] == local.count, "DataParallel.gather: local rows do not match the split")
         var out = Tensor(zeros: [batch] + Array(local.shape.dropFirst()))
+        var one: Float = 0   // a valid address for an empty buffer (no float is read or written)
         try local.data.withUnsafeBufferPointer { lp in
             try out.data.withUnsafeMutableBufferPointer { op in
-                try group.allgather(lp.baseAddress!, counts: counts, into: op.baseAddress!)
+                try withUnsafeMutablePointer(to: &one) { dummy in
+                    try group.allgather(lp.baseAddress ?? UnsafePointer(dummy), counts: counts, into: op.baseAddress ?? dummy)
+                }
             }
         }
         return out
+    }
+
+    /// Whether any process has `stop` set (one collective of one float); false in one process.
+    public func anyStops(_ stop: Bool) throws -> Bool {
+        guard let group, group.size > 1 else { return stop }
+        var flag: Float = stop ? 1 : 0
+        try withUnsafeMutablePointer(to: &flag) { try group.allreduceSum($0, count: 1) }
+        return flag > 0
     }
 
     /// Sums the model's parameter gradients over the processes (one collective on a flat buffer).

@@ -162,8 +162,8 @@ public final class TrainingLoop {
                 }
                 epochLossSum += loss * Double(idx.count)
                 let done = b + 1
-                let keepGoing = progress(TrainingProgress(epoch: epoch, batch: b, batchesPerEpoch: nb, iteration: iteration,
-                                                          loss: loss, learningRate: method.optimizer.learningRate))
+                var stop = !progress(TrainingProgress(epoch: epoch, batch: b, batchesPerEpoch: nb, iteration: iteration,
+                                                      loss: loss, learningRate: method.optimizer.learningRate))
                 if checkpointEvery > 0 && (done % checkpointEvery == 0 || done == nb) {
                     // Position after this batch; an epoch that just ended resumes at the next one.
                     let endOfEpoch = done == nb
@@ -171,9 +171,14 @@ public final class TrainingLoop {
                     if endOfEpoch { h.append(epochLossSum / Double(images.count)) }
                     let st = snapshot(epoch: endOfEpoch ? epoch + 1 : epoch, batch: endOfEpoch ? 0 : done,
                                       rng: endOfEpoch ? rng : epochRNG, history: h, lossSum: endOfEpoch ? 0 : epochLossSum)
-                    if !checkpoint(st) { throw SAATError.interrupted }
+                    if !checkpoint(st) { stop = true }
                 }
-                if !keepGoing { throw SAATError.interrupted }
+                // Data-parallel: the processes agree after every batch whether to stop, so one that
+                // stops (Ctrl-C, a callback's False or error) never leaves the others waiting.
+                if parallel.size > 1, try parallel.anyStops(stop), !stop {
+                    throw SAATError.peerStopped(epoch: epoch, batch: b)
+                }
+                if stop { throw SAATError.interrupted }
             }
             history.append(epochLossSum / Double(images.count))
             shuffleRNG = rng
