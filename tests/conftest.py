@@ -1,4 +1,6 @@
 """Shared fixtures: a small real-image benchmark and a DPSH model trained on it once per session."""
+import os
+
 import numpy as np
 import pytest
 
@@ -33,3 +35,17 @@ def state_copy(model):
     c = saat.HashingModel(model.backbone, model.bits, seed=model.seed)
     c.load_state_dict(model.state_dict())
     return c
+
+
+@pytest.fixture(scope="session")
+def local_ray():
+    """One local Ray instance for the whole session: a fixed 2 CPUs, bound to 127.0.0.1, no
+    dashboard and no usage report (nothing leaves localhost); shut down at the end."""
+    ray = pytest.importorskip("ray", reason="saat[ray] not installed")
+    if ray.is_initialized():
+        ray.shutdown()
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", address="local",
+             _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()

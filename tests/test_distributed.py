@@ -1,5 +1,6 @@
-"""saat.distributed and the Ray executor of the robustness table, on a local Ray instance with a
-fixed CPU count (no network beyond localhost). Results must equal the single-process ones exactly."""
+"""saat.distributed and the Ray executor of the robustness table, on the session's local Ray
+instance (conftest.local_ray: 2 CPUs, localhost only). Results must equal the single-process ones
+exactly."""
 import os
 import shutil
 import signal
@@ -14,18 +15,6 @@ import saat
 ray = pytest.importorskip("ray", reason="saat[ray] not installed")
 import saat.distributed as D  # noqa: E402
 from saat.experiments import ExperimentConfig, robustness_table  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for the module: 2 CPUs, no dashboard, torn down at the end."""
-    if ray.is_initialized():
-        ray.shutdown()
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"   # no usage report: nothing leaves localhost
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", address="local",
-             _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
 
 
 @pytest.mark.parametrize("shards", [2, 3])

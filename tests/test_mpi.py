@@ -155,6 +155,19 @@ HELPER = textwrap.dedent('''
                 report[case] = f"{type(e).__name__}: {e}"
             report[case + "-weights"] = [float(np.abs(v).sum()) for v in m.state_dict().values()]
 
+    elif MODE == "killrun":
+        # a slow run (0.3 s per batch) that the test kills with SIGKILL once a checkpoint exists
+        import time
+
+        def slow(epoch, batch, batches, loss, lr):
+            time.sleep(0.3)
+        fit("train", fresh(), progress=slow, checkpoint=os.path.join(OUT, "kill-ck.npz"), checkpoint_every=1)
+
+    elif MODE == "killresume":
+        m = fresh(seed=99)
+        h = fit("train", m, progress=False, resume=os.path.join(OUT, "kill-ck.npz"))
+        save("train-killresumed", m, h)
+
     elif MODE == "ckfail":
         # rank 0 cannot write its checkpoint: rank 0 raises; rank 1 must not wait for it forever
         m = fresh()
@@ -340,6 +353,51 @@ def test_checkpoint_resume_under_mpi(kind, ckpt_run):
         for k in wf:
             # same ranks, same collectives, same state: the resumed run equals the uninterrupted one bitwise
             np.testing.assert_array_equal(wr[k], wf[k], err_msg=f"{kind} {k}: rank {rank} resumed vs uninterrupted")
+
+
+@needs_mpiexec
+def test_mpi_run_killed_by_sigkill_resumes_to_the_same_weights(ckpt_run):
+    """SIGKILL the whole 2-rank job (mpiexec and every rank) once its checkpoint holds a position
+    past the first batch; a new 2-rank job resuming from that file ends with the weights and
+    history of the uninterrupted run (ckpt_run's train-full), bit for bit."""
+    out, _ = ckpt_run
+    script = out / "helper.py"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, str(script), "killrun", str(out), json.dumps(DATA), "[]"]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ck = out / "kill-ck.npz"
+    position = None
+    deadline = time.time() + 90
+    try:
+        while time.time() < deadline and p.poll() is None:
+            if ck.exists():
+                try:
+                    with np.load(ck) as z:
+                        position = z["loop/position"][:2].tolist()
+                except (OSError, ValueError, KeyError):
+                    position = None
+                if position is not None and position != [0.0, 1.0]:
+                    break
+            time.sleep(0.05)
+        assert p.poll() is None, "the run ended before it could be killed"
+    finally:
+        below = _descendants(p.pid)
+        os.killpg(p.pid, signal.SIGKILL)
+        for pid, started in below:
+            st = _stat(pid)
+            if st is not None and st[1] == started:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        p.wait(30)
+    assert position is not None and position != [0.0, 1.0], position
+    helper(out, "killresume", 2)
+    hf, wf = load(out, "train-full", 0)
+    for rank in (0, 1):
+        hr, wr = load(out, "train-killresumed", rank)
+        np.testing.assert_array_equal(hr, hf)
+        for k in wf:
+            np.testing.assert_array_equal(wr[k], wf[k], err_msg=f"{k}: rank {rank} resumed after SIGKILL")
 
 
 @needs_mpiexec
