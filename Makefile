@@ -48,6 +48,7 @@ test-python:
 
 bench: install
 	$(VPY) benchmarks/run_all.py
+	$(VPY) benchmarks/bench_distributed.py
 
 clean:
 	rm -rf .build $(VENV) build python/saat/_core*.so python/saat.egg-info
