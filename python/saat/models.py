@@ -218,7 +218,9 @@ class HashingModel:
 
     def __reduce__(self):
         # Pickled as configuration + weights + mode (the core handle itself cannot be): how a model
-        # travels to Ray workers through the object store.
+        # travels to Ray workers through the object store. The dropout layers' random state is not
+        # carried: a copy in train mode draws its masks from the model's seed afresh (eval-mode
+        # outputs, which attacks and metrics use, are unaffected).
         return (_rebuild_model, (self.backbone, self.bits, self.seed, self.mean, self.std, dict(self.state_dict()),
                                  self.training))
 
