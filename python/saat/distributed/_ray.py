@@ -83,22 +83,22 @@ def _remotes(ray):
 
             def __init__(self, codes, labels, offset):
                 self.codes, self.labels, self.offset = codes, labels, offset
+                # Bit-packed copies for the distances and relevance of the selected items.
+                self.packed = np.packbits(codes > 0, axis=1)
+                self.packed_labels = None if labels is None else np.packbits(labels > 0, axis=1)
 
             def topk(self, q, qlabels, k):
                 idx = metrics.hamming_rank(q, self.codes, k, threads=1)
-                kk = idx.shape[1]
-                dist = np.empty((q.shape[0], kk), np.int32)
-                rel = None if qlabels is None else np.empty((q.shape[0], kk), np.bool_)
-                bits = q.shape[1]
+                qp = np.packbits(q > 0, axis=1)
+                dist = np.empty(idx.shape, np.int32)
+                rel = None if qlabels is None else np.empty(idx.shape, np.bool_)
+                lp = None if qlabels is None else np.packbits(qlabels > 0, axis=1)
                 for lo in range(0, q.shape[0], _QUERY_BLOCK):
                     hi = min(q.shape[0], lo + _QUERY_BLOCK)
-                    c = self.codes[idx[lo:hi]].astype(np.int16)            # (b, kk, K)
-                    dot = np.einsum("bk,bjk->bj", q[lo:hi].astype(np.int16), c, dtype=np.int32)
-                    dist[lo:hi] = (bits - dot) // 2
+                    sel = idx[lo:hi]
+                    dist[lo:hi] = np.bitwise_count(self.packed[sel] ^ qp[lo:hi, None, :]).sum(axis=2, dtype=np.int32)
                     if rel is not None:
-                        lab = self.labels[idx[lo:hi]]                          # (b, kk, C)
-                        rel[lo:hi] = np.einsum("bc,bjc->bj", qlabels[lo:hi].astype(np.int32),
-                                               lab.astype(np.int32)) > 0
+                        rel[lo:hi] = (self.packed_labels[sel] & lp[lo:hi, None, :]).any(axis=2)
                 return dist, idx + self.offset, rel
 
         _REMOTES.update(AttackShard=AttackShard, CodeShard=CodeShard)
