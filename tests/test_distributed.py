@@ -147,3 +147,26 @@ def test_ray_table_survives_a_killed_worker(local_ray, table_data, local_table, 
     assert result["table"].rows == local_table.rows
     assert len(list((out / "cells").iterdir())) == 16
     shutil.rmtree(out)
+
+
+def test_cli_table_on_the_ray_cluster(local_ray, tmp_path):
+    """`python -m saat table --executor ray --address ADDR` joins the session's cluster (on
+    localhost) and writes the table; the same command run locally gives the same rows."""
+    import json
+    import subprocess
+    import sys
+    address = local_ray.get_runtime_context().gcs_address
+    small = ["--n-train", "120", "--n-database", "200", "--n-query", "10", "--profile", "short", "--defence", "saat",
+             "--bits-list", "16", "--loss", "csq"]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    rows = {}
+    for name, extra in (("ray", ["--executor", "ray", "--address", address]), ("local", [])):
+        out = tmp_path / name
+        p = subprocess.run([sys.executable, "-m", "saat", "table", *small, "--out", str(out), *extra],
+                           capture_output=True, text=True, env=env, timeout=900)
+        assert p.returncode == 0, p.stderr[-3000:]
+        rows[name] = json.loads((out / "table.json").read_text())["rows"]
+    assert rows["ray"] == rows["local"] and [r["defence"] for r in rows["ray"]] == ["none", "saat"]
+    p = subprocess.run([sys.executable, "-m", "saat", "table", *small, "--out", str(tmp_path / "x"), "--address", address],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 1 and "argument 'address': only for executor='ray'" in p.stderr
