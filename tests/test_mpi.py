@@ -208,6 +208,18 @@ def _descendants(pid):
     return out
 
 
+def _kill_still_ours(processes):
+    """SIGKILL every (pid, start time) of ``processes`` that is still the same process (same
+    start time: not a pid reused since)."""
+    for pid, started in processes:
+        st = _stat(pid)
+        if st is not None and st[1] == started:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def run(args, timeout, cwd=None, check=True):
     """Run a command; on a timeout, mpiexec is asked to clean up its ranks (SIGTERM) and
     whatever remains of the processes it started is killed by pid, then the test fails."""
@@ -226,13 +238,7 @@ def run(args, timeout, cwd=None, check=True):
         except subprocess.TimeoutExpired:
             p.kill()
             out, err = p.communicate()
-        for pid, started in below:     # still ours (same start time: not a reused pid)?
-            st = _stat(pid)
-            if st is not None and st[1] == started:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_still_ours(below)
         pytest.fail(f"{' '.join(map(str, args))} did not finish within {timeout} s (a rank waiting in a collective?)\n"
                     f"stdout: {out[-2000:]}\nstderr: {err[-2000:]}")
     if check:
@@ -382,13 +388,7 @@ def test_mpi_run_killed_by_sigkill_resumes_to_the_same_weights(ckpt_run):
     finally:
         below = _descendants(p.pid)
         os.killpg(p.pid, signal.SIGKILL)
-        for pid, started in below:
-            st = _stat(pid)
-            if st is not None and st[1] == started:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_still_ours(below)
         p.wait(30)
     assert position is not None and position != [0.0, 1.0], position
     helper(out, "killresume", 2)

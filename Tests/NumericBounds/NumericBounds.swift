@@ -173,3 +173,23 @@ public func winogradConvBounds(x: [Float], w: [Float], b: [Float], dy: [Float]?,
                                  inChannels: O, outChannels: C, height: H, width: W, adjoint: true)
     return (yb, dmag.map { gx * $0 })
 }
+
+/// Bitwise equality of two float sequences, reported compactly: how many values differ, the
+/// first one, the largest difference.
+public func assertSameBits<A: Collection, B: Collection>(_ actual: A, _ expected: B, _ label: @autoclosure () -> String,
+                                                           file: StaticString = #filePath, line: UInt = #line)
+    where A.Element == Float, B.Element == Float {
+    let a = Array(actual), b = Array(expected)
+    guard a.count == b.count else { return XCTFail("\(label()): \(a.count) values vs \(b.count)", file: file, line: line) }
+    var differ = 0, first = -1
+    var largest: Float = 0
+    for i in 0..<a.count where a[i].bitPattern != b[i].bitPattern {
+        differ += 1
+        if first < 0 { first = i }
+        largest = max(largest, abs(a[i] - b[i]))
+    }
+    if differ > 0 {
+        XCTFail("\(label()): \(differ) of \(a.count) values differ in their bits (first at [\(first)]: \(a[first]) vs \(b[first]); "
+                + "largest |difference| \(largest))", file: file, line: line)
+    }
+}

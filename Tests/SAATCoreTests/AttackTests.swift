@@ -105,14 +105,18 @@ final class AttackObjectiveTests: XCTestCase {
     }
 }
 
-final class AttackEngineTests: XCTestCase {
-    func model() throws -> HashingModel {
-        let m = try HashingModel(backbone: .cnnSmall, bits: 16, seed: 1)
-        for p in m.namedParams where p.name == "hash_layer.weight" {
-            for i in 0..<p.param.value.count { p.param.value.data[i] *= 10 }
-        }
-        return m
+/// cnn-small, 16 bits, seed 1, with its hash-layer weights ×10 so attacks move codes within a
+/// few steps (the model of the attack-engine and batch-invariance tests).
+func strongHashModel() throws -> HashingModel {
+    let m = try HashingModel(backbone: .cnnSmall, bits: 16, seed: 1)
+    for p in m.namedParams where p.name == "hash_layer.weight" {
+        for i in 0..<p.param.value.count { p.param.value.data[i] *= 10 }
     }
+    return m
+}
+
+final class AttackEngineTests: XCTestCase {
+    func model() throws -> HashingModel { try strongHashModel() }
 
     func testEveryUpdateRespectsTheBallAndRangeAndIsSeeded() throws {
         let m = try model()

@@ -1,6 +1,7 @@
 import XCTest
 import Foundation
 import Dispatch
+import NumericBounds
 @testable import SAATCore
 
 /// The batch-invariance promises of the model, the attacks, dropout and data-parallel training:
@@ -68,21 +69,12 @@ final class BatchInvarianceTests: XCTestCase {
 
     // MARK: (b) attacks
 
-    /// cnn-small with a strong hash layer (as AttackEngineTests), 16 bits.
-    private func attackModel() throws -> HashingModel {
-        let m = try HashingModel(backbone: .cnnSmall, bits: 16, seed: 1)
-        for p in m.namedParams where p.name == "hash_layer.weight" {
-            for i in 0..<p.param.value.count { p.param.value.data[i] *= 10 }
-        }
-        return m
-    }
-
     /// Attacking 7 images in one call equals attacking images 0..<3 (firstIndex 0) and 3..<7
     /// (firstIndex 3) separately, bitwise, for the adversarial images and the guide codes. The
     /// brief's "pgd" and "saat" (both with a random start), and the other attacks whose inputs
     /// are cheap to make (THA's prototype training is left out).
     func testPreparedAttacksInPiecesEqualOneCall() throws {
-        let m = try attackModel()
+        let m = try strongHashModel()
         let n = 7, bitsK = m.bits, c = 5, item = m.inputShape.reduce(1, *)
         let x = randomTensor([n] + m.inputShape, seed: 21, lo: 0, hi: 1)
         let trainCodes = randomCodes(20, bitsK, seed: 22), trainLabels = randomLabels(20, c, seed: 23)
@@ -146,7 +138,7 @@ final class BatchInvarianceTests: XCTestCase {
     /// `AttackEngine.run` with chunks of 1, 2, 3 and 7 images (and the default chunk) gives the
     /// same images, for every image update (sign, SGD, Adam with the MSE term), random start on.
     func testAttackEngineChunksGiveIdenticalImages() throws {
-        let m = try attackModel()
+        let m = try strongHashModel()
         let n = 7, item = m.inputShape.reduce(1, *)
         let x = randomTensor([n] + m.inputShape, seed: 31, lo: 0, hi: 1)
         let codes = randomCodes(n, m.bits, seed: 32)
@@ -393,25 +385,5 @@ final class BatchInvarianceTests: XCTestCase {
     /// SAAT's adversarial training: the inner attack per rank with per-image random starts.
     func testDataParallelSAATTrainingMatchesOneProcess() throws {
         try checkDataParallelTraining("saat", extra: ["steps": .int(2)])
-    }
-}
-
-/// Bitwise equality of two float sequences, reported compactly: how many values differ, the
-/// first one, the largest difference.
-fileprivate func assertSameBits<A: Collection, B: Collection>(_ actual: A, _ expected: B, _ label: @autoclosure () -> String,
-                                                           file: StaticString = #filePath, line: UInt = #line)
-    where A.Element == Float, B.Element == Float {
-    let a = Array(actual), b = Array(expected)
-    guard a.count == b.count else { return XCTFail("\(label()): \(a.count) values vs \(b.count)", file: file, line: line) }
-    var differ = 0, first = -1
-    var largest: Float = 0
-    for i in 0..<a.count where a[i].bitPattern != b[i].bitPattern {
-        differ += 1
-        if first < 0 { first = i }
-        largest = max(largest, abs(a[i] - b[i]))
-    }
-    if differ > 0 {
-        XCTFail("\(label()): \(differ) of \(a.count) values differ in their bits (first at [\(first)]: \(a[first]) vs \(b[first]); "
-                + "largest |difference| \(largest))", file: file, line: line)
     }
 }

@@ -144,7 +144,8 @@ def run_training(method: str, model, images, labels, params: dict, *, progress, 
     ckpt_cb = None
     if checkpoint is not None:
         ckpt_path = os.fspath(checkpoint)
-        ckpt_cb = (lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)) if writer else (lambda st: None)
+        # Other ranks get no callback: the core then skips converting the state for them.
+        ckpt_cb = (lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)) if writer else None
     resume_state = read_checkpoint(resume, ckpt_kind) if resume is not None else None
     if group is not None and group.size > 1 and resume_state is not None:
         group.require_same(resume=np.concatenate([resume_state[n].ravel() for n in sorted(resume_state)]))

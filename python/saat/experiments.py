@@ -186,10 +186,10 @@ def _train_defence(train_set, cfg, d, clean, progress):
     return m
 
 
-def _encode(model, train_images, query_images, db_images):
+def _encode(model, train_set, query_images, db_images):
     """The codes every cell of a model needs: database, training set and clean queries."""
     m = model.eval()
-    return {"db": m.encode(db_images), "train": m.encode(train_images), "query": m.encode(query_images)}
+    return {"db": m.encode(db_images), "train": m.encode(train_set[0]), "query": m.encode(query_images)}
 
 
 def _attack_cell(model, codes, name, q, cfg, k, curve: bool) -> dict:
@@ -395,14 +395,19 @@ def _needed_models(plan, cells) -> set:
     return need
 
 
+def _pending_work(plan, cells):
+    """(bits, defence, model path, missing cells) of every model some missing cell needs, in
+    plan order (clean models before the defended ones trained from them)."""
+    need = _needed_models(plan, cells)
+    for bits, d, path, _, todo in plan:
+        if (bits, d) in need:
+            yield bits, d, path, [(n, p) for n, p in todo if (bits, d, n) not in cells]
+
+
 def _run_local(plan, cells, cfg, train_set, q, db_images, k, progress, verbose):
     """Every missing model and cell, in this process, saved as it finishes."""
     models = {}
-    need = _needed_models(plan, cells)
-    for bits, d, path, _, todo in plan:
-        pending = [(n, p) for n, p in todo if (bits, d, n) not in cells]
-        if (bits, d) not in need:
-            continue
+    for bits, d, path, pending in _pending_work(plan, cells):
         if os.path.exists(path):
             models[(bits, d)] = HashingModel.load(path)
             _log(f"{bits} bits: loaded {d} model from {path}", verbose)
@@ -416,7 +421,7 @@ def _run_local(plan, cells, cfg, train_set, q, db_images, k, progress, verbose):
         if not pending:
             continue
         m = models[(bits, d)]
-        codes = _encode(m, train_set[0], q["images"], db_images)
+        codes = _encode(m, train_set, q["images"], db_images)
         for name, cpath in pending:
             t0 = time.perf_counter()
             cell = _attack_cell(m, codes, name, q, cfg, k, curve=name == cfg.curve_attack)
@@ -435,13 +440,9 @@ def _run_ray(plan, cells, cfg, train_set, q, db_images, k, address, verbose):
     encode = ray.remote(**opts)(_encode)
     attack_cell = ray.remote(**opts)(_attack_cell)
     train_ref, q_ref, db_ref = ray.put(train_set), ray.put(q), ray.put(db_images)
-    train_img_ref, q_img_ref = ray.put(train_set[0]), ray.put(q["images"])
+    q_img_ref = ray.put(q["images"])
     model_refs, pending = {}, {}
-    need = _needed_models(plan, cells)
-    for bits, d, path, _, todo in plan:
-        missing = [(n, p) for n, p in todo if (bits, d, n) not in cells]
-        if (bits, d) not in need:
-            continue
+    for bits, d, path, missing in _pending_work(plan, cells):
         if os.path.exists(path):
             model_refs[(bits, d)] = ray.put(HashingModel.load(path))
         else:
@@ -450,7 +451,7 @@ def _run_ray(plan, cells, cfg, train_set, q, db_images, k, address, verbose):
             model_refs[(bits, d)] = ref
             pending[ref] = ("model", bits, d, path)
         if missing:
-            codes_ref = encode.remote(model_refs[(bits, d)], train_img_ref, q_img_ref, db_ref)
+            codes_ref = encode.remote(model_refs[(bits, d)], train_ref, q_img_ref, db_ref)
             for name, cpath in missing:
                 ref = attack_cell.remote(model_refs[(bits, d)], codes_ref, name, q_ref, cfg, k, name == cfg.curve_attack)
                 pending[ref] = ("cell", bits, d, name, cpath)

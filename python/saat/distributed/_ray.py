@@ -82,7 +82,7 @@ def _remotes(ray):
             query's local top-k in (distance, index) order with global indices."""
 
             def __init__(self, codes, labels, offset):
-                self.codes, self.labels, self.offset = codes, labels, offset
+                self.codes, self.offset = codes, offset
                 # Bit-packed copies for the distances and relevance of the selected items.
                 self.packed = np.packbits(codes > 0, axis=1)
                 self.packed_labels = None if labels is None else np.packbits(labels > 0, axis=1)
