@@ -50,6 +50,31 @@ final class AttackObjectiveTests: XCTestCase {
         checkObjective(HAGObjective(clean: clean), f: f, rows: 2..<5, atol: 1e-5)
     }
 
+    /// HAG's β term averages the masked outputs m ⊙ ĥ over the K bits (SAAT hag.py:35,40), not ĥ.
+    /// K = 4, clean row h = (½, −½, ½, ½) (signs +, −, +, +), ĥ = (¼, ¾, −⅝, ½):
+    ///   bit 0: |¼ − 1| = ¾ < 1.5 → m = 1;  bit 1: |¾ + 1| = 1.75 → m = 0;
+    ///   bit 2: |−⅝ − 1| = 1.625 → m = 0;    bit 3: |½ − 1| = ½ → m = 1.
+    /// a = (¼·½ + ½·½)/2 = 3/16, (a + 1)² = 361/256; c = (¼ + ½)/4 = 3/16, c² = 9/256
+    /// (the unmasked mean of ĥ would be 7/32). L = 361/256 + β·9/256.
+    /// ∂L/∂ĥ = 2(a+1)·h/2 + 2β·c/4 = 19/32 + β·3/32 on bits 0 and 3, 0 on the masked bits 1 and 2.
+    /// Every operand and intermediate is a dyadic rational with a few significant bits, so the
+    /// float32 evaluation is exact: the values are compared for equality.
+    func testHAGBetaTermAveragesMaskedOutputs() {
+        let clean = Tensor(shape: [2, 4], data: [0.9, 0.9, 0.9, 0.9, 0.5, -0.5, 0.5, 0.5])
+        let f = Tensor(shape: [1, 4], data: [0.25, 0.75, -0.625, 0.5])
+        for beta: Float in [1, 2] {
+            let obj = HAGObjective(clean: clean, t: 0.5, beta: beta, nominalBatch: 1)
+            let (l, g) = obj.evaluate(f: f, rows: 1..<2, iteration: 0)
+            XCTAssertEqual(l, 361.0 / 256 + Double(beta) * 9 / 256, "β = \(beta)")
+            let live = Float(19) / 32 + beta * 3 / 32
+            XCTAssertEqual(g.data, [live, 0, 0, live], "β = \(beta)")
+        }
+        // The per-image mean over `nominalBatch` images scales the loss and the gradient.
+        let (l4, g4) = HAGObjective(clean: clean, nominalBatch: 4).evaluate(f: f, rows: 1..<2, iteration: 0)
+        XCTAssertEqual(l4, 370.0 / 256 / 4)
+        XCTAssertEqual(g4.data, [22.0 / 32 / 4, 0, 0, 22.0 / 32 / 4])
+    }
+
     func testSDHAGradient() {
         let train = randomCodes(20, 8, seed: 8)
         let rel: [[Int]] = [[0, 3, 5], [], [1, 2, 7, 19]]

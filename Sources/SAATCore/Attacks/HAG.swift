@@ -2,10 +2,16 @@
 /// re-implemented in SAAT `model/attack_model/hag.py`: non-targeted, optimises the image with SGD
 /// (lr 100, momentum 0.9) under the α schedule, 2000 iterations, projected to the ε-ball and [0,1].
 ///
-/// With h = F(x) the fixed clean outputs and ĥ = F(x'; α):
+/// With h = F(x) the fixed clean outputs and ĥ = F(x'; α) (SAAT hag.py:17-41, `mask_code` and
+/// `hag_loss`):
 ///   m_ik = [|ĥ_ik − sign(h_ik)| < 1 + t],  t = 0.5
-///   L = mean_i((Σ_k m ĥ h / Σ_k m + 1)²) + β·mean_i(mean_k ĥ_ik)²,  β = 1
-/// (mask held constant). The mean over images uses `nominalAttackBatch` (128, SAAT's attack batch)
+///   L = mean_i((Σ_k m_ik ĥ_ik h_ik / Σ_k m_ik + 1)²) + β·mean_i((1/K)·Σ_k m_ik ĥ_ik)²,  β = 1
+/// The β term averages the *masked* outputs m ⊙ ĥ over all K bits (hag.py:35,40: `adv_code` is
+/// replaced by `mask * adv_code` before `mean(dim=1)`), so bits already pushed past the margin
+/// count as 0 in the balance term rather than with their value. The mask is held constant (it is
+/// a step function of ĥ), so
+///   ∂L_i/∂ĥ_ik = m_ik·(2(a_i + 1)·h_ik / Σ_k m_ik + 2β·c_i / K),  a_i = Σ m ĥ h / Σ m,  c_i = Σ m ĥ / K.
+/// The mean over images uses `nominalAttackBatch` (128, SAAT's attack batch)
 /// so each image's SGD step does not depend on how many images are attacked together.
 public final class HAGObjective: AttackObjective {
     public let clean: Tensor
@@ -23,22 +29,21 @@ public final class HAGObjective: AttackObjective {
         var loss = 0.0
         for i in 0..<n {
             let h = (rows.lowerBound + i) * k, r = i * k
-            var msum: Float = 0, dot: Float = 0, mean: Float = 0
+            var msum: Float = 0, dot: Float = 0, masked: Float = 0
             for j in 0..<k {
                 let hv = clean.data[h + j], fv = f.data[r + j]
                 let s: Float = hv >= 0 ? 1 : -1
-                mean += fv
-                if abs(fv - s) < 1 + t { msum += 1; dot += fv * hv }
+                if abs(fv - s) < 1 + t { msum += 1; dot += fv * hv; masked += fv }
             }
-            mean /= Float(k)
+            let c = masked / Float(k)
             let a = msum > 0 ? dot / msum : 0
-            loss += Double((a + 1) * (a + 1) + beta * mean * mean)
+            loss += Double((a + 1) * (a + 1) + beta * c * c)
             for j in 0..<k {
                 let hv = clean.data[h + j], fv = f.data[r + j]
                 let s: Float = hv >= 0 ? 1 : -1
-                var gj = 2 * beta * mean / Float(k)
-                if msum > 0 && abs(fv - s) < 1 + t { gj += 2 * (a + 1) * hv / msum }
-                g.data[r + j] = gj / nominalBatch
+                // An unmasked bit is in neither term: zero gradient.
+                guard abs(fv - s) < 1 + t else { continue }
+                g.data[r + j] = (2 * (a + 1) * hv / msum + 2 * beta * c / Float(k)) / nominalBatch
             }
         }
         return (loss / Double(nominalBatch), g)
