@@ -19,7 +19,8 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
     /// the loss value, epoch and batch where it happened.
     case diverged(loss: Double, epoch: Int, batch: Int)
     /// Data-parallel training: this process stopped after `batch` of `epoch` because another
-    /// process of the run stopped there (its own error says why).
+    /// process of the run stopped there (its own error says why); `batch` −1: before the first
+    /// batch, while the training set was encoded.
     case peerStopped(epoch: Int, batch: Int)
 
     public var description: String {
@@ -33,6 +34,8 @@ public enum SAATError: Error, Equatable, CustomStringConvertible {
             return "\(owner)() got an unexpected keyword argument '\(a)' (its parameters: \(known.isEmpty ? "none" : known.joined(separator: ", ")))"
         case let .diverged(loss, epoch, batch):
             return "argument 'lr': expected a learning rate that keeps the loss finite: loss became \(loss) at epoch \(epoch), batch \(batch)"
+        case let .peerStopped(_, batch) where batch < 0:
+            return "stopped before training: another process of the data-parallel run stopped while the training set was encoded (its error says why)"
         case let .peerStopped(epoch, batch):
             return "stopped after epoch \(epoch), batch \(batch): another process of the data-parallel run stopped there (its error says why)"
         }

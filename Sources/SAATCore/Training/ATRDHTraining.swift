@@ -54,8 +54,9 @@ public final class ATRDHTraining: TrainingMethod {
         self.uniqueLabels = LabelSet.uniqueRows(trainLabels)
     }
 
-    public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {
-        codes = try AdversarialCommon.encodeAll(model: model, images: images, shouldStop: shouldStop)
+    public func prepare(images: ImageSource, parallel: DataParallel, shouldStop: () -> Bool) throws {
+        codes = AdversarialCommon.signs(try AdversarialCommon.encodeOutputs(model: model, images: images, parallel: parallel,
+                                                                            shouldStop: shouldStop))
     }
 
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }

@@ -1,17 +1,45 @@
 /// Pieces shared by the adversarial-training methods (SAAT, CgAT, ATRDH).
 enum AdversarialCommon {
-    /// sign(F(x)) (0 → +1) of the whole training set, in eval mode (deterministic), as the initial
-    /// "benign" training codes U_ben of SAAT/CgAT's `adv_training.py` / `central_adv_train.py`.
-    static func encodeAll(model: HashingModel, images: ImageSource, shouldStop: () -> Bool) throws -> Tensor {
+    /// F(x) (N×K, α = 1) of the whole training set in eval mode (deterministic): the starting
+    /// model's outputs, from which the methods' initial codes and memories are made (the initial
+    /// "benign" codes U_ben = sign F(x) of SAAT/CgAT's `adv_training.py` / `central_adv_train.py`
+    /// and ATRDH's, ATRDH's hashing-loss memory).
+    ///
+    /// Data-parallel: each process encodes its contiguous share of the images
+    /// (`DataParallel.localRows`) and the shares are gathered, so every process holds the same
+    /// bits whatever its CPU (and, an image's outputs not depending on the other images computed
+    /// with it, the bits one process would compute). The processes agree first whether one of
+    /// them was stopped (`shouldStop`), so none is left waiting in the gather: the stopped one
+    /// throws `interrupted`, the others `peerStopped` (batch −1: before the first batch).
+    static func encodeOutputs(model: HashingModel, images: ImageSource, parallel: DataParallel,
+                              shouldStop: () -> Bool) throws -> Tensor {
         let saved = model.mode
         model.mode = .eval
         defer { model.mode = saved }
-        var f = Tensor(zeros: [images.count, model.bits])
-        try f.data.withUnsafeMutableBufferPointer {
-            try model.predict(images: images.base, n: images.count, out: $0.baseAddress!, shouldStop: shouldStop)
+        let rows = parallel.localRows(images.count)
+        var mine = Tensor(zeros: [rows.count, model.bits])
+        var stopped = false
+        if !rows.isEmpty {
+            do {
+                try mine.data.withUnsafeMutableBufferPointer {
+                    try model.predict(images: images.base + rows.lowerBound * images.itemSize, n: rows.count,
+                                      out: $0.baseAddress!, shouldStop: shouldStop)
+                }
+            } catch SAATError.interrupted {
+                stopped = true
+            }
         }
-        for i in 0..<f.count { f.data[i] = f.data[i] >= 0 ? 1 : -1 }
-        return f
+        if try parallel.anyStops(stopped) {
+            throw stopped ? SAATError.interrupted : SAATError.peerStopped(epoch: 0, batch: -1)
+        }
+        return try parallel.gather(mine, batch: images.count)
+    }
+
+    /// sign(u) (0 → +1) element-wise.
+    static func signs(_ u: Tensor) -> Tensor {
+        var c = u
+        for i in 0..<c.count { c.data[i] = c.data[i] >= 0 ? 1 : -1 }
+        return c
     }
 
     /// Writes sign(u) (0 → +1) of a batch into rows `indices` of `codes`.

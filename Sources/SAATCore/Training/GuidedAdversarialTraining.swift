@@ -35,8 +35,9 @@ public final class GuidedAdversarialTraining: TrainingMethod {
         self.codeKind = codeKind
     }
 
-    public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {
-        benignCodes = try AdversarialCommon.encodeAll(model: model, images: images, shouldStop: shouldStop)
+    public func prepare(images: ImageSource, parallel: DataParallel, shouldStop: () -> Bool) throws {
+        benignCodes = AdversarialCommon.signs(try AdversarialCommon.encodeOutputs(model: model, images: images, parallel: parallel,
+                                                                                  shouldStop: shouldStop))
         loss.memory = benignCodes
     }
 

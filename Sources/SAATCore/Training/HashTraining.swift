@@ -27,7 +27,7 @@ public final class HashTraining: TrainingMethod {
         self.optimizer = optimizer
     }
 
-    public func prepare(images: ImageSource, shouldStop: () -> Bool) throws {}
+    public func prepare(images: ImageSource, parallel: DataParallel, shouldStop: () -> Bool) throws {}
 
     public var lossMemory: Tensor? { loss.memory }
 

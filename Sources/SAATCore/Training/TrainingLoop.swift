@@ -4,8 +4,10 @@ public protocol TrainingMethod: AnyObject {
     /// The model's optimiser; the loop sets its learning rate from the schedule before each step.
     var optimizer: Optimizer { get }
     /// Called once before the first epoch of a fresh run (not on resume): e.g. encode the
-    /// training set to initialise codes and the loss memory.
-    func prepare(images: ImageSource, shouldStop: () -> Bool) throws
+    /// training set to initialise codes and the loss memory. Data-parallel (`parallel` spanning
+    /// several processes), every process calls it and must end with the same state
+    /// (`AdversarialCommon.encodeOutputs` splits the encoding and gathers it).
+    func prepare(images: ImageSource, parallel: DataParallel, shouldStop: () -> Bool) throws
     /// Called at the start of every epoch (also on resume, when the epoch starts fresh).
     func beginEpoch(_ epoch: Int)
     /// One optimisation step on a batch; returns the loss of the whole batch (the same on every
@@ -138,7 +140,7 @@ public final class TrainingLoop {
             }
         } else {
             try model.requireFiniteWeights()   // a diverged model cannot train on; a resume replaces its weights
-            try method.prepare(images: images, shouldStop: shouldStop)
+            try method.prepare(images: images, parallel: parallel, shouldStop: shouldStop)
         }
         let nb = batchesPerEpoch
         while epoch < epochs {
