@@ -386,4 +386,10 @@ final class BatchInvarianceTests: XCTestCase {
     func testDataParallelSAATTrainingMatchesOneProcess() throws {
         try checkDataParallelTraining("saat", extra: ["steps": .int(2)])
     }
+
+    /// ATRDH: the loss memory starts from the outputs each rank gathers, the prototype net and the
+    /// target labels are computed alike on every rank.
+    func testDataParallelATRDHTrainingMatchesOneProcess() throws {
+        try checkDataParallelTraining("atrdh", extra: ["steps": .int(2), "loss": .string("dph"), "lr": .float(1e-3)])
+    }
 }

@@ -69,11 +69,15 @@ final class TrainingLoopTests: XCTestCase {
         }
     }
 
+    /// With the toy loss, and with DPH, whose value reads the memory (ATRDH starts it from the
+    /// model's outputs; a resume must restore it, not recompute it from the resumed weights).
     func testAdversarialMethodsResumeExactly() throws {
-        for kind in ["saat", "cgat", "atrdh"] {
+        for (kind, lossName) in [("saat", nil), ("cgat", nil), ("atrdh", nil), ("atrdh", "dph")] as [(String, String?)] {
             let make: (HashingModel, Tensor) throws -> TrainingMethod = { m, l in
                 let spec = try Registry.training(kind)
-                return try spec.make(m, ToyLoss(bits: 8, labels: l), l, try spec.schema.resolve(["steps": .int(2), "seed": .int(1)]))
+                let loss: HashingLoss = try lossName.map { try makeHashingLoss(name: $0, bits: 8, trainLabels: l) }
+                    ?? ToyLoss(bits: 8, labels: l)
+                return try spec.make(m, loss, l, try spec.schema.resolve(["steps": .int(2), "seed": .int(1)]))
             }
             let (full, w) = try run(resumeAt: nil, method: make)
             XCTAssertTrue(full.allSatisfy { $0.isFinite }, kind)

@@ -1,17 +1,28 @@
 /// ATRDH, the targeted adversarial training of "Targeted Attack and Defense for Deep Hashing"
-/// (Wang et al., SIGIR 2021), as re-implemented in SAAT `model/defense_model/atrdh.py`.
+/// (Wang et al., SIGIR 2021), as re-implemented in SAAT `model/defense_model/atrdh.py`
+/// (github.com/xandery-geek/SAAT @3743e69).
 ///
-/// A prototype network P (label → code, `PrototypeNet`) is trained alongside the model. Per batch
-/// (x, y, idx):
-///   o_ben = F(x); U_ben[idx] ← o_ben; codes[idx] ← sign(o_ben)
+/// Start (atrdh.py:54,74-77): the model is the clean one; `codes` ← sign(F(x)) of the training
+/// set in eval mode (`generate_code_ordered` on the model `load_model` left in eval mode);
+/// U_ben ← 0; the hashing loss keeps the memory U it had after clean training (the whole clean
+/// model object, its `U` and `Y` included, is what the checkpoint holds, and atrdh.py never resets
+/// them). Here the loss memory U starts as F(x) of the training set, the starting model's
+/// continuous outputs in eval mode (`prepare`): the clean run's memory itself is not part of a
+/// model (it held each item's train-mode output, dropout on, from its last clean batch).
+/// Per batch (x, y, idx):
+///   o_ben = F(x); codes[idx] ← sign(o_ben)
+///   p = P(y_t) for random unique training label vectors y_t sharing no class with y (when one
+///     exists), taken *before* P's update of this batch (atrdh.py:97,107: the attack's target is
+///     the `batch_target_code` computed before `pnet_optimizer.step()`)
 ///   one Adam step of P on random unique training label vectors (circle loss against `codes`)
-///   y_t ← random unique training label vectors sharing no class with y (when one exists)
-///   x' = PGD-7 (ε 8/255, step 2/255, random start) maximising mean(F(x') ⊙ sign(P(y_t)))
+///   x' = PGD-7 (ε 8/255, step 2/255, random start) maximising mean(F(x') ⊙ sign(p))
+///   U_ben[idx] ← o_ben
 ///   loss = L_hash(o_ben, y, idx) + 2·Σ_{i,j}(F(x'_i)ᵀU_ben,j / K − S̃_ij)² / (N·B),  S̃ = 2·[y_iᵀL_j > 0] − 1
 ///   one Adam step of the model (lr 1e-4, β = (0.5, 0.999)); lr × 0.1 at 50 %/75 %.
-/// U_ben starts at zero as in the official code. Deviations (documented): the codes P trains
-/// against start as sign(F(x)) of the training set instead of being filled batch by batch, and
-/// target labels come from the training labels (the training set is a subset of the database).
+/// Deviations (documented): the loss memory's start (above); the target labels come from the
+/// training labels (the training set is a subset of the database) and avoid y's classes, and
+/// P's update uses another draw of labels (the official code draws one set of database labels
+/// for both, with no overlap rule).
 public final class ATRDHTraining: TrainingMethod {
     public static let spec = TrainingSpec(schema: Schema(
         .defence, "atrdh", python: "ATRDH",
@@ -33,8 +44,8 @@ public final class ATRDHTraining: TrainingMethod {
     public let inner: InnerAttack
     public let trainLabels: Tensor
     public let advWeight: Float
-    private var benign: Tensor       // U_ben, continuous
-    private var codes: Tensor        // sign codes P trains against
+    private(set) var benign: Tensor  // U_ben, continuous, zero at start (atrdh.py:77)
+    private(set) var codes: Tensor   // sign codes P trains against
     private var rng: SeededRNG
     private var uniqueLabels: [[Float]] = []
 
@@ -54,9 +65,13 @@ public final class ATRDHTraining: TrainingMethod {
         self.uniqueLabels = LabelSet.uniqueRows(trainLabels)
     }
 
+    /// codes ← sign(F(x)) and the hashing-loss memory U ← F(x) of the training set (eval mode);
+    /// U_ben stays zero. See the type's doc.
     public func prepare(images: ImageSource, parallel: DataParallel, shouldStop: () -> Bool) throws {
-        codes = AdversarialCommon.signs(try AdversarialCommon.encodeOutputs(model: model, images: images, parallel: parallel,
-                                                                            shouldStop: shouldStop))
+        let outputs = try AdversarialCommon.encodeOutputs(model: model, images: images, parallel: parallel,
+                                                          shouldStop: shouldStop)
+        codes = AdversarialCommon.signs(outputs)
+        loss.memory = outputs
     }
 
     public func beginEpoch(_ epoch: Int) { loss.beginEpoch(epoch) }
@@ -80,6 +95,14 @@ public final class ATRDHTraining: TrainingMethod {
         return out
     }
 
+    /// The target codes sign(P(y_t)) of `targets`, encoded before P's update of the batch, then
+    /// that update: one Adam step of P on `trainOn` against the current `codes`.
+    func prototypeStep(trainOn: Tensor, targets: Tensor) -> Tensor {
+        let target = prototype.codes(targets)
+        prototype.trainStep(y: trainOn, trainCodes: codes, trainLabels: trainLabels)
+        return target
+    }
+
     public func step(_ batch: TrainingBatch) throws -> Double {
         let labels = batch.labels, indices = batch.indices, x = batch.x
         let b = batch.size, k = model.bits, n = trainLabels.batch, mine = x.batch
@@ -87,8 +110,8 @@ public final class ATRDHTraining: TrainingMethod {
         // Benign outputs first (they update the codes the prototype net learns from).
         let oBen0 = try batch.gathered(dp.withDropoutRows(model, total: b, rows: Array(batch.local)) { model.forward(x) })
         AdversarialCommon.setRows(&codes, indices, signOf: oBen0)
-        prototype.trainStep(y: sampleLabels(b), trainCodes: codes, trainLabels: trainLabels)
-        let target = prototype.codes(sampleLabels(b, avoiding: labels))
+        let trainOn = sampleLabels(b)
+        let target = prototypeStep(trainOn: trainOn, targets: sampleLabels(b, avoiding: labels))
         let xAdv = try inner.run(model: model, batch: batch, codes: batch.mine(target), .towards, seed: rng.next())
         let out = dp.withDropoutRows(model, total: 2 * b, rows: batch.stackedRows) {
             model.forward(AdversarialCommon.stack(xAdv, x))
