@@ -84,6 +84,20 @@ final class DefenceRecipeTests: XCTestCase {
         }
     }
 
+    /// atrdh.py:69-72,104: P's learning rate follows the same multi-step schedule as the model's.
+    func testATRDHPrototypeLearningRateFollowsTheSchedule() throws {
+        let m = try model()
+        try images.data.withUnsafeBufferPointer { xp in
+            let src = ImageSource(base: xp.baseAddress!, count: n, itemShape: [3, 32, 32])
+            // 3 batches; milestone at ⌊0.5·3⌋ = 1: batch 0 at lr, batches 1 and 2 at lr·γ.
+            let (loop, atrdh) = try atrdhLoop(m, src, ["lr": .float(0.004), "gamma": .float(0.5),
+                                                       "milestones": .floats([0.5])])
+            var seen: [Float] = []
+            _ = try loop.run(progress: { _ in seen.append(atrdh.prototype.optimizer.learningRate); return true })
+            XCTAssertEqual(seen, [0.004, 0.002, 0.002])
+        }
+    }
+
     /// Data-parallel start: two "processes" (threads) each encode half of the training set and
     /// gather it; both hold bitwise the memory and codes one process computes.
     func testATRDHStartIsTheSameOnEveryRank() throws {

@@ -18,7 +18,8 @@
 ///   x' = PGD-7 (ε 8/255, step 2/255, random start) maximising mean(F(x') ⊙ sign(p))
 ///   U_ben[idx] ← o_ben
 ///   loss = L_hash(o_ben, y, idx) + 2·Σ_{i,j}(F(x'_i)ᵀU_ben,j / K − S̃_ij)² / (N·B),  S̃ = 2·[y_iᵀL_j > 0] − 1
-///   one Adam step of the model (lr 1e-4, β = (0.5, 0.999)); lr × 0.1 at 50 %/75 %.
+///   one Adam step of the model (lr 1e-4, β = (0.5, 0.999)); lr × 0.1 at 50 %/75 %, for P's Adam
+///   too (atrdh.py:66-72,104,126: both schedulers have the same milestones and step every batch).
 /// Deviations (documented): the loss memory's start (above); the target labels come from the
 /// training labels (the training set is a subset of the database) and avoid y's classes, and
 /// P's update uses another draw of labels (the official code draws one set of database labels
@@ -96,9 +97,11 @@ public final class ATRDHTraining: TrainingMethod {
     }
 
     /// The target codes sign(P(y_t)) of `targets`, encoded before P's update of the batch, then
-    /// that update: one Adam step of P on `trainOn` against the current `codes`.
+    /// that update: one Adam step of P on `trainOn` against the current `codes`, at the model's
+    /// scheduled learning rate (the loop sets it before every step; P shares base and milestones).
     func prototypeStep(trainOn: Tensor, targets: Tensor) -> Tensor {
         let target = prototype.codes(targets)
+        prototype.optimizer.learningRate = optimizer.learningRate
         prototype.trainStep(y: trainOn, trainCodes: codes, trainLabels: trainLabels)
         return target
     }
