@@ -131,3 +131,15 @@ def test_curve_plots_label_axes_and_lines(tmp_path):
     for f in ("pr.png", "pn.png"):
         assert (tmp_path / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     plt.close("all")
+
+
+def test_reference_curve_is_dashed_and_first():
+    r = np.linspace(0.01, 1, 50)
+    curves = {"saat": {"precision": 1 - 0.2 * r, "recall": r, "p_at_n": np.linspace(0.95, 0.7, 91)}}
+    ref = {"precision": 1 - 0.1 * r, "recall": r, "p_at_n": np.linspace(0.99, 0.8, 91)}
+    for ax in (plots.plot_pr(curves, reference=ref), plots.plot_precision_at_n(curves, reference=ref)):
+        styles = [line.get_linestyle() for line in ax.lines]
+        assert styles == ["--", "-"]
+        assert [t.get_text() for t in ax.get_legend().get_texts()] == [plots.REFERENCE_LABEL, "SAAT"]
+    np.testing.assert_allclose(plots.plot_pr(curves, reference=ref).lines[0].get_ydata(), 1 - 0.1 * r)
+    plt.close("all")

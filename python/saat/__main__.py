@@ -170,7 +170,10 @@ def cmd_defend(args):
 def cmd_table(args, profile=None):
     from .experiments import robustness_table
     data = _data(args)
-    over = {"bits": tuple(args.bits_list), "loss": args.loss, "backbone": args.backbone, "seed": args.seed}
+    if args.seeds < 1:
+        raise ValueError(f"argument '--seeds': expected an int >= 1, got {args.seeds}")
+    over = {"bits": tuple(args.bits_list), "loss": args.loss, "backbone": args.backbone,
+            "seeds": tuple(range(args.seed, args.seed + args.seeds))}
     if args.defence:
         over["defences"] = tuple(["none"] + [d for d in args.defence if d != "none"])
     t0 = time.perf_counter()
@@ -178,13 +181,14 @@ def cmd_table(args, profile=None):
                              address=args.address, **over)
     print()
     print("MAP@k (%): clean and under each non-targeted attack; *_t columns: t-MAP@k (%) of targeted attacks "
-          "on the undefended model; theory_*: the guide code itself")
+          "on the undefended model; theory_*: the guide code itself. Each cell: mean over seeds (± std over seeds "
+          "when several) [95 % bootstrap interval over queries]")
     print(table.to_markdown())
     print(f"\nwrote {args.out}/table.json, table.md and PR / P@N plots in {time.perf_counter() - t0:.0f} s")
 
 
 def main(argv=None):
-    from .experiments import PROFILES
+    from .experiments import CONTROL, PROFILES
     ap = argparse.ArgumentParser(prog="python -m saat", description="saat: robust deep-hashing retrieval (SAAT, CgAT)")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("info", help="build and runtime facts")
@@ -195,7 +199,11 @@ def main(argv=None):
         _add_data(p)
         _add_model(p)
         p.add_argument("--bits-list", type=int, nargs="+", default=[32], help="bit lengths (default 32)")
-        p.add_argument("--defence", nargs="+", choices=["none", *_schema.names("defence")], help="defences (default all)")
+        p.add_argument("--defence", nargs="+", choices=["none", CONTROL, *_schema.names("defence")],
+                       help=f"defences (default all; '{CONTROL}' is the fine-tuning control row)")
+        p.add_argument("--seeds", type=int, default=1,
+                       help="train every model and run every attack with this many seeds, --seed, --seed + 1, ... "
+                            "(cells show mean ± std over seeds; default 1)")
         p.add_argument("--profile", default="demo", choices=list(PROFILES),
                        help="iteration/epoch preset (saat.experiments.PROFILES; 'short' for alexnet/vgg11 smoke runs)")
         p.add_argument("--executor", default="local", choices=["local", "ray"],

@@ -15,7 +15,9 @@ import numpy as np
 __all__ = ["plot_curves", "plot_pr", "plot_precision_at_n", "retrieval_grid", "show_perturbation",
            "ranked_relevance", "RELEVANT_COLOUR", "IRRELEVANT_COLOUR", "QUERY_COLOUR"]
 
-_LABELS = {"none": "No defence", "atrdh": "ATRDH", "cgat": "CgAT", "saat": "SAAT"}
+_LABELS = {"none": "No defence", "finetune": "Fine-tuning control", "atrdh": "ATRDH", "cgat": "CgAT", "saat": "SAAT"}
+#: Legend of the dashed reference curve (the undefended model on clean queries).
+REFERENCE_LABEL = "No defence, clean queries"
 
 RELEVANT_COLOUR = "#2ca02c"
 """Frame of a retrieved image relevant to the query (shares a label): green."""
@@ -36,12 +38,16 @@ def _plt():
     except ImportError as e:  # pragma: no cover
         raise ImportError('saat.plots needs matplotlib, part of the demo extra: pip install "saat[demo]"') from e
     return plt
-def plot_pr(curves: dict, path: str | None = None, title: str = "", ax=None):
-    """PR curves: ``curves`` maps a name to ``{"precision": [...], "recall": [...]}``."""
+def plot_pr(curves: dict, path: str | None = None, title: str = "", ax=None, reference: dict | None = None):
+    """PR curves: ``curves`` maps a name to ``{"precision": [...], "recall": [...]}``;
+    ``reference`` (same form, optional) is drawn as a dashed black line, e.g. the undefended model
+    on clean queries."""
     plt = _plt()
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+    if reference is not None:
+        ax.plot(np.asarray(reference["recall"]), np.asarray(reference["precision"]), "k--", label=REFERENCE_LABEL)
     for name, c in curves.items():
         ax.plot(np.asarray(c["recall"]), np.asarray(c["precision"]), marker=".", markersize=3,
                 label=_LABELS.get(name, name))
@@ -65,23 +71,30 @@ def _finish(plt, ax, own: bool, path, title: str, xlabel: str, ylabel: str):
     return ax
 
 
-def plot_precision_at_n(curves: dict, path: str | None = None, title: str = "", ns=None, ax=None):
-    """P@N curves: ``curves`` maps a name to ``{"p_at_n": [...]}`` for N = 100, 110, …, 1000."""
+def plot_precision_at_n(curves: dict, path: str | None = None, title: str = "", ns=None, ax=None,
+                        reference: dict | None = None):
+    """P@N curves: ``curves`` maps a name to ``{"p_at_n": [...]}`` for N = 100, 110, …, 1000;
+    ``reference`` (same form, optional) is drawn as a dashed black line."""
     plt = _plt()
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
+
+    def xs(p):
+        return np.asarray(ns) if ns is not None else np.arange(100, 100 + 10 * len(p), 10)
+    if reference is not None:
+        p = np.asarray(reference["p_at_n"])
+        ax.plot(xs(p), p, "k--", label=REFERENCE_LABEL)
     for name, c in curves.items():
         p = np.asarray(c["p_at_n"])
-        n = np.asarray(ns) if ns is not None else np.arange(100, 100 + 10 * len(p), 10)
-        ax.plot(n, p, label=_LABELS.get(name, name))
+        ax.plot(xs(p), p, label=_LABELS.get(name, name))
     return _finish(plt, ax, own, path, title, "Number of top returned images N", "Precision@N")
 
 
-def plot_curves(curves: dict, pr_path: str, pn_path: str, title: str = ""):
-    """Both figures for one bit length, saved as PNG files."""
-    plot_pr(curves, pr_path, "PR, " + title)
-    plot_precision_at_n(curves, pn_path, "P@N, " + title)
+def plot_curves(curves: dict, pr_path: str, pn_path: str, title: str = "", reference: dict | None = None):
+    """Both figures for one bit length, saved as PNG files; ``reference`` dashed in both."""
+    plot_pr(curves, pr_path, "PR, " + title, reference=reference)
+    plot_precision_at_n(curves, pn_path, "P@N, " + title, reference=reference)
 
 
 # ------------------------------------------------------------------------- qualitative figures
