@@ -98,6 +98,41 @@ final class DefenceRecipeTests: XCTestCase {
         }
     }
 
+    /// CgAT trains with CgAT's hashing-loss constants (central_adv_train.py:103 builds its loss
+    /// from CgAT's model/hashing_loss.py), clean training, SAAT and ATRDH with SAAT's.
+    func testCgATTrainsWithItsOwnLossConstants() throws {
+        try images.data.withUnsafeBufferPointer { xp in
+            let src = ImageSource(base: xp.baseAddress!, count: n, itemShape: [3, 32, 32])
+            for (recipe, cgat) in [("hashing", false), ("saat", false), ("atrdh", false), ("cgat", true)] {
+                let spec = try Registry.training(recipe)
+                XCTAssertEqual(spec.lossConstants, cgat ? .cgat : .saat, recipe)
+                for loss in ["dpsh", "hashnet", "csq"] {
+                    let s = try spec.schema.resolve(["loss": .string(loss), "epochs": .int(1)])
+                    // The loss the loop trains with.
+                    let built = try spec.makeLoop(model: try model(), images: src, labels: labels, settings: s)
+                    let l: HashingLoss
+                    switch built.method {
+                    case let g as GuidedAdversarialTraining: l = g.loss
+                    case let a as ATRDHTraining: l = a.loss
+                    case let h as HashTraining: l = h.loss
+                    default: return XCTFail("\(recipe): unexpected method")
+                    }
+                    switch l {
+                    case let d as DPSHLoss:
+                        XCTAssertEqual(d.eta, cgat ? 0.001 : 50, recipe)
+                        XCTAssertEqual(d.quantisationOverBits, cgat, recipe)
+                    case let h as HashNetLoss:
+                        XCTAssertEqual(h.alpha, cgat ? 0.1 : 10.0 / 8, recipe)
+                        XCTAssertEqual(h.continuation, !cgat, recipe)
+                    case let c as CSQLoss:
+                        XCTAssertEqual(c.lambda, cgat ? 1e-4 : 0.05, recipe)
+                    default: XCTFail("\(recipe): \(l.name)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Data-parallel start: two "processes" (threads) each encode half of the training set and
     /// gather it; both hold bitwise the memory and codes one process computes.
     func testATRDHStartIsTheSameOnEveryRank() throws {

@@ -33,8 +33,8 @@ final class LossTests: XCTestCase {
         return Batch(trainLabels: y, memory: mem, u: u, labels: y.gather(idx), indices: idx)
     }
 
-    private func make(_ name: String, _ bt: Batch, seed: UInt64 = 7) throws -> HashingLoss {
-        let l = try makeHashingLoss(name: name, bits: bt.u.shape[1], trainLabels: bt.trainLabels, seed: seed)
+    private func make(_ name: String, _ bt: Batch, seed: UInt64 = 7, constants: LossConstants = .saat) throws -> HashingLoss {
+        let l = try makeHashingLoss(name: name, bits: bt.u.shape[1], trainLabels: bt.trainLabels, seed: seed, constants: constants)
         l.memory = bt.memory
         return l
     }
@@ -84,7 +84,7 @@ final class LossTests: XCTestCase {
     /// m = N + 4 roundings each, so its error is ≤ γ_m·(s·Σ_j|G_ij|·max|U| + |direct|), and Σ_j|G_ij|
     /// is bounded from the loss's pair weights:
     /// - DPSH, DSDH: G = (σ(θ) − s)/(B·N), |σ − s| < 1, so Σ_j|G_ij| ≤ 1/B; DPSH's direct term
-    ///   2η/(B·N)·(u − sign u);
+    ///   2η/D·(u − sign u) (its η and D from the loss: SAAT's or CgAT's);
     /// - DPH: G = 2(θ − (2s − 1))/(B·N) with |θ| = |u·U|/K ≤ 1, so Σ_j|G_ij| ≤ 4/B; s = 1/K;
     /// - HashNet: G = w·(σ − s) with the pair weights w summing to ≤ 2 over all pairs; s = α;
     /// - CSQ: each entry is one float64 value rounded once: u·|g|;
@@ -95,14 +95,15 @@ final class LossTests: XCTestCase {
         let m = gamma(n + 4)
         switch loss.name {
         case "dpsh":
-            let eta = 50.0, inv = 1 / Double(b * n)
+            let l = loss as! DPSHLoss
+            let eta = l.eta, inv = 1 / Double(l.quantisationDivisor(batch: b))
             return bt.u.data.map { v in
                 let d = abs(Double(v) - (v > 0 ? 1 : -1))
                 return m * (0.5 * maxU / Double(b) + 2 * eta * inv * d)
             }
         case "dsdh": return [Double](repeating: m * 0.5 * maxU / Double(b), count: b * k)
         case "dph": return [Double](repeating: m * maxU * 4 / Double(b) / Double(k), count: b * k)
-        case "hashnet": return [Double](repeating: m * Double(10 / Float(k)) * maxU * 2, count: b * k)
+        case "hashnet": return [Double](repeating: m * Double((loss as! HashNetLoss).alpha) * maxU * 2, count: b * k)
         case "csq": return grad.data.map { Rounding.float32 * abs(Double($0)) * 1.001 }
         case "dch": return dchMagnitudes(bt).map { gamma(b + 4) * $0 }
         default: preconditionFailure("no gradient bound for \(loss.name)")
@@ -165,6 +166,13 @@ final class LossTests: XCTestCase {
         gradCheck(try make("csq", bt), bt)
         let bt16 = makeBatch(k: 16, c: 5, seed: 98)
         gradCheck(try make("csq", bt16), bt16)
+        // CgAT's constants: η and λ are applied in float64, so the argument above holds. (HashNet's
+        // a = 0.1 is not dyadic, so its θ rounds: its value is checked against a bound instead,
+        // in testCgATConstants.)
+        for name in ["dpsh", "csq"] {
+            let b8 = makeBatch(k: 8, seed: 97)
+            gradCheck(try make(name, b8, constants: .cgat), b8)
+        }
     }
 
     func testLossAndGradientWritesMemoryThenEqualsValue() throws {
@@ -396,6 +404,79 @@ final class LossTests: XCTestCase {
         expectArg("labels") { try l.validateBatch(u: bt.u, labels: Tensor(repeating: 2, shape: [4, 5]), indices: bt.indices) }
         expectArg("memory") { try validateMemory(Tensor(zeros: [10, 7]), n: 10, bits: 8) }
         for name in Registry.losses.map(\.schema.name) { expectArg("state") { try make(name, bt).loadState(["bogus": Tensor(zeros: [1])]) } }
+    }
+
+    /// CgAT's constants (github.com/xunguangwang/CgAT @0d4a334, model/hashing_loss.py) where they
+    /// differ from SAAT's: DPSH η = 0.001 on the mean over the B×K outputs (:67,88), HashNet
+    /// a = 0.1 without continuation (:98,110-117), CSQ λ = 1e-4 (:314,332-333).
+    func testCgATConstants() throws {
+        let bt = makeBatch(k: 16, seed: 11)
+        let b = 4, n = 10, k = 16, c = 5
+        // DPSH: the naive loop of testDPSHAndDPHValuesMatchNaiveLoops with CgAT's quantisation term.
+        let dpsh = try make("dpsh", bt, constants: .cgat) as! DPSHLoss
+        XCTAssertEqual(dpsh.eta, 0.001)
+        XCTAssertTrue(dpsh.quantisationOverBits)
+        var like = 0.0, quant = 0.0
+        for i in 0..<b {
+            for j in 0..<n {
+                var dot = 0.0, share = 0.0
+                for x in 0..<k { dot += Double(bt.u.data[i * k + x]) * Double(bt.memory.data[j * k + x]) }
+                for x in 0..<c { share += Double(bt.labels.data[i * c + x] * bt.trainLabels.data[j * c + x]) }
+                let s = share > 0 ? 1.0 : 0.0
+                like += log(1 + exp(dot / 2)) - s * dot / 2
+            }
+            for x in 0..<k { let v = Double(bt.u.data[i * k + x]); quant += (v - (v > 0 ? 1 : -1)) * (v - (v > 0 ? 1 : -1)) }
+        }
+        let ref = like / Double(b * n) + 0.001 * quant / Double(b * k)
+        // Exact float32 inner products (dyadic inputs); float64 sums of non-negative terms.
+        XCTAssertEqual(dpsh.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, ref, accuracy: 1e-12 * ref)
+        XCTAssertNotEqual(try make("dpsh", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, ref,
+                          accuracy: 1e-3 * ref, "SAAT's constants give another value")
+
+        // HashNet: L = Σ_{s=1} ℓ/S1 + Σ_{s=0} ℓ/S0 with θ = a·u·Uᵀ, a = 0.1 (as float32, the scale the
+        // core multiplies by). The float32 θ rounds: |Δθ_ij| ≤ γ_{K+2}·a·Σ_k|u_ik U_jk| for any
+        // summation order, and |∂ℓ/∂θ| = |σ(θ) − s| ≤ 1, so |ΔL| ≤ Σ_ij w_ij |Δθ_ij| (+ float64 sums).
+        let hn = try make("hashnet", bt, constants: .cgat) as! HashNetLoss
+        XCTAssertEqual(hn.alpha, 0.1)
+        XCTAssertFalse(hn.continuation)
+        for _ in 0..<400 { XCTAssertEqual(hn.nextTrainingScale(), 1) }
+        let a = Double(Float(0.1))
+        var terms: [(ell: Double, pos: Bool, err: Double)] = []
+        for i in 0..<b {
+            for j in 0..<n {
+                var dot = 0.0, mag = 0.0, share = 0.0
+                for x in 0..<k {
+                    let p = Double(bt.u.data[i * k + x]) * Double(bt.memory.data[j * k + x])
+                    dot += p; mag += abs(p)
+                }
+                for x in 0..<c { share += Double(bt.labels.data[i * c + x] * bt.trainLabels.data[j * c + x]) }
+                let th = a * dot, s = share > 0 ? 1.0 : 0.0
+                terms.append((log(1 + exp(th)) - s * th, s > 0, gamma(k + 2) * a * mag))
+            }
+        }
+        let s1 = Double(terms.filter(\.pos).count), s0 = Double(terms.count) - s1
+        XCTAssertTrue(s1 > 0 && s0 > 0, "precondition: both kinds of pairs")
+        var hnRef = 0.0, hnBound = 0.0
+        for t in terms {
+            let w = t.pos ? 1 / s1 : 1 / s0
+            hnRef += w * t.ell; hnBound += w * t.err
+        }
+        let got = hn.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss
+        XCTAssertLessThanOrEqual(abs(got - hnRef), (hnBound + 1e-12 * hnRef) * boundSlack, "HashNet, a = 0.1")
+
+        // CSQ: the cross-entropy is the same, the quantisation term Q = Σ(|u| − 1)² (exact: u on
+        // the 2⁻⁶ grid) has weight λ/(B·K): L_SAAT − L_CgAT = (0.05 − 1e-4)·Q/(B·K). Each loss is a
+        // float64 sum of ≤ 2·B·K non-negative terms (relative error ≪ 1e-12).
+        let csq = try make("csq", bt, constants: .cgat) as! CSQLoss
+        XCTAssertEqual(csq.lambda, 1e-4)
+        let q = bt.u.data.reduce(0.0) { $0 + (abs(Double($1)) - 1) * (abs(Double($1)) - 1) }
+        let lSAAT = try make("csq", bt).value(u: bt.u, labels: bt.labels, indices: bt.indices).loss
+        let lCgAT = csq.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss
+        XCTAssertEqual(lSAAT - lCgAT, (0.05 - 1e-4) * q / Double(b * k), accuracy: 1e-12 * (lSAAT + lCgAT))
+
+        // Only these three losses have constants that differ between the codes.
+        let declared = Registry.losses.filter { !$0.constants.isEmpty }.map(\.schema.name)
+        XCTAssertEqual(declared, ["dpsh", "hashnet", "csq"])
     }
 
     func testHashNetWeightsBalancePositivesAndNegatives() throws {

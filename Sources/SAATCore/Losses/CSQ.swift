@@ -1,8 +1,9 @@
 import Glibc
 
-/// CSQ — Central Similarity Quantization (Yuan et al., CVPR 2020), with the constants of the SAAT
-/// official code (github.com/xandery-geek/SAAT @3743e69, model/hash_model/csq.py:19-59) and CgAT's
-/// extra-centre fallback (github.com/xunguangwang/CgAT @0d4a334, model/hashing_loss.py:309-376).
+/// CSQ — Central Similarity Quantization (Yuan et al., CVPR 2020), with the quantisation weight λ
+/// of the official code a recipe follows (`LossConstants`: SAAT github.com/xandery-geek/SAAT
+/// @3743e69, model/hash_model/csq.py:19-59, λ = 0.05; CgAT github.com/xunguangwang/CgAT @0d4a334,
+/// model/hashing_loss.py:309-376, λ = 1e-4) and CgAT's extra-centre fallback in both.
 ///
 /// Hash centres T (C×K): the first C rows of [H_K; −H_K], H_K the Sylvester–Hadamard matrix
 /// (H[i][j] = (−1)^popcount(i & j), as scipy.linalg.hadamard), so K must be a power of two.
@@ -15,29 +16,34 @@ import Glibc
 ///
 /// With q_ik = (1 + c_ik u_ik)/2 (= p for c = +1, 1 − p for c = −1, p = (u + 1)/2):
 ///
-///     L = 1/(B·K) Σ_ik −max(log q_ik, −100)  +  λ/(B·K) Σ_ik (|u_ik| − 1)²,   λ = 0.05
+///     L = 1/(B·K) Σ_ik −max(log q_ik, −100)  +  λ/(B·K) Σ_ik (|u_ik| − 1)²
 ///     ∂L/∂u_ik = [log q_ik > −100]·(−c_ik/(2 q_ik))/(B·K) + 2λ(|u_ik| − 1)·sign(u_ik)/(B·K)
 ///
 /// (the first term is torch.nn.BCELoss with its −100 log clamp). u must lie in [−1, 1] (tanh
-/// outputs); `validateBatch` checks it. CgAT's λ = 1e-4 is not used.
+/// outputs); `validateBatch` checks it.
 public final class CSQLoss: MemoryBankLoss {
-    public static let spec = LossSpec(schema: LossSpec.schema(
-        "csq", "CSQ (Yuan et al., CVPR 2020): binary cross-entropy towards per-class Hadamard hash centres, SAAT's constants.",
-        parameters: [.int("seed", 0, 0...Int.max, "seed of the random extra centres and of the tie-breaking centre")])
+    public static let spec = LossSpec(
+        schema: LossSpec.schema(
+            "csq", "CSQ (Yuan et al., CVPR 2020): binary cross-entropy towards per-class Hadamard hash centres plus λ times the quantisation error (SAAT: λ = 0.05; CgAT: λ = 1e-4).",
+            parameters: [.int("seed", 0, 0...Int.max, "seed of the random extra centres and of the tie-breaking centre")]),
+        constants: [LossConstant("lambda", saat: .float(0.05), cgat: .float(1e-4),
+                                 "weight λ of the quantisation term (SAAT csq.py:19 `p_lambda`; CgAT hashing_loss.py:314 `my_lambda`)")]
     ) { bits, labels, s in
         try require(bits & (bits - 1) == 0, "bits",
                     "a power of two number of bits for csq (Sylvester-Hadamard hash centres), got \(bits)")
-        return CSQLoss(bits: bits, trainLabels: labels, seed: UInt64(s.int("seed")))
+        return CSQLoss(bits: bits, trainLabels: labels, seed: UInt64(s.int("seed")), lambda: s.double("lambda"))
     }
 
-    public let lambda = 0.05
+    /// Weight λ of the quantisation term.
+    public let lambda: Double
     /// Hash centres T (C×K, ±1).
     public private(set) var centers: Tensor
     /// Replacement r (K, ±1) for the zero entries of yᵀT.
     public private(set) var randomCenter: Tensor
 
-    /// `bits` must be a power of two.
-    public init(bits: Int, trainLabels: Tensor, seed: UInt64) {
+    /// `bits` must be a power of two; λ comes from `spec` (`LossSpec.build`).
+    init(bits: Int, trainLabels: Tensor, seed: UInt64, lambda: Double) {
+        self.lambda = lambda
         precondition(bits & (bits - 1) == 0, "CSQLoss: bits must be a power of two")
         var rng = SeededRNG(seed: seed)
         randomCenter = Tensor(shape: [bits], data: (0..<bits).map { _ in rng.next() & 1 == 1 ? 1 : -1 })

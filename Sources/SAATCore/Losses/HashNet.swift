@@ -1,28 +1,44 @@
 import Glibc
 
 /// HashNet — "Deep Learning to Hash by Continuation" (Cao et al., ICCV 2017), with the constants
-/// of the SAAT official code (github.com/xandery-geek/SAAT @3743e69, model/hash_model/hashnet.py:20,29-56;
-/// CgAT model/hashing_loss.py:93-133 uses a = 0.1 and no continuation).
+/// of the official code a recipe follows (`LossConstants`): SAAT's (github.com/xandery-geek/SAAT
+/// @3743e69, model/hash_model/hashnet.py:20-27,29-67: a = 10/K, continuation) or CgAT's
+/// (github.com/xunguangwang/CgAT @0d4a334, model/hashing_loss.py:93-133: a = 0.1, no
+/// continuation — its `beta` is unused, the tanh line commented out, and the model has no scale).
 ///
-/// With θ = a · u Uᵀ (B×N; u the batch outputs B×K, U the memory N×K), a = 10/K, s_ij = [y_iᵀY_j > 0],
+/// With θ = a · u Uᵀ (B×N; u the batch outputs B×K, U the memory N×K), s_ij = [y_iᵀY_j > 0],
 /// ℓ_ij = softplus(θ_ij) − s_ij θ_ij, S1 = #{s = 1}, S0 = #{s = 0}, S = S1 + S0 = B·N:
 ///
 ///     L = 1/S · Σ_ij w_ij ℓ_ij,   w_ij = S/S1 if s_ij = 1, S/S0 otherwise
 ///       = Σ_{s=1} ℓ / S1 + Σ_{s=0} ℓ / S0
 ///     ∂L/∂u = a · G U,   G_ij = w_ij (σ(θ_ij) − s_ij) / S          (U constant)
 ///
-/// Continuation (SAAT hashnet.py forward): the network's output is tanh(scale · g(x)); in training,
-/// every forward pass increments an iteration counter t and, when t is a multiple of 200, sets
-/// scale = (1 + 0.005·t)^0.5; evaluation uses scale 1. `nextTrainingScale()` is that step (call it
+/// Continuation (SAAT hashnet.py forward; none in CgAT, where the scale stays 1): the network's
+/// output is tanh(scale · g(x)); in training, every forward pass increments an iteration counter t
+/// and, when t is a multiple of 200, sets scale = (1 + 0.005·t)^0.5; evaluation uses scale 1. `nextTrainingScale()` is that step (call it
 /// once per training forward, before it); the counter and scale are in `saveState()`.
 /// Deviation: Y is fixed at construction (the official code fills it batch by batch).
 public final class HashNetLoss: MemoryBankLoss {
-    public static let spec = LossSpec(schema: LossSpec.schema(
-        "hashnet", "HashNet (Cao et al., ICCV 2017): class-balanced pairwise likelihood of (10/K)·u·Uᵀ, with tanh continuation.")
-    ) { bits, labels, _ in HashNetLoss(bits: bits, trainLabels: labels) }
+    public static let spec = LossSpec(
+        schema: LossSpec.schema(
+            "hashnet", "HashNet (Cao et al., ICCV 2017): class-balanced pairwise likelihood of a·u·Uᵀ (SAAT: a = 10/K, with tanh continuation; CgAT: a = 0.1)."),
+        constants: [
+            LossConstant("alpha", saat: .float(10), cgat: .float(0.1),
+                         "scale a of the inner products, divided by K when alpha_over_bits (SAAT hashnet.py:20 `10.0 / self.bit`; CgAT hashing_loss.py:98 `alpha=0.1`)"),
+            LossConstant("alpha_over_bits", saat: .bool(true), cgat: .bool(false), "whether a = alpha / K (SAAT) or a = alpha (CgAT)"),
+            LossConstant("continuation", saat: .bool(true), cgat: .bool(false),
+                         "tanh continuation in training (SAAT hashnet.py:22-27,58-67; CgAT has none)"),
+        ]
+    ) { bits, labels, s in
+        HashNetLoss(bits: bits, trainLabels: labels,
+                    alpha: s.bool("alpha_over_bits") ? s.float("alpha") / Float(bits) : s.float("alpha"),
+                    continuation: s.bool("continuation"))
+    }
 
-    /// Scale a of the inner products (SAAT: 10/K).
+    /// Scale a of the inner products (SAAT: 10/K; CgAT: 0.1).
     public let alpha: Float
+    /// Whether the training scale follows the continuation (SAAT) or stays 1 (CgAT).
+    public let continuation: Bool
     /// Continuation constants (SAAT): step 200 iterations, γ = 0.005, power 0.5, initial scale 1.
     public let stepSize = 200, gamma = 0.005, power = 0.5
     /// Scale of tanh in evaluation mode.
@@ -32,14 +48,18 @@ public final class HashNetLoss: MemoryBankLoss {
     /// Current training scale of tanh(scale · g).
     public private(set) var scale: Float = 1
 
-    public init(bits: Int, trainLabels: Tensor) {
-        alpha = 10 / Float(bits)
+    /// The constants come from `spec` (`LossSpec.build`).
+    init(bits: Int, trainLabels: Tensor, alpha: Float, continuation: Bool) {
+        self.alpha = alpha
+        self.continuation = continuation
         super.init(name: "hashnet", bits: bits, trainLabels: trainLabels)
     }
 
-    /// Advances the continuation by one training forward pass and returns the scale to use in it.
+    /// Advances the continuation by one training forward pass and returns the scale to use in it
+    /// (1, and nothing counted, without continuation).
     @discardableResult
     public override func nextTrainingScale() -> Float {
+        guard continuation else { return 1 }
         iteration += 1
         if iteration % stepSize == 0 {
             scale = Float(pow(1 + gamma * Double(iteration), power))

@@ -86,14 +86,55 @@ public class MemoryBankLoss: HashingLoss {
     public func loadState(_ state: [String: Tensor]) throws { try requireStateKeys(state, [], loss: name) }
 }
 
-/// A loss's registry entry: its schema (parameters: only CSQ's `seed`; the papers' constants are
-/// documented on each loss) and how to build it for `bits`-bit codes and training labels Y.
+/// Whose official code a hashing loss takes the constants from where the codes differ
+/// (`LossSpec.constants`). A training recipe names it (`TrainingSpec.lossConstants`).
+public enum LossConstants: String, Sendable, CaseIterable {
+    /// SAAT, github.com/xandery-geek/SAAT @3743e69 (model/hash_model/*.py): clean training, SAAT's
+    /// and ATRDH's adversarial training (both load SAAT's hashing models), `saat.losses.hash_loss`.
+    case saat
+    /// CgAT, github.com/xunguangwang/CgAT @0d4a334 (model/hashing_loss.py): CgAT's adversarial
+    /// training (`central_adv_train.py` builds its loss with `get_hashing_loss`).
+    case cgat
+}
+
+/// A constant of a hashing loss whose value differs between the official codes, declared once:
+/// its name (the key the loss reads from its `Settings`), its value in each code and a one-line
+/// description citing where each value comes from. Not a user parameter (the recipe picks the
+/// code); a loss's own constants that no two codes disagree on stay plain properties of it.
+public struct LossConstant: Sendable {
+    public let name: String
+    public let values: [LossConstants: Value]
+    public let doc: String
+
+    public init(_ name: String, saat: Value, cgat: Value, _ doc: String) {
+        self.name = name; self.values = [.saat: saat, .cgat: cgat]; self.doc = doc
+    }
+}
+
+/// A loss's registry entry: its schema (parameters: only CSQ's `seed`), its constants that differ
+/// between the official codes (`constants`), and how to build it for `bits`-bit codes and
+/// training labels Y from `Settings` holding both (build it with `build`).
 public struct LossSpec: Sendable {
     public let schema: Schema
-    public let make: @Sendable (_ bits: Int, _ trainLabels: Tensor, _ settings: Settings) throws -> HashingLoss
+    public let constants: [LossConstant]
+    /// Reads the schema's parameters and the constants from the settings (`build` merges them).
+    let make: @Sendable (_ bits: Int, _ trainLabels: Tensor, _ settings: Settings) throws -> HashingLoss
 
-    public init(schema: Schema, make: @escaping @Sendable (Int, Tensor, Settings) throws -> HashingLoss) {
-        self.schema = schema; self.make = make
+    public init(schema: Schema, constants: [LossConstant] = [],
+                make: @escaping @Sendable (Int, Tensor, Settings) throws -> HashingLoss) {
+        precondition(Set(constants.map(\.name)).count == constants.count
+                     && Set(constants.map(\.name)).isDisjoint(with: schema.parameters.map(\.name)),
+                     "\(schema.name): a constant named twice or like a parameter")
+        precondition(constants.allSatisfy { c in LossConstants.allCases.allSatisfy { c.values[$0] != nil } })
+        self.schema = schema; self.constants = constants; self.make = make
+    }
+
+    /// The loss for `bits`-bit codes and training labels Y, with the validated parameters
+    /// `settings` (`schema.resolve`) and the constants of the official code `source`.
+    public func build(bits: Int, trainLabels: Tensor, settings: Settings, constants source: LossConstants) throws -> HashingLoss {
+        var values = settings.values
+        for c in constants { values[c.name] = c.values[source]! }
+        return try make(bits, trainLabels, Settings(schema: settings.schema, values: values))
     }
 
     /// The schema of a loss without parameters.

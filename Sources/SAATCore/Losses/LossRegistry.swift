@@ -4,27 +4,31 @@ import Glibc
 // of them, and the numerics their `value` functions are built of.
 
 /// Builds the loss called `name` for `bits`-bit codes and the training labels Y (N×C, 0/1) with its
-/// validated settings (`Schema.resolve` of its schema).
+/// validated settings (`Schema.resolve` of its schema) and the constants of the official code
+/// `constants` (`LossSpec.constants`; SAAT's unless a recipe says otherwise).
 ///
 /// Throws `SAATError.invalidArgument` for an unknown name ("loss"), bits < 1 ("bits"), labels that
 /// are not a 2-d 0/1 matrix with at least one row and one class ("train_labels"), and for CSQ a
 /// `bits` that is not a power of two (Sylvester–Hadamard centres need one).
-public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, settings: Settings) throws -> HashingLoss {
+public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, settings: Settings,
+                            constants: LossConstants = .saat) throws -> HashingLoss {
     let spec = try Registry.loss(name)
     try validateLossSetup(bits: bits, trainLabels: trainLabels)
-    return try spec.make(bits, trainLabels, settings)
+    return try spec.build(bits: bits, trainLabels: trainLabels, settings: settings, constants: constants)
 }
 
 /// `makeHashingLoss` with default settings, and `seed` for a loss that declares one (CSQ's
 /// random centres); the training loops pass their own seed this way.
-public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, seed: UInt64 = 0) throws -> HashingLoss {
+public func makeHashingLoss(name: String, bits: Int, trainLabels: Tensor, seed: UInt64 = 0,
+                            constants: LossConstants = .saat) throws -> HashingLoss {
     let schema = try Registry.loss(name).schema
     let given: [String: Value] = schema.parameter("seed") != nil ? ["seed": .int(Int(seed & UInt64(Int.max)))] : [:]
-    return try makeHashingLoss(name: name, bits: bits, trainLabels: trainLabels, settings: try schema.resolve(given))
+    return try makeHashingLoss(name: name, bits: bits, trainLabels: trainLabels, settings: try schema.resolve(given),
+                               constants: constants)
 }
 
 /// One evaluation of a loss for `saat.losses.hash_loss` (errors name its arguments): builds the
-/// loss of `spec` for the width of `u` and the training labels, sets its memory to `memory` (DSDH:
+/// loss of `spec` with SAAT's constants for the width of `u` and the training labels, sets its memory to `memory` (DSDH:
 /// B = sign(U)), runs `beginEpoch(0)` (DSDH: the DCC updates), then `value` (U as given) or, with
 /// `writeMemory`, `lossAndGradient` (u written into rows `indices` first). Returns the loss, ∂L/∂u
 /// and the memory afterwards.
@@ -35,7 +39,7 @@ public func evaluateHashLoss(_ spec: LossSpec, u: Tensor, labels: Tensor, indice
     try validateLossSetup(bits: max(bits, 1), trainLabels: trainLabels)
     let loss: HashingLoss
     do {
-        loss = try spec.make(bits, trainLabels, settings)
+        loss = try spec.build(bits: bits, trainLabels: trainLabels, settings: settings, constants: .saat)
     } catch let SAATError.invalidArgument("bits", expected) {
         throw SAATError.invalidArgument("u", "outputs whose width K is \(expected)")   // K is u's width
     }

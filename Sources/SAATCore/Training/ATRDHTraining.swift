@@ -32,7 +32,8 @@ public final class ATRDHTraining: TrainingMethod {
                      .float("lr", 1e-4, min: 0, lowerOpen: true, "Adam learning rate of the model and of the prototype net"),
                      .float("adv_weight", 2, min: 0, "weight of the adversarial term Σ(F(x')ᵀU_j/K − S̃_ij)²/(N·B)"),
                      TrainingParameters.innerEps, TrainingParameters.innerStep, TrainingParameters.innerSteps,
-                     TrainingParameters.milestones([0.5, 0.75]), TrainingParameters.gamma, TrainingParameters.seed])
+                     TrainingParameters.milestones([0.5, 0.75]), TrainingParameters.gamma, TrainingParameters.seed]),
+        lossConstants: .saat   // atrdh.py:116 uses the loaded SAAT model's loss_function
     ) { model, loss, labels, s in
         try ATRDHTraining(model: model, loss: loss, trainLabels: labels, lr: s.float("lr"), advWeight: s.float("adv_weight"),
                           inner: TrainingParameters.inner(s), seed: UInt64(s.int("seed")))

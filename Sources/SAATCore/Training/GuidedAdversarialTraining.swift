@@ -102,9 +102,11 @@ public final class GuidedAdversarialTraining: TrainingMethod {
 extension GuidedAdversarialTraining {
     /// The registry entry of a code-guided recipe (SAAT, CgAT): the epoch loop's parameters with
     /// the paper's defaults, the adversarial weights `weights` (λ as `lambda_adv`, and SAAT's μ as
-    /// `mu`; a recipe without `mu` has no quantisation term), the inner attack, and SGD.
+    /// `mu`; a recipe without `mu` has no quantisation term), the inner attack, SGD, and the
+    /// official code whose hashing-loss constants it uses.
     static func recipe(_ name: String, python: String, summary: String, codeKind: SemanticCodes.Kind, epochs: Int,
-                       lr: Double, momentum: Double, weightDecay: Double, weights: [Parameter]) -> TrainingSpec {
+                       lr: Double, momentum: Double, weightDecay: Double, weights: [Parameter],
+                       lossConstants: LossConstants) -> TrainingSpec {
         let schema = Schema(
             .defence, name, python: python, summary: summary,
             parameters: [TrainingParameters.loss(), TrainingParameters.epochs(epochs), TrainingParameters.batchSize(32),
@@ -112,7 +114,7 @@ extension GuidedAdversarialTraining {
                          TrainingParameters.weightDecay(weightDecay)] + weights
                 + [TrainingParameters.innerEps, TrainingParameters.innerStep, TrainingParameters.innerSteps,
                    TrainingParameters.milestones([0.5, 0.75]), TrainingParameters.gamma, TrainingParameters.seed])
-        return TrainingSpec(schema: schema) { model, loss, labels, s in
+        return TrainingSpec(schema: schema, lossConstants: lossConstants) { model, loss, labels, s in
             let opt = try SGD(params: model.params, learningRate: s.float("lr"), momentum: s.float("momentum"),
                               weightDecay: s.float("weight_decay"))
             return GuidedAdversarialTraining(model: model, loss: loss, optimizer: opt, trainLabels: labels,

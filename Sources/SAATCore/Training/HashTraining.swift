@@ -11,7 +11,8 @@ public final class HashTraining: TrainingMethod {
         summary: "Clean deep-hashing training: a hashing loss of F(x), SGD with momentum and weight decay, multi-step schedule.",
         parameters: [TrainingParameters.loss(), TrainingParameters.epochs(10), TrainingParameters.batchSize(32),
                      TrainingParameters.lr(0.01), TrainingParameters.momentum(0.9), TrainingParameters.weightDecay(5e-4),
-                     TrainingParameters.milestones([1.0 / 3, 2.0 / 3]), TrainingParameters.gamma, TrainingParameters.seed])
+                     TrainingParameters.milestones([1.0 / 3, 2.0 / 3]), TrainingParameters.gamma, TrainingParameters.seed]),
+        lossConstants: .saat   // SAAT hashing.py trains with the hashing model's own loss_function
     ) { model, loss, _, s in
         HashTraining(model: model, loss: loss, optimizer: try SGD(params: model.params, learningRate: s.float("lr"),
                                                                   momentum: s.float("momentum"), weightDecay: s.float("weight_decay")))

@@ -1,26 +1,35 @@
 /// A training recipe's registry entry: clean hashing training ("hashing") or an adversarial-
 /// training defence ("saat", "cgat", "atrdh"). Its schema holds every hyper-parameter, those of
-/// the epoch loop (`TrainingParameters`) included; `make` builds the method for a model, its
-/// hashing loss and the training labels.
+/// the epoch loop (`TrainingParameters`) included; `lossConstants` names the official code whose
+/// hashing-loss constants it trains with (`LossSpec.constants`: CgAT's for "cgat", SAAT's for the
+/// others); `make` builds the method for a model, its hashing loss and the training labels.
 public struct TrainingSpec: Sendable {
     public let schema: Schema
+    public let lossConstants: LossConstants
     public let make: @Sendable (_ model: HashingModel, _ loss: HashingLoss, _ trainLabels: Tensor,
                                 _ settings: Settings) throws -> TrainingMethod
 
-    public init(schema: Schema,
+    public init(schema: Schema, lossConstants: LossConstants,
                 make: @escaping @Sendable (HashingModel, HashingLoss, Tensor, Settings) throws -> TrainingMethod) {
-        self.schema = schema; self.make = make
+        self.schema = schema; self.lossConstants = lossConstants; self.make = make
     }
 
-    /// The method, its hashing loss (the `loss` setting; a loss with a `seed` gets the run's seed)
-    /// and the epoch loop over `images` and `labels` (N×C, 0/1), all from `settings`.
+    /// The hashing loss of a run of this recipe: the `loss` setting with the recipe's
+    /// `lossConstants` (a loss with a `seed` gets the run's seed).
+    public func makeLoss(bits: Int, trainLabels: Tensor, settings: Settings) throws -> HashingLoss {
+        try makeHashingLoss(name: settings.string("loss"), bits: bits, trainLabels: trainLabels,
+                            seed: UInt64(settings.int("seed")), constants: lossConstants)
+    }
+
+    /// The method, its hashing loss (`makeLoss`) and the epoch loop over `images` and `labels`
+    /// (N×C, 0/1), all from `settings`.
     public func makeLoop(model: HashingModel, images: ImageSource, labels: Tensor, settings: Settings) throws -> TrainingLoop {
         try require(images.count >= 1, "images", "at least one training image (got an empty batch)")
         try require(labels.rank == 2 && labels.batch == images.count && labels.shape[1] >= 1, "labels",
                     "\(images.count) rows (one per image) of C >= 1 classes, got shape \(labels.shape)")
         try LabelSet.requireBinary(labels, "labels")
         let seed = UInt64(settings.int("seed"))
-        let loss = try makeHashingLoss(name: settings.string("loss"), bits: model.bits, trainLabels: labels, seed: seed)
+        let loss = try makeLoss(bits: model.bits, trainLabels: labels, settings: settings)
         let method = try make(model, loss, labels, settings)
         // A batch larger than the set is one batch of the whole set; its activations, their
         // gradients and an adversarial copy must fit in memory (a failed allocation would abort).
