@@ -74,7 +74,11 @@ class CgATTraining(_AdversarialTraining):
     github.com/xunguangwang/CgAT, ``central_adv_train.py``).
 
     Like :class:`SAATTraining` but guided by CHCM center codes (uniform weights over positives),
-    minimising ``L_hash(F(x)) − λ·mean(F(x') ⊙ c)`` (no quantisation term) with SGD.
+    minimising ``L_hash(F(x)) − λ·mean(F(x') ⊙ c)`` (no quantisation term) with SGD. ``L_hash`` has
+    the constants of CgAT's own ``model/hashing_loss.py`` where they differ from SAAT's: DPSH with
+    quantisation weight η = 0.001 on the mean over the batch outputs (SAAT: η = 50 over batch ×
+    training items), HashNet with scale 0.1 and no continuation (SAAT: 10/K with continuation),
+    CSQ with λ = 1e-4 (SAAT: 0.05).
     """
 
     name = "cgat"
@@ -84,10 +88,13 @@ class ATRDH(_AdversarialTraining):
     r"""ATRDH: adversarial training of 'Targeted Attack and Defense for Deep Hashing' (Wang et al.,
     SIGIR 2021), as re-implemented in SAAT ``model/defense_model/atrdh.py``.
 
-    A label → code prototype network is trained alongside (circle loss); each batch is attacked by
-    PGD *towards* the prototype code of random target labels, and the model minimises
-    ``L_hash(F(x)) + adv_weight · Σ (F(x')ᵀU_j/K − S̃_ij)² / (N·B)`` with Adam (β 0.5, 0.999). The
-    paper trains 100 epochs; use fewer on a CPU.
+    A label → code prototype network is trained alongside (circle loss, one Adam step per batch,
+    on the model's learning-rate schedule); each batch is attacked by PGD *towards* the prototype
+    codes of random target labels, taken before the prototype network's step of that batch, and
+    the model minimises ``L_hash(F(x)) + adv_weight · Σ (F(x')ᵀU_j/K − S̃_ij)² / (N·B)`` with Adam
+    (β 0.5, 0.999). ``U`` of the adversarial term starts at zero; the hashing loss's memory starts
+    from the model's outputs ``F(x)`` on the training set (SAAT's ``atrdh.py`` keeps the clean
+    model's memory). The paper trains 100 epochs; use fewer on a CPU.
     """
 
     name = "atrdh"
