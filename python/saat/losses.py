@@ -8,7 +8,9 @@ Gradients are with respect to ``u`` only, U held constant (PyTorch's ``U[idx] = 
 Sources (formulas re-expressed, constants as below):
 SAAT official code github.com/xandery-geek/SAAT @3743e69 (model/hash_model/{dpsh,dph,hashnet,csq}.py);
 CgAT official code github.com/xunguangwang/CgAT @0d4a334 (model/hashing_loss.py: DSDH, DCH, CSQ
-extra centres). Where SAAT and CgAT differ, SAAT's constants are used.
+extra centres). Where SAAT and CgAT differ (DPSH's quantisation weight, HashNet's scale and
+continuation, CSQ's λ), ``hash_loss`` and clean training use SAAT's constants; CgAT's adversarial
+training uses CgAT's own (declared with both values on each loss's registry entry in the core).
 """
 from __future__ import annotations
 
