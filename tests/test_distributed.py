@@ -21,7 +21,7 @@ from saat.experiments import ExperimentConfig, robustness_table  # noqa: E402
 @pytest.mark.parametrize("name", ["pgd", "saat", "saat_t", "dhta"])
 def test_sharded_attack_evaluation_is_bit_identical(local_ray, small_data, trained, name, shards):
     m, db, tc = trained["model"], trained["db_codes"], trained["train_codes"]
-    cfg = ExperimentConfig(seed=3, pgd_steps=3, saat_steps=3, dhta_steps=3)
+    cfg = ExperimentConfig(seeds=(3,), pgd_steps=3, saat_steps=3, dhta_steps=3)
     atk = saat.experiments.make_attack(name, m, tc, small_data.train.labels, db, small_data.database.labels, cfg)
     x, y = small_data.query.images[:11], small_data.query.labels[:11]
     t = saat.attacks.select_target_labels(y, small_data.database.labels, seed=0) if atk.targeted else None

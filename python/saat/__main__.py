@@ -145,7 +145,7 @@ def cmd_attack(args):
     db = m.encode(data.database.images)
     tr = m.encode(data.train.images)
     q_img, q_lab = data.query.images[: args.n_attack], data.query.labels[: args.n_attack]
-    atk = make_attack(args.attack, m, tr, data.train.labels, db, data.database.labels, ExperimentConfig(seed=args.seed),
+    atk = make_attack(args.attack, m, tr, data.train.labels, db, data.database.labels, ExperimentConfig(seeds=(args.seed,)),
                       overrides=_params(args, "attack", args.attack.removesuffix("_t")))
     t = saat.attacks.select_target_labels(q_lab, data.database.labels, seed=args.seed) if atk.targeted else None
     res = saat.evaluate_attack(m, atk, q_img, q_lab, db, data.database.labels, k=args.k, target_labels=t)
