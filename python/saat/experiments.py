@@ -111,7 +111,7 @@ class ExperimentConfig:
 DEMO_SHORTENS = {
     "k": "MAP@2000 instead of @5000: 20 % of the 10,000-image database, as 5000 is of FLICKR-25K's",
     "pretrain_epochs": "5 epochs of the CSQ backbone pretraining stand-in instead of 10",
-    "clean_epochs": "40 epochs of clean DPSH training instead of 100, with the official learning rate and "
+    "clean_epochs": "60 epochs of clean DPSH training instead of 100, with the official learning rate and "
                     "schedule (the clean model is converged: the fine-tuning control gains less than a point)",
     "defence_epochs": "3 epochs of each defence and of the fine-tuning control instead of 20 (SAAT), "
                       "30 (CgAT) and 100 (ATRDH)",
@@ -122,7 +122,7 @@ DEMO_SHORTENS = {
 PROFILES = {
     "paper": ExperimentConfig(),
     "demo": ExperimentConfig(
-        k=2000, pretrain_epochs=5, clean_epochs=40,
+        k=2000, pretrain_epochs=5, clean_epochs=60,
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3, CONTROL: 3}, pgd_steps=10, saat_steps=100, center_steps=100,
         hag_steps=100, sdha_steps=100, dhta_steps=100, p2p_steps=100, tha_steps=100, tha_prototype_steps=1500),
     "short": ExperimentConfig(
