@@ -1,0 +1,69 @@
+import HashKernels
+
+/// The residual block of CycleGAN/ProS-GAN-style generators (`ResnetBlock` with
+/// padding_type = 'zero', instance norm without affine parameters, no dropout):
+/// y = x + block(x), block = Conv2d(C, C, 3, padding 1) → InstanceNorm2d(C) → ReLU →
+/// Conv2d(C, C, 3, padding 1) → InstanceNorm2d(C).
+///
+/// Padding: zero padding of 1 (the 'zero' option of those generators; their default 'reflect'
+/// padding is not implemented here). Shapes are preserved: (N, C, H, W) → (N, C, H, W).
+/// Backward: ∂x = ∂y + block'(∂y). Parameters: the two convolutions' "weight", "bias"
+/// (`namedParams` gives PyTorch's `conv_block.0.*` and `conv_block.3.*` names of the module with
+/// zero padding, where index 0 and 3 are the convolutions).
+public final class ResidualBlock: Layer {
+    public let channels: Int
+    public let conv1: Conv2d, norm1: InstanceNorm2d, relu: ReLU, conv2: Conv2d, norm2: InstanceNorm2d
+    private var layers: [Layer] { [conv1, norm1, relu, conv2, norm2] }
+
+    /// Draws conv1's then conv2's parameters from `rng` (each as `Conv2d.init`).
+    public init(channels: Int, eps: Double = 1e-5, rng: inout SeededRNG) {
+        precondition(channels > 0, "ResidualBlock: channels must be positive")
+        self.channels = channels
+        conv1 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, rng: &rng)
+        norm1 = InstanceNorm2d(channels: channels, eps: eps)
+        relu = ReLU()
+        conv2 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, rng: &rng)
+        norm2 = InstanceNorm2d(channels: channels, eps: eps)
+    }
+
+    public var params: [Param] { conv1.params + conv2.params }
+
+    public var namedParams: [(name: String, param: Param)] {
+        [("conv_block.0.weight", conv1.weight), ("conv_block.0.bias", conv1.bias),
+         ("conv_block.3.weight", conv2.weight), ("conv_block.3.bias", conv2.bias)]
+    }
+
+    public func outputShape(_ input: [Int]) -> [Int] {
+        precondition(input.count == 3 && input[0] == channels,
+                     "ResidualBlock: expected item shape [\(channels), H, W], got \(input)")
+        return input
+    }
+
+    /// a + b elementwise (same shapes), split over the kernels' threads.
+    static func sum(_ a: Tensor, _ b: Tensor) -> Tensor {
+        precondition(a.shape == b.shape, "ResidualBlock: \(a.shape) + \(b.shape)")
+        var out = b
+        if out.count == 0 { return out }
+        a.data.withUnsafeBufferPointer { ap in
+            out.data.withUnsafeMutableBufferPointer { op in
+                let x = ap.baseAddress!, y = op.baseAddress!
+                Elementwise.parallel(count: a.count) { r in
+                    Elementwise.add(x + r.lowerBound, into: y + r.lowerBound, count: r.count)
+                }
+            }
+        }
+        return out
+    }
+
+    public func forward(_ x: Tensor, mode: Mode) -> Tensor {
+        precondition(x.rank == 4, "ResidualBlock: expected input (N, C, H, W), got \(x.shape)")
+        _ = outputShape(Array(x.shape.dropFirst()))
+        let h = layers.reduce(x) { $1.forward($0, mode: mode) }
+        return Self.sum(x, h)
+    }
+
+    public func backward(_ dy: Tensor, paramGrads: Bool) -> Tensor {
+        let g = layers.reversed().reduce(dy) { $1.backward($0, paramGrads: paramGrads) }
+        return Self.sum(dy, g)
+    }
+}
