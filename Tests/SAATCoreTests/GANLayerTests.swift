@@ -408,6 +408,56 @@ final class GANLayerTests: XCTestCase {
         assertCovers(r, ["0.weight", "0.bias"], "skip concat")
     }
 
+    // MARK: accumulation
+
+    /// backward(paramGrads: true) adds to `Param.grad` (twice from a start value s: G1 ≈ s + g,
+    /// G2 ≈ G1 + g), and paramGrads: false leaves it alone. The bound of one accumulation, with g's
+    /// reference bound E: a sum of n terms (`terms` > 0) added to G sums n + 1 terms, so
+    /// |result − (G + g)| ≤ E·γ_{n+1}/γ_n + γ_{n+1}·|G| (as LayerGradientTests); a value rounded
+    /// once and then added (terms = 0: InstanceNorm2d, SpectralNorm's weight_orig):
+    /// |fl(G + fl(g)) − (G + g)| ≤ E + u·(|G| + |g| + E).
+    func testParameterGradientsAccumulate() {
+        var rng = SeededRNG(seed: 1701)
+        let convT = ConvTranspose2d(inChannels: 2, outChannels: 3, kernel: 4, stride: 2, padding: 1, rng: &rng)
+        let norm = InstanceNorm2d(channels: 2, affine: true)
+        norm.weight!.value = randomTensor([2], seed: 1702, lo: 0.5, hi: 2)
+        let lin = Linear(inFeatures: 6, outFeatures: 4, rng: &rng)
+        let sn = SpectralNorm(lin, seed: 1703)
+        let cases: [(Layer, Tensor, () -> RefLayer)] = [
+            (convT, randomTensor([2, 2, 3, 3], seed: 1704), { RefConvTranspose(convT) }),
+            (norm, randomTensor([2, 2, 3, 4], seed: 1705), { RefInstanceNorm(norm) }),
+            (sn, randomTensor([3, 6], seed: 1706), { RefSpectralNorm(sn, inner: RefLinear(lin)) }),
+        ]
+        let u = Rounding.float32
+        for (layer, x, makeRef) in cases {
+            let y = layer.forward(x, mode: .train)
+            let ref = makeRef()
+            _ = ref.forward(Bounded(exact: x), u: u)
+            let dy = randomTensor(y.shape, seed: 1707)
+            _ = ref.backward(Bounded(exact: dy), u: u)
+            let start: Float = 0.25
+            for p in layer.params { p.grad = Tensor(repeating: start, shape: p.value.shape) }
+            let dx1 = layer.backward(dy, paramGrads: true)
+            let once = layer.params.map { $0.grad }
+            let dx2 = layer.backward(dy, paramGrads: true)
+            for ((p, g1), r) in zip(zip(layer.params, once), ref.grads) {
+                for i in 0..<g1.count {
+                    func allowed(_ G: Double) -> Double {
+                        if r.terms > 0 { return r.e[i] * gamma(r.terms + 1) / gamma(r.terms) + gamma(r.terms + 1) * abs(G) }
+                        return r.e[i] + u * (abs(G) + abs(r.v[i]) + r.e[i])
+                    }
+                    let drift = Double(p.grad.data[i]) - Double(start) - 2 * (Double(g1.data[i]) - Double(start))
+                    XCTAssertLessThanOrEqual(abs(drift), (allowed(Double(start)) + allowed(Double(g1.data[i]))) * boundSlack,
+                                             "\(type(of: layer)) \(p.name)[\(i)]")
+                }
+            }
+            let twice = layer.params.map { $0.grad }
+            XCTAssertEqual(layer.backward(dy, paramGrads: false), dx1, "\(type(of: layer))")
+            XCTAssertEqual(layer.params.map { $0.grad }, twice, "paramGrads: false must not touch Param.grad")
+            XCTAssertEqual(dx1, dx2)
+        }
+    }
+
     // MARK: threads
 
     func testForwardAndInputGradientDoNotDependOnThreadCount() {

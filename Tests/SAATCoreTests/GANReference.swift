@@ -104,7 +104,11 @@ final class RefConvTranspose: RefLayer {
         var gW = Bounded(shape: [cin, cout, k, k], v: gwv, e: zip(gwe, gwm).map { $0 + gw * $1 })
         gW.terms = d.n * (Q + 1) + 1
         grads = [gW]
-        if hasBias { grads.append(Bounded(shape: [cout], v: gbv, e: zip(gbe, gbm).map { $0 + gb * $1 })) }
+        if hasBias {
+            var gB = Bounded(shape: [cout], v: gbv, e: zip(gbe, gbm).map { $0 + gb * $1 })
+            gB.terms = d.n * (P + 1) + 1
+            grads.append(gB)
+        }
         return Bounded(shape: x.shape, v: dxv, e: zip(dxe, dxm).map { $0 + gx * $1 })
     }
 }
