@@ -105,15 +105,22 @@ final class GANLayerTests: XCTestCase {
     }
 
     func testConvTranspose2dGradients() {
-        for (t, (C, O, k, s, p, op, H, W, hasBias)) in transposeConfigs.enumerated() {
-            var rng = SeededRNG(seed: UInt64(600 + t))
-            let l = ConvTranspose2d(inChannels: C, outChannels: O, kernel: k, stride: s, padding: p,
-                                    outputPadding: op, bias: hasBias, rng: &rng)
-            let x = randomTensor([2, C, H, W], seed: UInt64(610 + t))
-            XCTAssertFalse(Winograd.applies(l.convGeometry(batch: 2, [C, H, W])))
-            let label = "convT C\(C) O\(O) k\(k) s\(s) p\(p) op\(op)"
-            let r = checkLayer(l, input: x, seed: UInt64(620 + t), label: label) { RefConvTranspose(l) }
-            assertCovers(r, hasBias ? ["0.weight", "0.bias"] : ["0.weight"], label)
+        // The bounds hold for any summation order, so for any thread split of the batch (∂W and
+        // ∂b are summed per part): checked with 1 and 3 kernel threads besides the default.
+        let saved = ParallelFor.computeThreads
+        defer { ParallelFor.setComputeThreads(saved) }
+        for threads in [saved, 1, 3] {
+            ParallelFor.setComputeThreads(threads)
+            for (t, (C, O, k, s, p, op, H, W, hasBias)) in transposeConfigs.enumerated() {
+                var rng = SeededRNG(seed: UInt64(600 + t))
+                let l = ConvTranspose2d(inChannels: C, outChannels: O, kernel: k, stride: s, padding: p,
+                                        outputPadding: op, bias: hasBias, rng: &rng)
+                let x = randomTensor([3, C, H, W], seed: UInt64(610 + t))
+                XCTAssertFalse(Winograd.applies(l.convGeometry(batch: 3, [C, H, W])))
+                let label = "convT C\(C) O\(O) k\(k) s\(s) p\(p) op\(op) threads \(threads)"
+                let r = checkLayer(l, input: x, seed: UInt64(620 + t), label: label) { RefConvTranspose(l) }
+                assertCovers(r, hasBias ? ["0.weight", "0.bias"] : ["0.weight"], label)
+            }
         }
     }
 
