@@ -26,6 +26,7 @@ def test_table_writes_json_markdown_and_plots(tmp_path):
     out = tmp_path / "out"
     text = run("table", *SMALL, "--bits-list", "16", "--defence", "saat", "--out", str(out))
     assert "| 16 | none |" in text and "| 16 | saat |" in text
+    assert "Claims" in text and "95 % bootstrap interval" in text
     table = json.loads((out / "table.json").read_text())
     rows = {r["defence"]: r for r in table["rows"]}
     assert set(rows) == {"none", "saat"}
@@ -62,6 +63,9 @@ def test_bad_arguments_exit_nonzero():
     p = subprocess.run([sys.executable, "-m", "saat", "table", "--defence", "bogus"], capture_output=True, text=True,
                        timeout=300)
     assert p.returncode == 2 and "bogus" in p.stderr
+    p = subprocess.run([sys.executable, "-m", "saat", "table", *SMALL, "--seeds", "0"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 1 and "'--seeds'" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_image_size_defaults_to_the_backbones_input():

@@ -169,9 +169,9 @@ def cmd_defend(args):
 
 def cmd_table(args, profile=None):
     from .experiments import robustness_table
-    data = _data(args)
     if args.seeds < 1:
         raise ValueError(f"argument '--seeds': expected an int >= 1, got {args.seeds}")
+    data = _data(args)
     over = {"bits": tuple(args.bits_list), "loss": args.loss, "backbone": args.backbone,
             "seeds": tuple(range(args.seed, args.seed + args.seeds))}
     if args.defence:
