@@ -155,9 +155,9 @@ def test_compare_pairs_the_same_queries_and_seeds():
 
 def test_claims_hold_fail_or_stay_undecided():
     claims = {c["claim"]: c for c in check_claims(_crafted_table())}
-    pgd = claims["32 bits: the SAAT attack gives lower MAP than PGD on the undefended model"]
+    pgd = claims["32 bits: the SAAT attack gives lower MAP than the PGD attack on the undefended model"]
     assert pgd["holds"] is True and pgd["ci"][1] < 0
-    hag = claims["32 bits: the SAAT attack gives lower MAP than HAG on the undefended model"]
+    hag = claims["32 bits: the SAAT attack gives lower MAP than the HAG attack on the undefended model"]
     assert hag["ci"][0] <= 0 <= hag["ci"][1] and hag["holds"] is None
     twice = claims["32 bits: SAAT training keeps at least twice the undefended MAP under the SAAT attack"]
     assert twice["holds"] is True and twice["factor"] == 2.0

@@ -279,8 +279,9 @@ def compare(table: Table, a, b, *, factor: float = 1.0, seed: int = 0) -> Compar
     return Comparison(ka, kb, d.difference, d.ci, d.p_value, d.n_pairs, "query" if same_model else "query and seed")
 
 
-_NAMES = {"pgd": "PGD", "hag": "HAG", "sdha": "SDHA", "center": "the center attack", "saat": "SAAT",
-          "dhta": "DHTA", "p2p": "P2P", "tha": "THA", "atrdh": "ATRDH", "cgat": "CgAT"}
+_NAMES = {"atrdh": "ATRDH", "cgat": "CgAT", "saat": "SAAT"}
+_ATTACKS = {"pgd": "the PGD attack", "hag": "the HAG attack", "sdha": "the SDHA attack", "center": "the center attack",
+            "saat": "the SAAT attack", "dhta": "DHTA", "p2p": "P2P", "tha": "THA"}
 
 
 def check_claims(table: Table) -> list:
@@ -307,14 +308,14 @@ def check_claims(table: Table) -> list:
 
     for bits in sorted({r["bits"] for r in table.rows}):
         for x in ("pgd", "hag", "sdha", "center"):
-            claim(f"{bits} bits: the SAAT attack gives lower MAP than {_NAMES[x]} on the undefended model",
+            claim(f"{bits} bits: the SAAT attack gives lower MAP than {_ATTACKS[x]} on the undefended model",
                   (bits, "none", "saat"), (bits, "none", x), "<")
         for x in ("dhta", "p2p", "tha"):
-            claim(f"{bits} bits: targeted SAAT gives higher t-MAP than {_NAMES[x]} on the undefended model",
+            claim(f"{bits} bits: targeted SAAT gives higher t-MAP than {_ATTACKS[x]} on the undefended model",
                   (bits, "none", "saat_t"), (bits, "none", f"{x}_t"), ">")
         for d in ("saat", "cgat"):
             for x in NON_TARGETED:
-                claim(f"{bits} bits: {_NAMES[d]} training keeps more MAP than ATRDH under the {_NAMES[x]} attack",
+                claim(f"{bits} bits: {_NAMES[d]} training keeps more MAP than ATRDH under {_ATTACKS[x]}",
                       (bits, d, x), (bits, "atrdh", x), ">")
         for d in ("saat", "cgat"):
             claim(f"{bits} bits: {_NAMES[d]} training keeps at least twice the undefended MAP under the SAAT attack",
