@@ -85,3 +85,17 @@ def test_image_size_defaults_to_the_backbones_input():
     assert "short" in PROFILES
     out = subprocess.run([sys.executable, "-m", "saat", "table", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "short" in out.stdout and "--image-size" in out.stdout
+
+
+def test_mosaic_size_follows_the_profile():
+    """--profile paper runs on the mosaic's full default size (DPSH at the official learning rate
+    collapses on 3000 training images); the demo and every other command on 3000/10000/500;
+    explicit --n-* always win."""
+    import argparse
+    from saat import __main__ as cli
+
+    def ns(**kw):
+        return argparse.Namespace(**{**dict(n_train=None, n_database=None, n_query=None), **kw})
+    assert cli._mosaic_sizes(ns(profile="paper")) == (5000, 20000, 1000)
+    assert cli._mosaic_sizes(ns(profile="demo")) == (3000, 10000, 500) == cli._mosaic_sizes(ns())
+    assert cli._mosaic_sizes(ns(profile="paper", n_train=100)) == (100, 20000, 1000)
