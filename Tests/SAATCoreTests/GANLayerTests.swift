@@ -11,11 +11,6 @@ import HashKernels
 /// GANReference.swift); plus value tests against independent formulas (a gather form of the
 /// transposed convolution, hand-computed examples, closed-form singular values).
 final class GANLayerTests: XCTestCase {
-    private func assertCovers(_ r: [String: BoundReport], _ names: [String], _ label: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(Set(r.keys), Set(["output", "input"] + names), label, file: file, line: line)
-        for (k, v) in r { XCTAssertGreaterThan(v.count, 0, "\(label) \(k)", file: file, line: line) }
-    }
 
     /// `checkLayersAgainstReference` for one layer whose reference is built after the layer's
     /// forward (SpectralNorm's u and v are those of that forward's power iteration).

@@ -376,25 +376,26 @@ final class RefSpectralNorm: RefLayer {
     private var bias: [Double] { hasBias ? inner.params[1] : [] }
     private func set(_ w: [Double], _ b: [Double]) { inner.params = hasBias ? [w, b] : [w] }
 
-    func forward(_ x: Bounded, u uu: Double) -> Bounded {
+    /// `pass` (the inner layer's forward or backward) of `x` with the weight W/σ, its bounds
+    /// widened by the same pass of |x| through the bounds of W/σ (the effect of W/σ's rounding).
+    private func throughNormalisedWeight(_ x: Bounded, u uu: Double,
+                                         _ pass: (Bounded, Double) -> Bounded) -> Bounded {
         let (w, ew) = normalisedWeight(u: uu)
         let b = bias
         set(ew, b.map { _ in 0 })
-        let extra = inner.forward(Bounded(exactValues: x.v.map(abs), shape: x.shape), u: uu)
+        let extra = pass(Bounded(exactValues: x.v.map(abs), shape: x.shape), uu)
         set(w, b)
-        var y = inner.forward(x, u: uu)
+        var y = pass(x, uu)
         for i in 0..<y.count { y.e[i] += extra.v[i] }
         return y
     }
 
+    func forward(_ x: Bounded, u uu: Double) -> Bounded {
+        throughNormalisedWeight(x, u: uu) { inner.forward($0, u: $1) }
+    }
+
     func backward(_ dy: Bounded, u uu: Double) -> Bounded {
-        let (w, ew) = normalisedWeight(u: uu)
-        let b = bias
-        set(ew, b.map { _ in 0 })
-        let extra = inner.backward(Bounded(exactValues: dy.v.map(abs), shape: dy.shape), u: uu)
-        set(w, b)
-        var dx = inner.backward(dy, u: uu)
-        for i in 0..<dx.count { dx.e[i] += extra.v[i] }
+        let dx = throughNormalisedWeight(dy, u: uu) { inner.backward($0, u: $1) }
         let G = inner.grads[0]
         let s = sigma, es = eSigma
         var c = 0.0, cMag = 0.0, wEG = 0.0

@@ -7,12 +7,6 @@ import HashKernels
 /// float32 error bounds, and the reference against float64 central differences (GradCheck.swift);
 /// plus initialisation, modes, shapes and accumulation semantics.
 final class LayerGradientTests: XCTestCase {
-    /// Asserts the reports cover exactly `names` (each with at least one value).
-    private func assertCovers(_ r: [String: BoundReport], _ names: [String], _ label: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(Set(r.keys), Set(["output", "input"] + names), label, file: file, line: line)
-        for (k, v) in r { XCTAssertGreaterThan(v.count, 0, "\(label) \(k)", file: file, line: line) }
-    }
 
     // MARK: Conv2d
 

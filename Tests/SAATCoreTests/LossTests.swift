@@ -192,11 +192,12 @@ final class LossTests: XCTestCase {
 
     // MARK: values against naive references
 
-    /// DPSH and DPH values against O(B·N·K) double loops written from the formulas.
-    func testDPSHAndDPHValuesMatchNaiveLoops() throws {
-        let bt = makeBatch(k: 16, seed: 11)
-        let b = 4, n = 10, k = 16, c = 5
-        var dpsh = 0.0, dph = 0.0, quant = 0.0
+    /// The sums of DPSH and DPH written as O(B·N·K) double loops from the formulas, over a batch
+    /// of `b` outputs against `n` memory rows (K bits, C classes): Σ_ij [softplus(θ_ij) − s_ij θ_ij]
+    /// with θ = ½·u·Uᵀ, Σ_ij (u_i·U_j/K − (2s_ij − 1))², and Σ_ik (u_ik − sign u_ik)².
+    private func naiveDPSHAndDPHSums(_ bt: Batch, b: Int, n: Int, k: Int, c: Int)
+        -> (likelihood: Double, dph: Double, quantisation: Double) {
+        var like = 0.0, dph = 0.0, quant = 0.0
         for i in 0..<b {
             for j in 0..<n {
                 var dot = 0.0, share = 0.0
@@ -204,11 +205,19 @@ final class LossTests: XCTestCase {
                 for x in 0..<c { share += Double(bt.labels.data[i * c + x] * bt.trainLabels.data[j * c + x]) }
                 let s = share > 0 ? 1.0 : 0.0
                 let th = dot / 2
-                dpsh += log(1 + exp(th)) - s * th
+                like += log(1 + exp(th)) - s * th
                 dph += (dot / Double(k) - (2 * s - 1)) * (dot / Double(k) - (2 * s - 1))
             }
             for x in 0..<k { let v = Double(bt.u.data[i * k + x]); quant += (v - (v > 0 ? 1 : -1)) * (v - (v > 0 ? 1 : -1)) }
         }
+        return (like, dph, quant)
+    }
+
+    /// DPSH and DPH values against O(B·N·K) double loops written from the formulas.
+    func testDPSHAndDPHValuesMatchNaiveLoops() throws {
+        let bt = makeBatch(k: 16, seed: 11)
+        let b = 4, n = 10, k = 16
+        let (dpsh, dph, quant) = naiveDPSHAndDPHSums(bt, b: b, n: n, k: k, c: 5)
         let refDPSH = (dpsh + 50 * quant) / Double(b * n), refDPH = dph / Double(b * n)
         // Dyadic inputs make every float32 inner product exact (see gradCheck): what is left is the
         // float64 arithmetic of a sum of B·N non-negative terms, ~1e-16 relative.
@@ -412,21 +421,11 @@ final class LossTests: XCTestCase {
     func testCgATConstants() throws {
         let bt = makeBatch(k: 16, seed: 11)
         let b = 4, n = 10, k = 16, c = 5
-        // DPSH: the naive loop of testDPSHAndDPHValuesMatchNaiveLoops with CgAT's quantisation term.
+        // DPSH: the naive sums of testDPSHAndDPHValuesMatchNaiveLoops with CgAT's quantisation term.
         let dpsh = try make("dpsh", bt, constants: .cgat) as! DPSHLoss
         XCTAssertEqual(dpsh.eta, 0.001)
         XCTAssertTrue(dpsh.quantisationOverBits)
-        var like = 0.0, quant = 0.0
-        for i in 0..<b {
-            for j in 0..<n {
-                var dot = 0.0, share = 0.0
-                for x in 0..<k { dot += Double(bt.u.data[i * k + x]) * Double(bt.memory.data[j * k + x]) }
-                for x in 0..<c { share += Double(bt.labels.data[i * c + x] * bt.trainLabels.data[j * c + x]) }
-                let s = share > 0 ? 1.0 : 0.0
-                like += log(1 + exp(dot / 2)) - s * dot / 2
-            }
-            for x in 0..<k { let v = Double(bt.u.data[i * k + x]); quant += (v - (v > 0 ? 1 : -1)) * (v - (v > 0 ? 1 : -1)) }
-        }
+        let (like, _, quant) = naiveDPSHAndDPHSums(bt, b: b, n: n, k: k, c: c)
         let ref = like / Double(b * n) + 0.001 * quant / Double(b * k)
         // Exact float32 inner products (dyadic inputs); float64 sums of non-negative terms.
         XCTAssertEqual(dpsh.value(u: bt.u, labels: bt.labels, indices: bt.indices).loss, ref, accuracy: 1e-12 * ref)

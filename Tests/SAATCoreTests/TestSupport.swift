@@ -1,4 +1,5 @@
 import XCTest
+import NumericBounds
 @testable import SAATCore
 
 /// Central-difference gradient of a scalar function of a float tensor, evaluated in Float with
@@ -35,4 +36,14 @@ func randomCodes(_ n: Int, _ k: Int, seed: UInt64) -> Tensor {
 func assertClose(_ a: Double, _ b: Double, rtol: Double, atol: Double, _ msg: String = "",
                  file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertLessThanOrEqual(abs(a - b), atol + rtol * abs(b), "\(msg): \(a) vs \(b)", file: file, line: line)
+}
+
+extension XCTestCase {
+    /// Asserts that the bound reports of a layer check (`checkLayersAgainstReference`) cover
+    /// exactly the output, the input and the parameters `names`, each with at least one value.
+    func assertCovers(_ r: [String: BoundReport], _ names: [String], _ label: String,
+                      file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(Set(r.keys), Set(["output", "input"] + names), label, file: file, line: line)
+        for (k, v) in r { XCTAssertGreaterThan(v.count, 0, "\(label) \(k)", file: file, line: line) }
+    }
 }
