@@ -372,9 +372,11 @@ def _control_params(cfg) -> dict:
     return params
 
 
-def _model_path(out, data, cfg, bits, defence):
-    return os.path.join(out, "models", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-seed{cfg.seed}-"
-                                       f"{_recipe_key(data, cfg, defence)}.npz")
+def _model_path(out, data, cfg, bits, defence, key: str | None = None):
+    """Where a trained model is kept; ``key``: its :func:`_recipe_key` when the caller has it
+    (the digest reads every training image)."""
+    key = key or _recipe_key(data, cfg, defence)
+    return os.path.join(out, "models", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-seed{cfg.seed}-{key}.npz")
 
 
 def _log(msg, verbose):
@@ -591,7 +593,7 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
                     names = ["clean", cfg.curve_attack]
                 else:
                     names = ["clean"] + list(cfg.defended_attacks) + (list(cfg.targeted_attacks) if d == "none" else [])
-                plan.append((scfg, q, bits, d, _model_path(out, data, scfg, bits, d), key,
+                plan.append((scfg, q, bits, d, _model_path(out, data, scfg, bits, d, key), key,
                              [(n, _cell_path(out, scfg, bits, d, n, key, query_key)) for n in names]))
     cells = {}
     for scfg, _, bits, d, _, _, todo in plan:

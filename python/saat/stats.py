@@ -90,21 +90,21 @@ def bootstrap_ci(ap, *, confidence: float = CONFIDENCE, n_resamples: int = N_RES
     n_resamples = check_int(n_resamples, "n_resamples", lo=100)
     if np.all(a == a.flat[0]):
         return float(a.flat[0]), float(a.flat[0])
+
+    def interval(method):
+        res = _scipy_stats().bootstrap(tuple(a), _mean_of_means, n_resamples=n_resamples, vectorized=True,
+                                       confidence_level=confidence, method=method, rng=np.random.default_rng(seed))
+        return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
     with warnings.catch_warnings():
         # a degenerate BCa (NaN ends, handled below) warns; the warning would say nothing more
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", getattr(_scipy_stats(), "DegenerateDataWarning", RuntimeWarning))
-        res = _scipy_stats().bootstrap(tuple(a), _mean_of_means, n_resamples=n_resamples, vectorized=True,
-                                       confidence_level=confidence, method="BCa",
-                                       rng=np.random.default_rng(seed))
-    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        lo, hi = interval("BCa")
     if not (math.isfinite(lo) and math.isfinite(hi)):
         # BCa is undefined when the jackknife has no spread (values equal up to rounding, or all
         # but one equal); the percentile interval is then the defined one.
-        res = _scipy_stats().bootstrap(tuple(a), _mean_of_means, n_resamples=n_resamples, vectorized=True,
-                                       confidence_level=confidence, method="percentile",
-                                       rng=np.random.default_rng(seed))
-        lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+        lo, hi = interval("percentile")
     return lo, hi
 
 
@@ -129,6 +129,7 @@ def paired_difference(a, b, *, factor: float = 1.0, confidence: float = CONFIDEN
     exchangeable within each pair, so each pair is swapped at random.
     """
     x, y = _strata(a, "a"), _strata(b, "b")
+    n_resamples = check_int(n_resamples, "n_resamples", lo=100)
     if x.shape != y.shape:
         raise ValueError(f"arguments 'a' and 'b': expected the same (seeds, queries) shape to pair, got {x.shape} and {y.shape}")
     if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
@@ -142,7 +143,7 @@ def paired_difference(a, b, *, factor: float = 1.0, confidence: float = CONFIDEN
     else:
         res = _scipy_stats().permutation_test(
             (x.ravel(), y.ravel()), lambda u, v, axis=-1: np.mean(u - v, axis=axis), permutation_type="samples",
-            vectorized=True, n_resamples=check_int(n_resamples, "n_resamples", lo=100), alternative="two-sided",
+            vectorized=True, n_resamples=n_resamples, alternative="two-sided",
             rng=np.random.default_rng(seed))
         p = float(res.pvalue)
     return Difference(diff, ci, p, int(d.size))
