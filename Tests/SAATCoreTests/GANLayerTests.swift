@@ -362,11 +362,12 @@ final class GANLayerTests: XCTestCase {
         var rng = SeededRNG(seed: 1401)
         let block = ResidualBlock(channels: 3, rng: &rng)
         XCTAssertEqual(block.namedParams.map { $0.name },
-                       ["conv_block.0.weight", "conv_block.0.bias", "conv_block.3.weight", "conv_block.3.bias"])
+                       ["main.0.weight", "main.3.weight"])
+        XCTAssertFalse(block.conv1.hasBias || block.conv2.hasBias)
         XCTAssertEqual(block.conv1.padding, 1)
         let x = randomTensor([2, 3, 5, 6], seed: 1402)
         let r = checkLayer(block, input: x, seed: 1403, label: "residual block") { RefResidual(block) }
-        assertCovers(r, ["0.weight", "0.bias"], "residual block")
+        assertCovers(r, ["0.weight"], "residual block")
         // x + block(x), layer by layer.
         let y = block.forward(x, mode: .eval)
         let steps: [Layer] = [block.conv1, block.norm1, block.relu, block.conv2, block.norm2]

@@ -438,7 +438,10 @@ final class RefResidual: RefLayer {
     }
     var params: [[Double]] {
         get { conv1.params + conv2.params }
-        set { conv1.params = Array(newValue[0..<2]); conv2.params = Array(newValue[2..<4]) }
+        set {
+            let n1 = conv1.params.count
+            conv1.params = Array(newValue[0..<n1]); conv2.params = Array(newValue[n1...])
+        }
     }
     var grads: [Bounded] { conv1.grads + conv2.grads }
     var signature: [Int] { relu.signature }

@@ -83,10 +83,14 @@ final class RefConv: RefLayer {
     private(set) var grads: [Bounded] = []
     private var input: Bounded?
 
-    init(cin: Int, cout: Int, k: Int, s: Int, p: Int, weight: [Double], bias: [Double]) {
-        precondition(weight.count == cout * cin * k * k && bias.count == cout)
+    /// Without a bias (`Conv2d(bias: false)`), `params` is [weight] alone.
+    let hasBias: Bool
+
+    init(cin: Int, cout: Int, k: Int, s: Int, p: Int, weight: [Double], bias: [Double]?) {
+        precondition(weight.count == cout * cin * k * k && (bias == nil || bias!.count == cout))
         self.cin = cin; self.cout = cout; self.k = k; self.s = s; self.p = p
-        params = [weight, bias]
+        hasBias = bias != nil
+        params = bias.map { [weight, $0] } ?? [weight]
     }
 
     /// The production layer runs its forward and ∂x by Winograd on images of this size.
@@ -96,7 +100,7 @@ final class RefConv: RefLayer {
     }
     convenience init(_ c: Conv2d) {
         self.init(cin: c.inChannels, cout: c.outChannels, k: c.kernel, s: c.stride, p: c.padding,
-                  weight: c.weight.value.data.map(Double.init), bias: c.bias.value.data.map(Double.init))
+                  weight: c.weight.value.data.map(Double.init), bias: c.hasBias ? c.bias.value.data.map(Double.init) : nil)
     }
 
     private func dims(_ shape: [Int]) -> (n: Int, h: Int, w: Int, oh: Int, ow: Int) {
@@ -115,7 +119,7 @@ final class RefConv: RefLayer {
 
     func forward(_ x: Bounded, u: Double) -> Bounded {
         let d = dims(x.shape)
-        let wt = params[0], b = params[1]
+        let wt = params[0], b = hasBias ? params[1] : [Double](repeating: 0, count: cout)
         let plane = d.oh * d.ow
         var val = [Double](repeating: 0, count: d.n * cout * plane)
         var mag = val, ein = val
@@ -190,8 +194,8 @@ final class RefConv: RefLayer {
         }
         // ∂W, ∂b: N·P products, per-image GEMMs into ≤ N per-part sums, then into the zeroed grad.
         let terms = d.n * (plane + 1) + 1, gp = gamma(terms, u: u)
-        grads = [Bounded(shape: [cout, cin, k, k], v: gwv, e: zip(gwe, gwm).map { $0 + gp * $1 }),
-                 Bounded(shape: [cout], v: gbv, e: zip(gbe, gbm).map { $0 + gp * $1 })]
+        grads = [Bounded(shape: [cout, cin, k, k], v: gwv, e: zip(gwe, gwm).map { $0 + gp * $1 })]
+        if hasBias { grads.append(Bounded(shape: [cout], v: gbv, e: zip(gbe, gbm).map { $0 + gp * $1 })) }
         for i in grads.indices { grads[i].terms = terms }
         return Bounded(shape: x.shape, v: dxv, e: zip(dxe, dxm).map { $0 + gx * $1 })
     }
@@ -466,6 +470,14 @@ final class RefChain {
         case let m as MaxPool2d: return RefMaxPool(k: m.kernel, s: m.stride)
         case is Flatten: return RefFlatten()
         case let d as Dropout: return RefDropout(mask: mode == .train ? d.mask : nil)
+        // The GAN layers (GANReference.swift); a spectral norm's reference reads the u, v its
+        // production layer holds now (build it after that layer's forward in train mode).
+        case let t as ConvTranspose2d: return RefConvTranspose(t)
+        case let n as InstanceNorm2d: return RefInstanceNorm(n)
+        case let r as LeakyReLU: return RefLeakyReLU(slope: r.negativeSlope)
+        case is Sigmoid: return RefSigmoid()
+        case let b as ResidualBlock: return RefResidual(b)
+        case let sn as SpectralNorm: return RefSpectralNorm(sn, inner: layer(sn.layer, mode: mode))
         default: preconditionFailure("RefChain: no reference for \(type(of: l))")
         }
     }

@@ -1,9 +1,11 @@
-/// 2-d convolution layer, as `torch.nn.Conv2d(inChannels, outChannels, kernel, stride, padding)`
-/// with square kernels, zero padding, dilation 1, groups 1 and a bias.
+/// 2-d convolution layer, as `torch.nn.Conv2d(inChannels, outChannels, kernel, stride, padding,
+/// bias:)` with square kernels, zero padding, dilation 1, groups 1.
 ///
 /// Input x (N, C, H, W) → output (N, O, OH, OW), OH = (H + 2p − k)/s + 1;
 /// y[n, o, i, j] = b[o] + Σ_{c,u,v} w[o, c, u, v] · x[n, c, i·s − p + u, j·s − p + v].
-/// Parameters "weight" (O, C, k, k) and "bias" (O) (PyTorch's layout and names). The kernels
+/// Parameters "weight" (O, C, k, k) and, with `bias` (the default), "bias" (O) (PyTorch's layout
+/// and names); without it `bias` stays a zero vector that is not a parameter (not trained, not in
+/// `params`). The kernels
 /// (im2col + one sgemm per image, images split over threads) are `HashKernels.Conv2D`.
 ///
 /// Initialisation (PyTorch's default): fan_in = C·k·k; weight ~ U(−1/√fan_in, 1/√fan_in)
@@ -14,7 +16,9 @@
 public final class Conv2d: Layer {
     public let inChannels: Int, outChannels: Int, kernel: Int, stride: Int, padding: Int
     public let weight: Param
+    /// The bias; all zeros and outside `params` when the layer was built with `bias: false`.
     public let bias: Param
+    public let hasBias: Bool
     private var input: Tensor?
     /// Scratch of the conv kernels, kept across calls (grown on demand, never shrunk below the
     /// largest batch seen) so steady-state forward/backward passes allocate no column matrices.
@@ -32,17 +36,18 @@ public final class Conv2d: Layer {
     }
 
     public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                rng: inout SeededRNG) {
+                bias: Bool = true, rng: inout SeededRNG) {
         precondition(inChannels > 0 && outChannels > 0 && kernel > 0 && stride > 0 && padding >= 0,
                      "Conv2d: bad configuration")
         self.inChannels = inChannels; self.outChannels = outChannels
         self.kernel = kernel; self.stride = stride; self.padding = padding
         let bound = defaultInitBound(fanIn: inChannels * kernel * kernel)
         weight = Param("weight", uniformTensor([outChannels, inChannels, kernel, kernel], bound: bound, rng: &rng))
-        bias = Param("bias", uniformTensor([outChannels], bound: bound, rng: &rng))
+        self.bias = Param("bias", bias ? uniformTensor([outChannels], bound: bound, rng: &rng) : Tensor(zeros: [outChannels]))
+        hasBias = bias
     }
 
-    public var params: [Param] { [weight, bias] }
+    public var params: [Param] { hasBias ? [weight, bias] : [weight] }
 
     func geometry(batch: Int, _ item: [Int]) -> Conv2DGeometry {
         precondition(item.count == 3 && item[0] == inChannels,
@@ -107,7 +112,7 @@ public final class Conv2d: Layer {
                                             Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
                                                             dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
                                                             dWeight: paramGrads ? gw.baseAddress! : nil,
-                                                            dBias: paramGrads ? gb.baseAddress! : nil,
+                                                            dBias: paramGrads && hasBias ? gb.baseAddress! : nil,
                                                             relu: reluOutput == nil ? nil : rp.baseAddress!,
                                                             pool: pool.map { .init(geometry: $0, argmax: ap.baseAddress!) },
                                                             workspace: ws, threads: t)

@@ -1,36 +1,34 @@
 import HashKernels
 
-/// The residual block of CycleGAN/ProS-GAN-style generators (`ResnetBlock` with
-/// padding_type = 'zero', instance norm without affine parameters, no dropout):
-/// y = x + block(x), block = Conv2d(C, C, 3, padding 1) → InstanceNorm2d(C) → ReLU →
-/// Conv2d(C, C, 3, padding 1) → InstanceNorm2d(C).
+/// The residual block of ProS-GAN's generator (`ResidualBlock(dim, dim, net_mode='t')` of the
+/// official `model/module.py`, after StarGAN's): y = x + block(x), block = Conv2d(C, C, 3,
+/// padding 1, no bias) → InstanceNorm2d(C) (no affine parameters) → ReLU → Conv2d(C, C, 3,
+/// padding 1, no bias) → InstanceNorm2d(C).
 ///
-/// Padding: zero padding of 1 (the 'zero' option of those generators; their default 'reflect'
-/// padding is not implemented here). Shapes are preserved: (N, C, H, W) → (N, C, H, W).
-/// Backward: ∂x = ∂y + block'(∂y). Parameters: the two convolutions' "weight", "bias"
-/// (`namedParams` gives PyTorch's `conv_block.0.*` and `conv_block.3.*` names of the module with
-/// zero padding, where index 0 and 3 are the convolutions).
+/// Padding: zero padding of 1 (as that module; CycleGAN's 'reflect' option is not implemented).
+/// Shapes are preserved: (N, C, H, W) → (N, C, H, W). Backward: ∂x = ∂y + block'(∂y).
+/// Parameters: the two convolutions' "weight" (`namedParams` gives the module's `main.0.weight`
+/// and `main.3.weight`, where index 0 and 3 are the convolutions).
 public final class ResidualBlock: Layer {
     public let channels: Int
     public let conv1: Conv2d, norm1: InstanceNorm2d, relu: ReLU, conv2: Conv2d, norm2: InstanceNorm2d
     private var layers: [Layer] { [conv1, norm1, relu, conv2, norm2] }
 
-    /// Draws conv1's then conv2's parameters from `rng` (each as `Conv2d.init`).
+    /// Draws conv1's then conv2's weights from `rng` (each as `Conv2d.init`).
     public init(channels: Int, eps: Double = 1e-5, rng: inout SeededRNG) {
         precondition(channels > 0, "ResidualBlock: channels must be positive")
         self.channels = channels
-        conv1 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, rng: &rng)
+        conv1 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, bias: false, rng: &rng)
         norm1 = InstanceNorm2d(channels: channels, eps: eps)
         relu = ReLU()
-        conv2 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, rng: &rng)
+        conv2 = Conv2d(inChannels: channels, outChannels: channels, kernel: 3, stride: 1, padding: 1, bias: false, rng: &rng)
         norm2 = InstanceNorm2d(channels: channels, eps: eps)
     }
 
     public var params: [Param] { conv1.params + conv2.params }
 
     public var namedParams: [(name: String, param: Param)] {
-        [("conv_block.0.weight", conv1.weight), ("conv_block.0.bias", conv1.bias),
-         ("conv_block.3.weight", conv2.weight), ("conv_block.3.bias", conv2.bias)]
+        [("main.0.weight", conv1.weight), ("main.3.weight", conv2.weight)]
     }
 
     public func outputShape(_ input: [Int]) -> [Int] {
