@@ -9,9 +9,14 @@ public protocol Optimizer: AnyObject {
     func loadState(_ state: [String: Tensor]) throws
 }
 
+/// A learning rate as a function of the iteration (0-based) of a run.
+public protocol LearningRateSchedule: Sendable {
+    func rate(at t: Int) -> Float
+}
+
 /// Learning rate that drops by `gamma` at each milestone (PyTorch `MultiStepLR`):
 /// lr(t) = base · gamma^{#{m ∈ milestones : m ≤ t}} for step/epoch counter t.
-public struct MultiStepSchedule: Sendable, Equatable {
+public struct MultiStepSchedule: LearningRateSchedule, Equatable {
     public var base: Float
     public var milestones: [Int]
     public var gamma: Float
@@ -31,5 +36,27 @@ public struct MultiStepSchedule: Sendable, Equatable {
         var lr = base
         for m in milestones where m <= t { lr *= gamma }
         return lr
+    }
+}
+
+/// The 'linear' policy of CycleGAN-style GAN training (ProS-GAN's `get_scheduler`, a `LambdaLR`
+/// stepped once per epoch): the rate is `base` for the first `constantEpochs` epochs, then decays
+/// linearly over `decayEpochs` more: in epoch e (0-based) lr = base · (1 − max(0, e + 1 −
+/// constantEpochs) / (decayEpochs + 1)). Iteration t is in epoch ⌊t / batchesPerEpoch⌋.
+public struct LinearDecaySchedule: LearningRateSchedule, Equatable {
+    public var base: Float
+    public var constantEpochs: Int
+    public var decayEpochs: Int
+    public var batchesPerEpoch: Int
+
+    public init(base: Float, constantEpochs: Int, decayEpochs: Int, batchesPerEpoch: Int) {
+        precondition(constantEpochs >= 0 && decayEpochs >= 0 && batchesPerEpoch >= 1, "LinearDecaySchedule: bad configuration")
+        self.base = base; self.constantEpochs = constantEpochs; self.decayEpochs = decayEpochs
+        self.batchesPerEpoch = batchesPerEpoch
+    }
+
+    public func rate(at t: Int) -> Float {
+        let e = t / batchesPerEpoch
+        return base * Float(1 - Double(max(0, e + 1 - constantEpochs)) / Double(decayEpochs + 1))
     }
 }

@@ -15,6 +15,9 @@ public protocol TrainingMethod: AnyObject {
     func step(_ batch: TrainingBatch) throws -> Double
     /// Method state besides the model parameters and the optimiser (memories, codes, RNGs).
     func saveState() -> [String: Tensor]
+    /// The mode the model runs in during the loop: `.train` for the recipes that train it, `.eval`
+    /// for a method that trains other networks against a frozen model (ProS-GAN).
+    var modelMode: Mode { get }
     func loadState(_ state: [String: Tensor]) throws
     /// The hashing loss's memory of continuous training outputs (N×K) a method hands back after a
     /// run (clean training); nil for the others.
@@ -23,6 +26,7 @@ public protocol TrainingMethod: AnyObject {
 
 extension TrainingMethod {
     public var lossMemory: Tensor? { nil }
+    public var modelMode: Mode { .train }
 }
 
 /// One batch of the epoch loop, as a method's `step` sees it.
@@ -37,11 +41,16 @@ public struct TrainingBatch {
     public let local: Range<Int>
     /// Gathers rows and sums gradients over the processes (no-ops in one process).
     public let parallel: DataParallel
+    /// Iteration of the run (0-based, over all epochs) and position of the batch in its epoch.
+    public let iteration: Int
+    public let batchInEpoch: Int
 
-    public init(x: Tensor, labels: Tensor, indices: [Int], local: Range<Int>? = nil, parallel: DataParallel = .single) {
+    public init(x: Tensor, labels: Tensor, indices: [Int], local: Range<Int>? = nil, parallel: DataParallel = .single,
+                iteration: Int = 0, batchInEpoch: Int = 0) {
         self.x = x; self.labels = labels; self.indices = indices
         self.local = local ?? 0..<indices.count
         self.parallel = parallel
+        self.iteration = iteration; self.batchInEpoch = batchInEpoch
     }
 
     /// Number of images in the whole batch.
@@ -65,7 +74,8 @@ public struct TrainingProgress {
 }
 
 /// The epoch loop shared by every training method: seeded shuffling, mini-batches, the
-/// multi-step learning-rate schedule (stepped per iteration, milestones at fractions of the run),
+/// learning-rate schedule (stepped per iteration; the recipes' multi-step schedule has its
+/// milestones at fractions of the run),
 /// progress reports after each batch, and checkpoints that resume bit-exactly.
 ///
 /// Data-parallel: with `parallel` spanning several processes, each computes its rows of every
@@ -81,7 +91,7 @@ public final class TrainingLoop {
     public let labels: Tensor
     public let epochs: Int
     public let batchSize: Int
-    public let schedule: MultiStepSchedule
+    public let schedule: any LearningRateSchedule
     public let seed: UInt64
     /// The processes the batches are split over (`DataParallel.single`: this one).
     public var parallel: DataParallel = .single
@@ -89,23 +99,32 @@ public final class TrainingLoop {
     public var batchesPerEpoch: Int { (images.count + batchSize - 1) / batchSize }
     public var totalIterations: Int { epochs * batchesPerEpoch }
 
-    public init(method: TrainingMethod, images: ImageSource, labels: Tensor, epochs: Int, batchSize: Int,
-                learningRate: Float, milestones: [Double], gamma: Float = 0.1, seed: UInt64) throws {
+    /// The multi-step schedule of the recipes: `learningRate` × `gamma` at each milestone
+    /// (fractions of the run's iterations).
+    public convenience init(method: TrainingMethod, images: ImageSource, labels: Tensor, epochs: Int, batchSize: Int,
+                            learningRate: Float, milestones: [Double], gamma: Float = 0.1, seed: UInt64) throws {
+        try require(milestones.allSatisfy { $0 > 0 && $0 < 1 }, "milestones", "fractions of the run in (0, 1)")
+        try require(gamma.isFinite && gamma > 0 && gamma <= 1, "gamma", "a factor in (0, 1], got \(gamma)")
+        try require(batchSize >= 1, "batch_size", "an int ≥ 1, got \(batchSize)")
+        let perEpoch = (images.count + batchSize - 1) / batchSize
+        try self.init(method: method, images: images, labels: labels, epochs: epochs, batchSize: batchSize, seed: seed,
+                      schedule: MultiStepSchedule(base: learningRate, fractions: milestones, total: epochs * perEpoch, gamma: gamma))
+    }
+
+    public init(method: TrainingMethod, images: ImageSource, labels: Tensor, epochs: Int, batchSize: Int, seed: UInt64,
+                schedule: any LearningRateSchedule) throws {
         try require(images.count >= 1, "images", "at least one training image")
         try require(labels.rank == 2 && labels.batch == images.count, "labels",
                     "one label row per image (\(images.count)), got shape \(labels.shape)")
         try require(epochs >= 1, "epochs", "an int ≥ 1, got \(epochs)")
         try require(batchSize >= 1, "batch_size", "an int ≥ 1, got \(batchSize)")
-        try require(milestones.allSatisfy { $0 > 0 && $0 < 1 }, "milestones", "fractions of the run in (0, 1)")
-        try require(gamma.isFinite && gamma > 0 && gamma <= 1, "gamma", "a factor in (0, 1], got \(gamma)")
         self.method = method
         self.images = images
         self.labels = labels
         self.epochs = epochs
         self.batchSize = batchSize
         self.seed = seed
-        let perEpoch = (images.count + batchSize - 1) / batchSize
-        self.schedule = MultiStepSchedule(base: learningRate, fractions: milestones, total: epochs * perEpoch, gamma: gamma)
+        self.schedule = schedule
     }
 
     /// Runs (or resumes) training. `shouldStop` is polled during long preparation work (e.g.
@@ -126,7 +145,7 @@ public final class TrainingLoop {
         let model = method.model
         let savedMode = model.mode
         defer { model.mode = savedMode }
-        model.mode = .train
+        model.mode = method.modelMode
 
         if let st = resume {
             // Whatever is wrong with the state (incomplete, inconsistent, non-finite weights) is
@@ -157,7 +176,8 @@ public final class TrainingLoop {
                 let local = parallel.localRows(idx.count)
                 let x = images.batch(parallel.size > 1 ? Array(idx[local]) : idx)
                 let y = labels.rows(idx)
-                let loss = try method.step(TrainingBatch(x: x, labels: y, indices: idx, local: local, parallel: parallel))
+                let loss = try method.step(TrainingBatch(x: x, labels: y, indices: idx, local: local, parallel: parallel,
+                                                         iteration: iteration, batchInEpoch: b))
                 if !loss.isFinite {
                     model.checkWeightsAfterDivergence()
                     throw SAATError.diverged(loss: loss, epoch: epoch, batch: b)
