@@ -165,6 +165,12 @@ public enum AttackParameters {
     }
     public static let targeted = Parameter.bool("targeted", false, "attack towards target labels instead of away from the true ones")
     public static let seed = Parameter.int("seed", 0, 0...Int.max, "seed of every random choice")
+    /// The label → code prototype networks of THA and ProS-GAN (both papers: 100 epochs × 300
+    /// Adam steps of 64 label rows).
+    public static let prototypeSteps = Parameter.int("prototype_steps", 30000, 1...Int(Int32.max),
+                                                     "Adam steps of the prototype net (the paper: 100 epochs × 300 steps)")
+    public static let prototypeBatch = Parameter.int("prototype_batch", 64, 1...4096,
+                                                     "label rows per prototype-net step (each is a 4096-wide activation; the paper uses 64)")
     public static let trainCodes = Schema.Input("train_codes", "(N, K) ±1 codes of the training set, e.g. model.encode(train_images)")
     public static let trainLabels = Schema.Input("train_labels", "(N, C) 0/1 multi-hot labels of the training set")
     public static let dbCodes = Schema.Input("db_codes", "(N, K) ±1 codes of the database")

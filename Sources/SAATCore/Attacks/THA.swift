@@ -9,10 +9,7 @@ public enum THAAttack {
         .attack, "tha", python: "THA",
         summary: "THA (Wang et al., SIGIR 2021): PGD towards the code a label → code prototype net gives the target label.",
         inputs: [AttackParameters.dbCodes, AttackParameters.dbLabels],
-        parameters: [.int("prototype_steps", 30000, 1...Int(Int32.max),
-                          "Adam steps of the prototype net (the paper: 100 epochs × 300 steps)"),
-                     .int("prototype_batch", 64, 1...4096,
-                          "label rows per prototype-net step (each is a 4096-wide activation; the paper uses 64)"),
+        parameters: [AttackParameters.prototypeSteps, AttackParameters.prototypeBatch,
                      AttackParameters.eps(8.0 / 255), AttackParameters.step(1.0 / 255), AttackParameters.steps(100),
                      AttackParameters.seed])
     public static let spec = AttackSpec(schema: schema) { bits, inputs, s, stop in

@@ -6,6 +6,8 @@ public enum Registry {
         PGDAttack.spec, SAATAttack.spec, CenterAttack.spec, HAGAttack.spec, SDHAAttack.spec,
         DHTAAttack.spec, P2PAttack.spec, THAAttack.spec,
     ]
+    /// Attacks that are trained generators.
+    public static let generators: [Schema] = [ProSGAN.schema]
     /// Clean training ("hashing") and the adversarial-training defences.
     public static let trainings: [TrainingSpec] = [HashTraining.spec, SAATTraining.spec, CgATTraining.spec, ATRDHTraining.spec]
     public static let losses: [LossSpec] = [DPSHLoss.spec, DPHLoss.spec, HashNetLoss.spec, DSDHLoss.spec, DCHLoss.spec, CSQLoss.spec]
@@ -13,7 +15,7 @@ public enum Registry {
 
     /// Every schema, by kind in the order above.
     public static var schemas: [Schema] {
-        attacks.map(\.schema) + trainings.map(\.schema) + losses.map(\.schema) + backbones
+        attacks.map(\.schema) + generators + trainings.map(\.schema) + losses.map(\.schema) + backbones
     }
 
     /// `argument`: the Python argument that named the entry.

@@ -12,7 +12,8 @@
 /// - `Registry` lists the schemas by kind.
 public struct Schema: Sendable {
     public enum Kind: String, Sendable, CaseIterable {
-        case attack, defence, training, loss, backbone
+        /// `generative`: an attack that is a trained network (ProS-GAN), not an iterative one.
+        case attack, generative, defence, training, loss, backbone
     }
 
     /// A data argument (an array), passed positionally after the model, in this order.
