@@ -13,6 +13,7 @@ final class Box<T> {
 
 let modelCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.HashingModel")
 let attackCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.PreparedAttack")
+let generatorCapsuleName: UnsafeMutablePointer<CChar> = strdup("saat.ProSGAN")
 
 // Destructors must be C function pointers, one per type (a generic closure cannot be one).
 private let releaseModelCapsule: @convention(c) (PyObj?) -> Void = { cap in
@@ -22,6 +23,11 @@ private let releaseModelCapsule: @convention(c) (PyObj?) -> Void = { cap in
 private let releaseAttackCapsule: @convention(c) (PyObj?) -> Void = { cap in
     guard let cap, let p = PyCapsule_GetPointer(cap, attackCapsuleName) else { PyErr_Clear(); return }
     Unmanaged<PreparedAttack>.fromOpaque(p).release()
+}
+
+private let releaseGeneratorCapsule: @convention(c) (PyObj?) -> Void = { cap in
+    guard let cap, let p = PyCapsule_GetPointer(cap, generatorCapsuleName) else { PyErr_Clear(); return }
+    Unmanaged<ProSGAN>.fromOpaque(p).release()
 }
 
 /// A new capsule holding one retained reference to `obj`, released by `destructor`.
@@ -50,6 +56,7 @@ private func capsuleArg<T: AnyObject>(_ a: Args, _ argName: String, _ name: Unsa
 
 func makeModelCapsule(_ m: HashingModel) -> PyObj? { makeCapsule(m, modelCapsuleName, releaseModelCapsule) }
 func makeAttackCapsule(_ p: PreparedAttack) -> PyObj? { makeCapsule(p, attackCapsuleName, releaseAttackCapsule) }
+func makeGeneratorCapsule(_ g: ProSGAN) -> PyObj? { makeCapsule(g, generatorCapsuleName, releaseGeneratorCapsule) }
 
 func modelArg(_ a: Args, _ name: String = "model") throws -> HashingModel {
     let m: HashingModel = try capsuleArg(a, name, modelCapsuleName, "a saat model handle (HashingModel._handle)")
@@ -79,6 +86,10 @@ private func markingHeld<R>(_ model: HashingModel?, _ body: () -> R) -> R {
         }
     }
     return body()
+}
+
+func generatorArg(_ a: Args, _ name: String = "generator") throws -> ProSGAN {
+    try capsuleArg(a, name, generatorCapsuleName, "a saat ProSGAN handle (from prosgan_new)")
 }
 
 func attackArg(_ a: Args, _ name: String = "attack") throws -> PreparedAttack {
@@ -147,6 +158,19 @@ func tensorsToPy(_ d: [String: Tensor]) -> PyObj? {
         PyTuple_SetItem(pair, 1, shape)
         let rc = PyDict_SetItemString(dict, key, pair)
         saat_decref(pair)
+        if rc != 0 { saat_decref(dict); return nil }
+    }
+    return dict
+}
+
+/// `tensorsToPy` of (name, tensor) pairs, the dict built in their order (a state dict's).
+func orderedTensorsToPy(_ pairs: [(String, Tensor)]) -> PyObj? {
+    guard let dict = PyDict_New() else { return nil }
+    for (name, t) in pairs {
+        guard let one = tensorsToPy([name: t]) else { saat_decref(dict); return nil }
+        let item = PyDict_GetItemString(one, name)   // borrowed
+        let rc = PyDict_SetItemString(dict, name, item!)
+        saat_decref(one)
         if rc != 0 { saat_decref(dict); return nil }
     }
     return dict

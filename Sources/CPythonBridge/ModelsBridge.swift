@@ -140,17 +140,7 @@ let modelStateDictFn: PyFastKwFn = { _, args, nargs, kw in
     bridged {
         let a = try Args("model_state_dict", args, nargs, kw, names: ["model"], required: 1)
         let m = try modelArg(a)
-        let sd = withoutGIL { m.withLock { m.stateDict() } }
-        // Ordered: build the dict in state-dict order.
-        guard let dict = PyDict_New() else { return nil }
-        for (name, t) in sd {
-            guard let one = tensorsToPy([name: t]) else { saat_decref(dict); return nil }
-            let item = PyDict_GetItemString(one, name)   // borrowed
-            let rc = PyDict_SetItemString(dict, name, item!)
-            saat_decref(one)
-            if rc != 0 { saat_decref(dict); return nil }
-        }
-        return dict
+        return orderedTensorsToPy(withoutGIL { m.withLock { m.stateDict() } })
     }
 }
 

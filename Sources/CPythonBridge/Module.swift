@@ -16,6 +16,7 @@ public func PyInit__core() -> UnsafeMutablePointer<PyObject>? {
         table += metricMethods
         table += codeMethods
         table += attackMethods
+        table += generatorMethods
         table += schemaMethods
         table.append(PyMethodDef(ml_name: nil, ml_meth: nil, ml_flags: 0, ml_doc: nil))   // sentinel
         let methods = UnsafeMutablePointer<PyMethodDef>.allocate(capacity: table.count)
