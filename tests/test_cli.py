@@ -33,7 +33,7 @@ def test_table_writes_json_markdown_and_plots(tmp_path):
     for col in ("clean", "pgd", "hag", "sdha", "center", "saat"):
         for r in rows.values():
             assert 0.0 <= r[col] <= 1.0
-    for col in ("dhta_t", "p2p_t", "tha_t", "saat_t"):
+    for col in ("clean_t", "dhta_t", "p2p_t", "tha_t", "prosgan_t", "saat_t", "perceptibility_prosgan_t"):
         assert 0.0 <= rows["none"][col] <= 1.0 and col not in rows["saat"]
     assert (out / "pr_16.png").stat().st_size > 1000 and (out / "pn_16.png").stat().st_size > 1000
     assert len(list((out / "models").glob("*.npz"))) == 2

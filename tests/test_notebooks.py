@@ -109,7 +109,7 @@ def test_paper_table(kernel_name, tmp_path):
     rows = {row["defence"]: row for row in r["rows"]}
     assert sorted(rows) == ["cgat", "none", "saat"]
     none = rows["none"]
-    for col in ("clean", "pgd", "hag", "sdha", "center", "saat", "dhta_t", "p2p_t", "tha_t", "saat_t",
+    for col in ("clean", "pgd", "hag", "sdha", "center", "saat", "clean_t", "dhta_t", "p2p_t", "tha_t", "prosgan_t", "saat_t",
                 "theory_saat", "theory_saat_t"):
         assert 0 <= none[col] <= 1, (col, none)
     for d in ("cgat", "saat"):

@@ -51,6 +51,11 @@ def _add_schema_options(p, *kinds):
                        help=helptext.replace("%", "%%"), **kw)
 
 
+def _attack_kind(name: str) -> str:
+    """The registry kind of an attack name of the CLI ('generative' for ProS-GAN)."""
+    return "generative" if name in _schema.names("generative") else "attack"
+
+
 def _params(args, kind, name):
     """The options given for the parameters of entry ``name``; an option the entry does not have
     is an error naming it."""
@@ -164,7 +169,8 @@ def cmd_attack(args):
     tr = m.encode(data.train.images)
     q_img, q_lab = data.query.images[: args.n_attack], data.query.labels[: args.n_attack]
     atk = make_attack(args.attack, m, tr, data.train.labels, db, data.database.labels, ExperimentConfig(seeds=(args.seed,)),
-                      overrides=_params(args, "attack", args.attack.removesuffix("_t")))
+                      overrides=_params(args, _attack_kind(args.attack), args.attack.removesuffix("_t")),
+                      train_images=data.train.images, progress=True)
     t = saat.attacks.select_target_labels(q_lab, data.database.labels, seed=args.seed) if atk.targeted else None
     res = saat.evaluate_attack(m, atk, q_img, q_lab, db, data.database.labels, k=args.k, target_labels=t)
     print(json.dumps({k: v for k, v in res.items() if not hasattr(v, "shape")}, indent=1))
@@ -199,8 +205,9 @@ def cmd_table(args, profile=None):
                              address=args.address, **over)
     print()
     print("MAP@k (%): clean and under each non-targeted attack; *_t columns: t-MAP@k (%) of targeted attacks "
-          "on the undefended model; theory_*: the guide code itself. Each cell: mean over seeds (± std over seeds "
-          "when several) [95 % bootstrap interval over queries]")
+          "on the undefended model (clean_t: the clean queries against the same targets; prosgan_t: ProS-GAN's "
+          "generator); theory_*: the guide code itself; perceptibility_*: √MSE of x' − x in % of the pixel range. "
+          "Each cell: mean over seeds (± std over seeds when several) [95 % bootstrap interval over queries]")
     print(table.to_markdown())
     print(f"\nwrote {args.out}/table.json, table.md and PR / P@N plots in {time.perf_counter() - t0:.0f} s")
 
@@ -241,9 +248,10 @@ def main(argv=None):
     _add_data(p)
     _add_model(p)
     p.add_argument("--model", required=True, help=".npz written by train/defend")
-    p.add_argument("--attack", default="saat", choices=[*_schema.names("attack"), "saat_t"],
-                   help="attack (saat_t: targeted SAAT; default saat)")
-    _add_schema_options(p, "attack")
+    p.add_argument("--attack", default="saat", choices=[*_schema.names("attack"), "saat_t", *_schema.names("generative")],
+                   help="attack (saat_t: targeted SAAT; prosgan: ProS-GAN's generator, trained first on the "
+                        "training split; default saat)")
+    _add_schema_options(p, "attack", "generative")
     p.add_argument("--n-attack", type=int, default=250, help="queries to attack (default 250)")
     p.add_argument("--k", type=int, default=5000)
     p.set_defaults(fn=cmd_attack)

@@ -27,7 +27,10 @@ __all__ = ["ExperimentConfig", "Table", "robustness_table", "make_attack", "comp
            "PROFILES", "DEMO_SHORTENS", "CONTROL"]
 
 NON_TARGETED = ("pgd", "hag", "sdha", "center", "saat")
-TARGETED = ("dhta", "p2p", "tha", "saat_t")
+TARGETED = ("clean_t", "dhta", "p2p", "tha", "prosgan", "saat_t")
+#: Targeted columns whose perceptibility the table reports (√MSE of x_adv − x in [0, 1] pixels, as
+#: ProS-GAN's and THA's papers): ProS-GAN has no ε-ball, so its t-MAP is read beside it.
+PERCEPTIBILITY = ("prosgan", "saat_t")
 #: The fine-tuning control's name among the table's defences (see :class:`ExperimentConfig`).
 CONTROL = "finetune"
 #: The defence whose optimiser the fine-tuning control copies.
@@ -82,6 +85,10 @@ class ExperimentConfig:
     p2p_steps: int | None = None
     tha_steps: int | None = None
     tha_prototype_steps: int | None = None
+    # ProS-GAN (a trained generator): GAN epochs and prototype-net steps (None: the official 100
+    # epochs and 30000 steps)
+    prosgan_epochs: int | None = None
+    prosgan_prototype_steps: int | None = None
     # which attacks run on defended models (Table II) and on the undefended one (Table I)
     defended_attacks: tuple = NON_TARGETED
     targeted_attacks: tuple = TARGETED
@@ -120,6 +127,8 @@ DEMO_SHORTENS = {
                       "30 (CgAT) and 100 (ATRDH)",
     "attack_steps": "100 iterations for every attack instead of 2000 (HAG, SDHA), 1500 (SAAT, DHTA, P2P, THA) "
                     "and PGD's 10 instead of 100; THA's prototype net 1500 steps instead of 2000",
+    "prosgan": "ProS-GAN's generator trained 3 epochs instead of 100, its prototype net "
+               "1500 steps instead of 30000",
 }
 
 PROFILES = {
@@ -127,12 +136,13 @@ PROFILES = {
     "demo": ExperimentConfig(
         k=2000, pretrain_epochs=5, clean_epochs=60, clean_lr=0.001,
         defence_epochs={"saat": 3, "cgat": 3, "atrdh": 3, CONTROL: 3}, pgd_steps=10, saat_steps=100, center_steps=100,
-        hag_steps=100, sdha_steps=100, dhta_steps=100, p2p_steps=100, tha_steps=100, tha_prototype_steps=1500),
+        hag_steps=100, sdha_steps=100, dhta_steps=100, p2p_steps=100, tha_steps=100, tha_prototype_steps=1500,
+        prosgan_epochs=3, prosgan_prototype_steps=1500),
     "short": ExperimentConfig(
         k=500, pretrain_epochs=1, clean_epochs=2, clean_batch=32, clean_lr=0.0005,
         defence_epochs={"saat": 1, "cgat": 1, "atrdh": 1, CONTROL: 1}, pgd_steps=10, saat_steps=20, center_steps=20,
         hag_steps=20, sdha_steps=20, dhta_steps=20, p2p_steps=20, tha_steps=20, tha_prototype_steps=100,
-        n_query_attack=20),
+        prosgan_epochs=1, prosgan_prototype_steps=100, n_query_attack=20),
 }
 
 _ROW_KEYS = ("bits", "defence", "ci", "std", "seeds")
@@ -281,7 +291,7 @@ def compare(table: Table, a, b, *, factor: float = 1.0, seed: int = 0) -> Compar
 
 _NAMES = {"atrdh": "ATRDH", "cgat": "CgAT", "saat": "SAAT"}
 _ATTACKS = {"pgd": "the PGD attack", "hag": "the HAG attack", "sdha": "the SDHA attack", "center": "the center attack",
-            "saat": "the SAAT attack", "dhta": "DHTA", "p2p": "P2P", "tha": "THA"}
+            "saat": "the SAAT attack", "dhta": "DHTA", "p2p": "P2P", "tha": "THA", "prosgan": "ProS-GAN"}
 
 
 def check_claims(table: Table) -> list:
@@ -290,7 +300,8 @@ def check_claims(table: Table) -> list:
     of the difference includes 0), ``difference`` and ``ci`` (MAP fractions), ``p_value`` and
     ``cells`` (the two compared). Claims whose cells the table lacks are skipped. Covered, per bit
     length: the SAAT attack gives lower MAP than PGD, HAG, SDHA and the center attack on the
-    undefended model; targeted SAAT gives higher t-MAP than DHTA, P2P and THA; SAAT and CgAT
+    undefended model; targeted SAAT gives higher t-MAP than DHTA, P2P, THA and ProS-GAN, and
+    ProS-GAN a higher t-MAP than the clean queries against the same targets; SAAT and CgAT
     training each keep more MAP than ATRDH under every attack, and at least twice the undefended
     MAP under the SAAT attack; each defence's clean-MAP cost against the fine-tuning control; and
     that the clean model is converged (fine-tuning it gains less than 1 point)."""
@@ -310,9 +321,11 @@ def check_claims(table: Table) -> list:
         for x in ("pgd", "hag", "sdha", "center"):
             claim(f"{bits} bits: the SAAT attack gives lower MAP than {_ATTACKS[x]} on the undefended model",
                   (bits, "none", "saat"), (bits, "none", x), "<")
-        for x in ("dhta", "p2p", "tha"):
+        for x in ("dhta", "p2p", "tha", "prosgan"):
             claim(f"{bits} bits: targeted SAAT gives higher t-MAP than {_ATTACKS[x]} on the undefended model",
                   (bits, "none", "saat_t"), (bits, "none", f"{x}_t"), ">")
+        claim(f"{bits} bits: ProS-GAN raises the t-MAP of the queries above that of the clean queries",
+              (bits, "none", "prosgan_t"), (bits, "none", "clean_t"), ">")
         for d in ("saat", "cgat"):
             for x in NON_TARGETED:
                 claim(f"{bits} bits: {_NAMES[d]} training keeps more MAP than ATRDH under {_ATTACKS[x]}",
@@ -426,15 +439,20 @@ def _attack_cell(model, codes, name, q, cfg, k, curve: bool) -> dict:
     wherever it runs."""
     model.eval()
     db_codes, db_labels = codes["db"], q["db_labels"]
+    if name == "clean_t":   # the clean queries' t-MAP against the targeted attacks' targets
+        m, ap = metrics.t_map_at_k(codes["query"], db_codes, q["targets"], db_labels, k=k, return_ap=True)
+        return {"clean_t": m, "__ap__": {"clean_t": ap.tolist()}}
     if name == "clean":
         m, ap = metrics.map_at_k(codes["query"], db_codes, q["labels"], db_labels, k=k, return_ap=True)
         cell = {"clean": m, "__ap__": {"clean": ap.tolist()}}
         if curve:
             cell["__curve__"] = _curve(codes["query"], q, db_codes)
         return cell
-    atk = make_attack(name, model, codes["train"], q["train_labels"], db_codes, db_labels, cfg)
+    atk = make_attack(name, model, codes["train"], q["train_labels"], db_codes, db_labels, cfg,
+                      train_images=q["train_images"])
     labels = q["targets"] if atk.targeted else q["labels"]
-    adv_codes = model.encode(atk(q["images"], labels))
+    adv = atk(q["images"], labels)
+    adv_codes = model.encode(adv)
     if atk.targeted:
         col = f"{name.removesuffix('_t')}_t"
         m, ap = metrics.t_map_at_k(adv_codes, db_codes, labels, db_labels, k=k, return_ap=True)
@@ -444,31 +462,43 @@ def _attack_cell(model, codes, name, q, cfg, k, curve: bool) -> dict:
     cell = {col: m, "__ap__": {col: ap.tolist()}}
     if name in ("saat", "saat_t") and atk.last_codes is not None:
         cell[f"theory_{name}"] = theory_map(atk.last_codes, atk.targeted, db_codes, db_labels, labels, k)
+    if name in PERCEPTIBILITY:
+        cell[f"perceptibility_{col}"] = float(np.sqrt(metrics.perceptibility(adv, q["images"]).mse))
     if curve:
         cell["__curve__"] = _curve(adv_codes, q, db_codes)
     return cell
 
 
 def make_attack(name, model, train_codes, train_labels, db_codes, db_labels, cfg: ExperimentConfig,
-                overrides: dict | None = None):
+                overrides: dict | None = None, *, train_images=None, progress=False):
     """The attack ``name`` of the table on ``model`` with the config's iteration counts and seed:
-    a name of :data:`saat.attacks.ATTACKS`, or ``"saat_t"`` (targeted SAAT). The guided attacks
-    get the training codes and labels, the targeted ones the database codes and labels. CgAT's
-    center attack uses step 1/255 as the papers' evaluation does (its training default is 2/255).
-    ``overrides``: parameters that replace those (e.g. ``{"steps": 5}``)."""
+    a name of :data:`saat.attacks.ATTACKS`, ``"saat_t"`` (targeted SAAT) or ``"prosgan"``
+    (:class:`saat.attacks.ProSGAN`, trained here on ``train_images`` with ``train_labels`` for
+    ``cfg.prosgan_epochs`` epochs). The guided attacks and ProS-GAN get the training codes and
+    labels, the targeted ones the database codes and labels. CgAT's center attack uses step 1/255
+    as the papers' evaluation does (its training default is 2/255). ``overrides``: parameters
+    that replace those (e.g. ``{"steps": 5}``)."""
     base = name.removesuffix("_t")
-    cls = A.ATTACKS.get(base)
+    cls = A.ATTACKS.get(base) or A.GENERATORS.get(base)
     if cls is None or (name != base and base != "saat"):
-        raise ValueError(f"argument 'name': expected one of {', '.join([*A.ATTACKS, 'saat_t'])}, got '{name}'")
+        raise ValueError(f"argument 'name': expected one of {', '.join([*A.ATTACKS, *A.GENERATORS, 'saat_t'])}, "
+                         f"got '{name}'")
+    if base in A.GENERATORS and train_images is None:
+        raise TypeError(f"argument 'train_images': the {name} attack is a generator trained on the training images")
     data = {"train_codes": train_codes, "train_labels": train_labels, "db_codes": db_codes, "db_labels": db_labels}
     inputs = [data[i["name"]] for i in cls._schema["inputs"]]
     kwargs = {}
-    extra = {"steps": getattr(cfg, f"{base}_steps"), "seed": cfg.seed, "targeted": name == "saat_t", "prototype_steps": cfg.tha_prototype_steps,
-             "step": 1 / 255 if base == "center" else None}
+    gen = base in A.GENERATORS
+    extra = {"steps": getattr(cfg, f"{base}_steps", None), "seed": cfg.seed, "targeted": name == "saat_t",
+             "prototype_steps": cfg.prosgan_prototype_steps if gen else cfg.tha_prototype_steps,
+             "epochs": cfg.prosgan_epochs if gen else None, "step": 1 / 255 if base == "center" else None}
     names = {p["name"] for p in cls._schema["parameters"]}
     kwargs.update({k: v for k, v in extra.items() if k in names and v is not None})
     kwargs.update(overrides or {})
-    return cls(model, *inputs, **kwargs)
+    atk = cls(model, *inputs, **kwargs)
+    if gen:
+        atk.fit(train_images, train_labels, progress=progress)
+    return atk
 
 
 def _digest(*parts) -> str:
@@ -490,7 +520,8 @@ _CELL_FORMAT = 2
 def _cell_path(out, cfg, bits, defence, name, model_key, query_key) -> str:
     """Where a finished cell is kept: its file name says what it is; its digest covers the model
     (training data and recipe), the attack settings of the config and the attacked queries."""
-    attack_cfg = {f: v for f, v in asdict(cfg).items() if f.endswith("_steps") or f in ("seeds", "k", "curve_attack")}
+    attack_cfg = {f: v for f, v in asdict(cfg).items()
+                  if f.endswith("_steps") or f in ("prosgan_epochs", "seeds", "k", "curve_attack")}
     return os.path.join(out, "cells", f"{cfg.backbone}-{cfg.loss}-{bits}-{defence}-{name}-seed{cfg.seed}-"
                                       f"{_digest(_CELL_FORMAT, model_key, name, attack_cfg, query_key)}.json")
 
@@ -582,7 +613,7 @@ def robustness_table(data, config: ExperimentConfig | str = "demo", out: str = "
         scfg = cfg.for_seed(s)
         targets = A.select_target_labels(q_lab, db_labels, seed=s)
         q = {"images": q_img, "labels": q_lab, "targets": targets, "db_labels": db_labels,
-             "train_labels": data.train.labels}
+             "train_images": data.train.images, "train_labels": data.train.labels}
         query_key = _digest(q_img, q_lab, targets, db_labels, data.database.images)
         for bits in cfg.bits:
             for d in ["none", *[x for x in cfg.defences if x != "none"]]:
@@ -637,7 +668,7 @@ def _assemble(plan, cells, cfg) -> Table:
             for col, ap in cell["__ap__"].items():
                 per_query.setdefault((bits, d, col), []).append(ap)
             for col, v in cell.items():
-                if col.startswith("theory_"):
+                if col.startswith(("theory_", "perceptibility_")):
                     theory.setdefault((bits, d, col), []).append(v)
     for (bits, d, col), aps in per_query.items():
         a = np.asarray(aps, dtype=np.float64)
@@ -655,7 +686,7 @@ def _assemble(plan, cells, cfg) -> Table:
 
 
 def _cell_label(bits, d, name, cell) -> str:
-    v = next((x for key, x in cell.items() if not key.startswith(("theory", "__"))), None)
+    v = next((x for key, x in cell.items() if not key.startswith(("theory", "perceptibility", "__"))), None)
     return f"{bits} bits, {d}: {name} {v:.4f}" if isinstance(v, float) else f"{bits} bits, {d}: {name}"
 
 
