@@ -159,7 +159,20 @@ def test_raises_tmap(small_data, trained):
     m, dbc, dl = trained["model"], trained["db_codes"], small_data.database.labels
     x, t = small_data.query.images[:50], saat.attacks.select_target_labels(small_data.query.labels[:50], dl, seed=0)
     atk = saat.attacks.ProSGAN(m, trained["train_codes"], small_data.train.labels, epochs=3, prototype_steps=300)
-    atk.fit(small_data.train.images[:480], small_data.train.labels[:480], progress=False)
+    atk.fit(small_data.train.images, small_data.train.labels, progress=False)
     before = saat.metrics.t_map_at_k(m.encode(x), dbc, t, dl, k=1000)
     after = saat.metrics.t_map_at_k(m.encode(atk(x, t)), dbc, t, dl, k=1000)
     assert after > before + 0.05, (before, after)
+
+
+def test_resume_refuses_another_model(setup, tmp_path, small_data):
+    s = setup
+    ck = tmp_path / "ck.npz"
+    atk = saat.attacks.ProSGAN(s["model"], s["tc"], s["y"], **FAST)
+    atk.fit(s["x"], s["y"], progress=False, checkpoint=ck, checkpoint_every=2)
+    other = saat.HashingModel("cnn-small", bits=s["model"].bits, seed=7).eval()
+    before = other.state_dict()
+    with pytest.raises(ValueError, match="resume.*this model"):
+        saat.attacks.ProSGAN(other, s["tc"], s["y"], **FAST).fit(s["x"], s["y"], progress=False, resume=ck)
+    for k, v in other.state_dict().items():   # the frozen model is left as it was
+        np.testing.assert_array_equal(v, before[k])

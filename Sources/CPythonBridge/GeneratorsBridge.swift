@@ -49,15 +49,8 @@ let prosganFitFn: PyFastKwFn = { _, args, nargs, kw in
                     try withoutGIL {
                         try m.withLock {
                             let loop = try g.makeLoop(images: source, labels: labels)
-                            history = try loop.run(
-                                resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
-                                progress: { p in
-                                    cb.call(progressFn) {
-                                        pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss),
-                                                 pyFloat(Double(p.learningRate))])
-                                    }
-                                },
-                                checkpoint: { st in cb.call(checkpointFn) { pyTuple([tensorsToPy(st)]) } })
+                            history = try runLoop(loop, resume: resume, every: every, callbacks: cb,
+                                                  progress: progressFn, checkpoint: checkpointFn)
                             g.finishFit()
                         }
                     }

@@ -52,15 +52,8 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
                             try m.withLock {
                                 let loop = try spec.makeLoop(model: m, images: source, labels: labels, settings: settings)
                                 loop.parallel = DataParallel(group: group)
-                                history = try loop.run(
-                                    resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
-                                    progress: { p in
-                                        cb.call(progressFn) {
-                                            pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss),
-                                                     pyFloat(Double(p.learningRate))])
-                                        }
-                                    },
-                                    checkpoint: { st in cb.call(checkpointFn) { pyTuple([tensorsToPy(st)]) } })
+                                history = try runLoop(loop, resume: resume, every: every, callbacks: cb,
+                                                      progress: progressFn, checkpoint: checkpointFn)
                                 if let mem, let lm = loop.method.lossMemory {
                                     lm.data.withUnsafeBufferPointer { mem.ptr.update(from: $0.baseAddress!, count: lm.count) }
                                 }
@@ -74,6 +67,20 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
             }
         }
     }
+}
+
+/// `loop.run` (GIL released by the caller) with its progress and checkpoint callbacks calling the
+/// Python callables `progress(epoch, batch, batches, loss, lr)` and `checkpoint(state)`.
+func runLoop(_ loop: TrainingLoop, resume: [String: Tensor]?, every: Int, callbacks cb: PythonCallbacks,
+             progress: PyObj?, checkpoint: PyObj?) throws -> [Double] {
+    try loop.run(
+        resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
+        progress: { p in
+            cb.call(progress) {
+                pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss), pyFloat(Double(p.learningRate))])
+            }
+        },
+        checkpoint: { st in cb.call(checkpoint) { pyTuple([tensorsToPy(st)]) } })
 }
 
 /// The collectives of a data-parallel run, carried out by Python callables (mpi4py, which releases

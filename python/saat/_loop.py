@@ -73,17 +73,38 @@ def atomic_savez(path: str, arrays: dict) -> None:
         os.close(dfd)
 
 
+def load_npz(path, argument: str, what: str) -> dict:
+    """Every array of the ``.npz`` at ``path`` (no pickles); FileNotFoundError / ValueError naming
+    ``argument`` for a missing, truncated or corrupted file (``what`` it should be)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"argument '{argument}': {what} file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise ValueError(f"argument '{argument}': {path} is not a readable {what} (truncated or corrupted: {e})") from None
+
+
+def checkpoint_writer(checkpoint, checkpoint_every, kind: str, writer: bool = True):
+    """The core's checkpoint callback for a ``checkpoint`` path (None: no checkpoints), after the
+    checks both arguments share: a path needs ``checkpoint_every`` > 0 and vice versa. Returns
+    None when there is no path or this process does not write (``writer`` False)."""
+    if checkpoint_every and checkpoint is None:
+        raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
+    if checkpoint is not None and not checkpoint_every:
+        raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
+    if checkpoint is None or not writer:
+        return None
+    path = os.fspath(checkpoint)
+    return lambda st: write_checkpoint(path, st, kind)
+
+
 def read_checkpoint(path, kind: str) -> dict:
     """Read a checkpoint written by :func:`write_checkpoint`; clear errors for missing, truncated
     or foreign files."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"argument 'resume': checkpoint file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise ValueError(f"argument 'resume': {path} is not a readable checkpoint (truncated or corrupted: {e})") from None
+    data = load_npz(path, "resume", "checkpoint")
     found = str(data.pop("__kind__", ""))
     if found != kind:
         raise ValueError(f"argument 'resume': {path} is a checkpoint of '{found or 'unknown'}', expected '{kind}'")
@@ -131,21 +152,14 @@ def run_training(method: str, model, images, labels, params: dict, *, progress, 
     x, y = training_arrays(model, images, labels)
     kind = "training" if method in _schema.names("training") else "defence"
     settings = settings if settings is not None else _core.resolve(kind, method, params)
-    if checkpoint_every and checkpoint is None:
-        raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
-    if checkpoint is not None and not checkpoint_every:
-        raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
     ckpt_kind = f"{'train' if kind == 'training' else method}:{settings['loss']}"
     if group is not None and group.size > 1:
         weights = np.concatenate([v.ravel() for v in model.state_dict().values()])
         group.require_same(images=x, labels=y, model=weights)
         group.require_same_params(settings)
     writer = group is None or group.rank == 0
-    ckpt_cb = None
-    if checkpoint is not None:
-        ckpt_path = os.fspath(checkpoint)
-        # Other ranks get no callback: the core then skips converting the state for them.
-        ckpt_cb = (lambda st: write_checkpoint(ckpt_path, st, ckpt_kind)) if writer else None
+    # Other ranks get no callback: the core then skips converting the state for them.
+    ckpt_cb = checkpoint_writer(checkpoint, checkpoint_every, ckpt_kind, writer)
     resume_state = read_checkpoint(resume, ckpt_kind) if resume is not None else None
     if group is not None and group.size > 1 and resume_state is not None:
         group.require_same(resume=np.concatenate([resume_state[n].ravel() for n in sorted(resume_state)]))

@@ -239,7 +239,16 @@ public final class TrainingLoop {
             else if k.hasPrefix("optim/") { optim[String(k.dropFirst(6))] = v }
             else if k.hasPrefix("method/") { meth[String(k.dropFirst(7))] = v }
         }
-        try method.model.loadStateDict(params, argument: "resume")
+        if method.modelMode == .eval {
+            // A frozen model (ProS-GAN's target) is not the run's to restore: the checkpoint must
+            // be of a run against this very model.
+            let current = Dictionary(uniqueKeysWithValues: method.model.stateDict())
+            guard params.count == current.count, params.allSatisfy({ current[$0.key]?.data == $0.value.data }) else {
+                throw SAATError.invalidArgument("resume", "a checkpoint of a run against this model (its weights differ)")
+            }
+        } else {
+            try method.model.loadStateDict(params, argument: "resume")
+        }
         try method.optimizer.loadState(optim)
         try method.loadState(meth)
         let nDrop = method.model.dropoutStates.count

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import os
-import zipfile
 
 import numpy as np
 
 from .. import _core, _schema
 from .._convert import as_float_array, as_images
-from .._loop import Progress, atomic_savez, read_checkpoint, training_arrays, write_checkpoint
+from .._loop import Progress, atomic_savez, checkpoint_writer, load_npz, read_checkpoint, training_arrays
 from ..training import TrainResult
 
 _MODEL_DOC = "model (HashingModel): the model to attack; it stays frozen (eval mode inside training)."
@@ -87,14 +86,7 @@ class ProSGAN:
         networks as an uninterrupted one). ``images`` may also be an iterable of ``(images,
         labels[, index])`` batches (``labels`` None). Returns the per-epoch mean generator loss."""
         x, y = training_arrays(self.model, images, labels)
-        if checkpoint_every and checkpoint is None:
-            raise ValueError("argument 'checkpoint': a file path is required when checkpoint_every > 0")
-        if checkpoint is not None and not checkpoint_every:
-            raise ValueError("argument 'checkpoint_every': expected an int > 0 when a checkpoint path is given")
-        ckpt_cb = None
-        if checkpoint is not None:
-            path = os.fspath(checkpoint)
-            ckpt_cb = lambda st: write_checkpoint(path, st, _CHECKPOINT_KIND)   # noqa: E731
+        ckpt_cb = checkpoint_writer(checkpoint, checkpoint_every, _CHECKPOINT_KIND)
         resume_state = read_checkpoint(resume, _CHECKPOINT_KIND) if resume is not None else None
         batch = min(self.params["batch_size"], x.shape[0])
         bar = Progress(progress, self.params["epochs"] * -(-x.shape[0] // batch), "ProS-GAN")
@@ -141,15 +133,7 @@ class ProSGAN:
 
     def load(self, path) -> "ProSGAN":
         """Load networks saved by :meth:`save` into this attack (same model sizes); returns self."""
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"argument 'path': {path} does not exist")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                state = {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-            raise ValueError(f"argument 'path': {path} is not a readable .npz ({e})") from None
-        self.load_state_dict(state)
+        self.load_state_dict(load_npz(path, "path", "ProSGAN .npz"))
         return self
 
     def __reduce__(self):

@@ -38,7 +38,7 @@ public final class ProSGANDiscriminator {
     public init(side: Int, classes: Int, seed: UInt64) throws {
         try require(classes >= 1, "train_labels", "at least one label column")
         let r = Self.repeats(side: side)
-        try require(r >= 1, "images", "square images of side ≥ 8 divisible by 2 (the discriminator halves them), got side \(side)")
+        try require(r >= 1, "model", "a model of square images of side ≥ 8 divisible by 2 (the discriminator halves them), got side \(side)")
         self.side = side; self.classes = classes; repeats = r
         width = ProSGANGenerator.Widths.forImage(side: side) == .official ? 64 : 32
         var rng = SeededRNG(seed: seed &+ 0xD15C_0000)

@@ -52,8 +52,8 @@ public final class ProSGANGenerator {
     private var lastBatch = 0
 
     public init(side: Int, seed: UInt64, widths: Widths? = nil) throws {
-        try require(side >= 16 && side % 16 == 0, "images", "square images whose side is a multiple of 16 (ProS-GAN's "
-                    + "label encoder starts at side/16 and doubles 4 times), got side \(side)")
+        try require(side >= 16 && side % 16 == 0, "model", "a model of square images whose side is a multiple of 16 "
+                    + "(ProS-GAN's label encoder starts at side/16 and doubles 4 times), got side \(side)")
         self.side = side
         let w = widths ?? .forImage(side: side)
         self.widths = w
