@@ -222,11 +222,12 @@ public enum Conv2D {
     public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
         partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
             + (Winograd.applies(g) ? Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels) : 0)
+            + (DirectConv.applies(g) ? DirectConv.weightCount(g) : 0)
     }
 
     @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {
         g.patchSize * g.outPlane + paddedCount(g) + g.outChannels * g.outPlane + g.weightCount
-            + g.outChannels + winogradScratch(g)
+            + g.outChannels + winogradScratch(g) + (DirectConv.applies(g) ? DirectConv.scratchCount(g) : 0)
     }
 
     /// Per-part scratch of the Winograd paths (forward C → O, input gradient O → C); 0 when the
@@ -247,10 +248,15 @@ public enum Conv2D {
         return U
     }
 
+    /// The repacked weights of a `DirectConv` layer, after the parts' scratch.
+    static func sharedWeights(_ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<Float> {
+        ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
+    }
+
     /// One part's slice of the workspace (`partStride` floats): one image's column matrix, padded
     /// copy and output or output gradient, the part's ∂W and ∂b sums and the Winograd scratch.
     struct PartScratch {
-        let cols, pad, image, dWeight, dBias, winograd: UnsafeMutablePointer<Float>
+        let cols, pad, image, dWeight, dBias, winograd, direct: UnsafeMutablePointer<Float>
         init(_ ws: UnsafeMutablePointer<Float>, part: Int, _ g: Conv2DGeometry) {
             cols = ws + part * partStride(g)
             pad = cols + g.patchSize * g.outPlane
@@ -258,6 +264,7 @@ public enum Conv2D {
             dWeight = image + g.outChannels * g.outPlane
             dBias = dWeight + g.weightCount
             winograd = dBias + g.outChannels
+            direct = winograd + winogradScratch(g)
         }
     }
 
@@ -285,12 +292,17 @@ public enum Conv2D {
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
         let U = Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: false, threads: threads) : nil
+        let direct = DirectConv.applies(g) ? DirectConv.ForwardPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
             for n in images {
                 // Output of image n: in y, or (fused pool without y) in the part's scratch.
                 let yn = y.map { $0 + n * O * P } ?? sc.image
-                if let U {
+                if let direct {
+                    // Bias and ReLU applied as each register tile is stored.
+                    DirectConv.forwardImage(x + n * C * g.inPlane, direct, bias: b, relu: relu, g, into: yn,
+                                            scratch: sc.direct)
+                } else if let U {
                     Winograd.convolveImage(x + n * C * g.inPlane, cin: C, cout: O, height: g.height,
                                            width: g.width, filters: U, into: yn, scratch: sc.winograd)
                 } else {
@@ -306,7 +318,7 @@ public enum Conv2D {
                     }
                 }
                 // Bias (and ReLU) in one pass over the image's output while it is in cache.
-                for o in 0..<O {
+                for o in 0..<O where direct == nil {
                     let row = yn + o * P, bo = b?[o] ?? 0
                     if relu {
                         Elementwise.addScalarReLU(row, bo, into: row, count: P)
@@ -349,6 +361,8 @@ public enum Conv2D {
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
         let U = dx != nil && Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: true, threads: threads) : nil
+        let direct = dx != nil && DirectConv.applies(g)
+            ? DirectConv.GradientPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
             let cols = sc.cols, pad = sc.pad, delta = sc.image, pw = sc.dWeight, pb = sc.dBias
@@ -378,7 +392,9 @@ public enum Conv2D {
                 } else {
                     d = dy + n * O * P
                 }
-                if let dx, let U {
+                if let dx, let direct {
+                    DirectConv.gradientImage(d, direct, g, into: dx + n * C * g.inPlane, scratch: sc.direct)
+                } else if let dx, let U {
                     // ∂x[n] = conv(δ[n], rot180(w)ᵀ, padding 1) by Winograd (see `Winograd`).
                     Winograd.convolveImage(d, cin: O, cout: C, height: g.height, width: g.width,
                                            filters: U, into: dx + n * C * g.inPlane, scratch: sc.winograd)

@@ -90,6 +90,83 @@ final class ReferenceKernelTests: XCTestCase {
         }
     }
 
+    /// (name, N, C, H, W, O, k, stride, padding): layers with C ≤ 4 input channels, which
+    /// `DirectConv` computes (forward and ∂x): the two paper backbones' first layers at full size,
+    /// then odd small shapes (padding 0, strides 2 and 3, stride larger than the kernel, padding
+    /// as large as the kernel, C = 1, 2, 4, O not a multiple of the 4-channel register tile,
+    /// widths that leave 1…23 lanes of a 24-lane tile, non-square images, batch 1 and 3).
+    private let directShapes: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+        ("alexnet c1 3->64 11x11/4 p2 @224", 2, 3, 224, 224, 64, 11, 4, 2),
+        ("vgg11 c1 3->64 3x3 p1 @224", 1, 3, 224, 224, 64, 3, 1, 1),
+        ("C1 5x5 p0 odd width", 3, 1, 17, 29, 6, 5, 1, 0),
+        ("C3 3x3 s2 p1 odd", 1, 3, 23, 31, 5, 3, 2, 1),
+        ("C2 4x4 s3 p2 non-square", 3, 2, 19, 26, 7, 4, 3, 2),
+        ("C4 1x1 s2 (stride > kernel)", 3, 4, 9, 11, 9, 1, 2, 0),
+        ("C3 2x2 p2 (padding = kernel)", 1, 3, 5, 7, 4, 2, 1, 2),
+        ("C3 11x11 s4 p2 small", 3, 3, 39, 47, 8, 11, 4, 2),
+        ("C1 3x3 p1 wide row (tail of 1 lane)", 1, 1, 4, 49, 3, 3, 1, 1),
+    ]
+
+    /// `DirectConv` (C ≤ 4) against the reference loops: forward, ∂x, ∂w, ∂b within their float32
+    /// bounds (one fixed-order sum of C·k² + 1, resp. ≤ O·k², terms per value) for 1, 2 and 3
+    /// threads; forward and ∂x bitwise the same for every thread count and for an image computed
+    /// alone; and every value within 1e-4 of the reference relative to its magnitude Σ|terms|.
+    func testFewInputChannelConvMatchesReferenceLoops() {
+        for (t, (name, n, c, h, w, o, k, s, p)) in directShapes.enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o,
+                                   kernel: k, stride: s, padding: p)
+            XCTAssertTrue(DirectConv.applies(g), name)
+            let x = random(g.inputCount, seed: UInt64(1100 + t)), wt = random(g.weightCount, seed: UInt64(1200 + t))
+            let b = random(o, seed: UInt64(1300 + t)), dy = random(g.outputCount, seed: UInt64(1400 + t))
+            let ref = reference(x, wt, b, dy, g)
+            var y1: [Float] = [], dx1: [Float] = []
+            for threads in [1, 2, 3] {
+                var y = [Float](repeating: .nan, count: g.outputCount)
+                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
+                let ry = assertWithinBounds(y, ref.y, ref.yb, "\(name) forward (\(threads) threads)")
+                var dx = [Float](repeating: .nan, count: g.inputCount)
+                var dw = [Float](repeating: 0, count: g.weightCount), db = [Float](repeating: 0, count: o)
+                Conv2D.backward(x: x, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: &db,
+                                threads: threads)
+                let rx = assertWithinBounds(dx, ref.dx, ref.dxb, "\(name) ∂x (\(threads) threads)")
+                assertWithinBounds(dw, ref.dw, ref.dwb, "\(name) ∂w (\(threads) threads)")
+                assertWithinBounds(db, ref.db, ref.dbb, "\(name) ∂b (\(threads) threads)")
+                if threads == 1 {
+                    y1 = y; dx1 = dx
+                    // The bounds are not vacuous: the worst error is a visible fraction of them
+                    // somewhere in the large layers (float32 rounding does happen).
+                    if g.outPlane > 1000 { XCTAssertGreaterThan(max(ry.worstRatio, rx.worstRatio), 1e-3, name) }
+                } else {
+                    assertSameBits(y, y1, "\(name) forward, \(threads) threads vs 1")
+                    assertSameBits(dx, dx1, "\(name) ∂x, \(threads) threads vs 1")
+                }
+                // 1e-4 of the magnitude (γ_n·magnitude is the bound: n·2⁻²⁴ ≤ 1e-4 up to n ≈ 1677).
+                for (label, got, want, bound, terms) in [("forward", y, ref.y, ref.yb, c * k * k + 1),
+                                                         ("∂x", dx, ref.dx, ref.dxb, o * k * k + 1),
+                                                         ("∂w", dw, ref.dw, ref.dwb, n * (g.outPlane + 1) + 1)] {
+                    var worst = 0.0
+                    for i in got.indices {
+                        let magnitude = bound[i] / gamma(terms)
+                        if magnitude > 0 { worst = max(worst, abs(Double(got[i]) - want[i]) / magnitude) }
+                    }
+                    XCTAssertLessThanOrEqual(worst, 1e-4, "\(name) \(label): worst |error|/Σ|terms| \(worst)")
+                }
+            }
+            // An image computed alone gives the same bits as inside the batch.
+            if n > 1 {
+                let g1 = Conv2DGeometry(batch: 1, inChannels: c, height: h, width: w, outChannels: o,
+                                        kernel: k, stride: s, padding: p)
+                let last = n - 1
+                var y = [Float](repeating: .nan, count: g1.outputCount), dx = [Float](repeating: .nan, count: g1.inputCount)
+                Conv2D.forward(x: Array(x[(last * g1.inputCount)...]), weight: wt, bias: b, y: &y, geometry: g1)
+                Conv2D.backward(x: nil, weight: wt, dy: Array(dy[(last * g1.outputCount)...]), geometry: g1, dx: &dx,
+                                dWeight: nil, dBias: nil)
+                assertSameBits(y, y1[(last * g1.outputCount)...], "\(name) forward of image \(last) alone")
+                assertSameBits(dx, dx1[(last * g1.inputCount)...], "\(name) ∂x of image \(last) alone")
+            }
+        }
+    }
+
     /// Scalar reference scan: row-major window order, first maximum wins, NaN wins (last NaN).
     private func referencePool(_ x: [Float], _ g: Pool2DGeometry) -> (y: [Float], idx: [Int32]) {
         var y = [Float](), idx = [Int32]()
