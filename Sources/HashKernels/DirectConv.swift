@@ -74,7 +74,7 @@ public enum DirectConv {
     }
 
     /// Row stride of ∂x's partial sums of one phase row (4 rows: the C channels and padding).
-    @inlinable static func sumStride(_ g: Conv2DGeometry) -> Int { gradientPhaseCols(g) + 24 }
+    @inlinable static func sumStride(_ g: Conv2DGeometry) -> Int { gradientPhaseCols(g) + 32 }
 
     /// Output channels per chunk of ∂x's taps: a register tile's δ runs of one chunk (16 channels
     /// × ⌈k/s⌉ rows) stay in L1 while the tile moves along the row; the partial sums go through
@@ -179,13 +179,57 @@ public enum DirectConv {
         return tile(1, src, offsets, w, taps: taps, from: start, ld: ld)
     }
 
-    /// Stores all 24 lanes of the 4 rows of t at dst (rows ld apart).
+    /// The register tiles of ∂x: `Tile` (4 rows × 24 lanes, channels padded to 4) and, for
+    /// 3-channel layers, `Tile3` (3 rows × 32 lanes, no padding row).
+    protocol GradientTile {
+        static var rows: Int { get }
+        static var width: Int { get }
+        static func compute(lanes: Int, _ src: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                            _ w: UnsafePointer<Float>, taps: Int, from: UnsafePointer<Float>?, ld: Int) -> Self
+        /// Vector i (lanes 8i ..< 8i + 8) of row r.
+        func vector(_ r: Int, _ i: Int) -> V
+    }
+
+    /// A 3-row × 32-lane register tile (rows r, vectors 0…3): ∂x of a 3-channel layer (no
+    /// padding row; 12 accumulators + 3 broadcast weights + 1 vector fill the 16 AVX2 registers).
+    struct Tile3 {
+        var a00 = V(), a01 = V(), a02 = V(), a03 = V(), a10 = V(), a11 = V(), a12 = V(), a13 = V()
+        var a20 = V(), a21 = V(), a22 = V(), a23 = V()
+    }
+
+    /// Σ_t w[3t + r] · src[offsets[t] + l] for r < 3 and the lanes l < 8·`vectors` (1…4), over t
+    /// < `taps` in increasing order, continuing the sums at `start` (rows ld apart) when given.
     @inline(__always)
-    static func storeTile(_ t: Tile, _ dst: UnsafeMutablePointer<Float>, ld: Int) {
-        store(t.a00, dst); store(t.a01, dst + 8); store(t.a02, dst + 16)
-        store(t.a10, dst + ld); store(t.a11, dst + ld + 8); store(t.a12, dst + ld + 16)
-        store(t.a20, dst + 2 * ld); store(t.a21, dst + 2 * ld + 8); store(t.a22, dst + 2 * ld + 16)
-        store(t.a30, dst + 3 * ld); store(t.a31, dst + 3 * ld + 8); store(t.a32, dst + 3 * ld + 16)
+    static func tile3(_ vectors: Int, _ src: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                      _ w: UnsafePointer<Float>, taps: Int, from start: UnsafePointer<Float>?, ld: Int) -> Tile3 {
+        var t = Tile3()
+        if let a = start {
+            t.a00 = load(a); t.a10 = load(a + ld); t.a20 = load(a + 2 * ld)
+            if vectors > 1 { t.a01 = load(a + 8); t.a11 = load(a + ld + 8); t.a21 = load(a + 2 * ld + 8) }
+            if vectors > 2 { t.a02 = load(a + 16); t.a12 = load(a + ld + 16); t.a22 = load(a + 2 * ld + 16) }
+            if vectors > 3 { t.a03 = load(a + 24); t.a13 = load(a + ld + 24); t.a23 = load(a + 2 * ld + 24) }
+        }
+        var wt = w
+        for k in 0..<taps {
+            let p = src + offsets[k]
+            let w0 = V(repeating: wt[0]), w1 = V(repeating: wt[1]), w2 = V(repeating: wt[2])
+            wt += 3
+            var x = load(p)
+            t.a00 = madd(t.a00, x, w0); t.a10 = madd(t.a10, x, w1); t.a20 = madd(t.a20, x, w2)
+            if vectors > 1 {
+                x = load(p + 8)
+                t.a01 = madd(t.a01, x, w0); t.a11 = madd(t.a11, x, w1); t.a21 = madd(t.a21, x, w2)
+            }
+            if vectors > 2 {
+                x = load(p + 16)
+                t.a02 = madd(t.a02, x, w0); t.a12 = madd(t.a12, x, w1); t.a22 = madd(t.a22, x, w2)
+            }
+            if vectors > 3 {
+                x = load(p + 24)
+                t.a03 = madd(t.a03, x, w0); t.a13 = madd(t.a13, x, w1); t.a23 = madd(t.a23, x, w2)
+            }
+        }
+        return t
     }
 
     /// Stores lanes [0, lanes) of (v0, v1, v2) + bias (then ReLU'd) at dst.
@@ -309,7 +353,11 @@ public enum DirectConv {
         let offsets: [Int]
         /// First tap of phase φ: phaseStart[φ] ..< phaseStart[φ + 1].
         let phaseStart: [Int]
+        /// Rows of the register tile (`gradientRows`): the weights' packing stride.
+        let rows: Int
         init(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, into packed: UnsafeMutablePointer<Float>) {
+            let rows = gradientRows(g)
+            self.rows = rows
             let s = g.stride, k = g.kernel, C = g.inChannels, O = g.outChannels
             let e = phaseTaps(g) - 1, ld = bandStride(g), plane = (bandRows(g) + e) * ld
             var offs = [Int](), starts = [0]
@@ -322,8 +370,8 @@ public enum DirectConv {
                             var dv = 0
                             while q + s * dv < k {
                                 let u = r + s * du, v = q + s * dv
-                                for c in 0..<rowsPerTile {
-                                    packed[t * rowsPerTile + c] = c < C ? w[((o * C + c) * k + u) * k + v] : 0
+                                for c in 0..<rows {
+                                    packed[t * rows + c] = c < C ? w[((o * C + c) * k + u) * k + v] : 0
                                 }
                                 offs.append(o * plane + (e - du) * ld + (e - dv))
                                 t += 1
@@ -342,6 +390,20 @@ public enum DirectConv {
     /// dx (C, H, W) of one image from its output gradient d (O, OH, OW) (overwritten).
     static func gradientImage(_ d: UnsafePointer<Float>, _ plan: GradientPlan, _ g: Conv2DGeometry,
                               into dx: UnsafeMutablePointer<Float>, scratch band: UnsafeMutablePointer<Float>) {
+        if plan.rows == 3 {
+            gradientImage(d, plan, g, into: dx, scratch: band, tile: Tile3.self)
+        } else {
+            gradientImage(d, plan, g, into: dx, scratch: band, tile: Tile.self)
+        }
+    }
+
+    /// Tile rows of ∂x: 3 for 3-channel layers (`Tile3`), else 4 (`Tile`, channels padded).
+    static func gradientRows(_ g: Conv2DGeometry) -> Int { g.inChannels == 3 ? 3 : 4 }
+
+    static func gradientImage<T: GradientTile>(_ d: UnsafePointer<Float>, _ plan: GradientPlan, _ g: Conv2DGeometry,
+                                               into dx: UnsafeMutablePointer<Float>, scratch band: UnsafeMutablePointer<Float>,
+                                               tile _: T.Type) {
+        let R = T.rows, L = T.width
         let s = g.stride, p = g.padding, H = g.height, W = g.width, C = g.inChannels
         let O = g.outChannels, OH = g.outHeight, OW = g.outWidth
         let e = phaseTaps(g) - 1, ld = bandStride(g), rowsPer = bandRows(g), plane = (rowsPer + e) * ld
@@ -368,7 +430,7 @@ public enum DirectConv {
                     for q in 0..<s {
                         let phase = r * s + q
                         let t0 = plan.phaseStart[phase], taps = plan.phaseStart[phase + 1] - t0
-                        let wts = UnsafePointer(plan.weights) + t0 * rowsPerTile, po = offs + t0
+                        let wts = UnsafePointer(plan.weights) + t0 * R, po = offs + t0
                         // Phase columns n with 0 ≤ s·n + q − p < W: [nLo, nHi).
                         let nLo = max(0, (p - q + s - 1) / s), nHi = floorDiv(W - 1 + p - q, s) + 1
                         if nHi <= nLo { continue }
@@ -383,10 +445,10 @@ public enum DirectConv {
                                 let ta = o0 * perChannel, tb = (o0 + gradientChunk) * perChannel
                                 var n = nLo
                                 while n < nHi {
-                                    let lanes = min(24, nHi - n), at = sums + (n - nLo)
-                                    let t = tile(lanes: lanes, src + n, po + ta, wts + ta * rowsPerTile, taps: tb - ta,
-                                                 from: o0 == 0 ? nil : UnsafePointer(at), ld: ls)
-                                    storeTile(t, at, ld: ls)
+                                    let lanes = min(L, nHi - n), at = sums + (n - nLo)
+                                    let t = T.compute(lanes: lanes, src + n, po + ta, wts + ta * R, taps: tb - ta,
+                                                      from: o0 == 0 ? nil : UnsafePointer(at), ld: ls)
+                                    for r in 0..<R { for i in 0..<(L / 8) { store(t.vector(r, i), at + r * ls + 8 * i) } }
                                     n += lanes
                                 }
                                 o0 += gradientChunk
@@ -394,20 +456,20 @@ public enum DirectConv {
                             let ta = o0 * perChannel
                             var n = nLo
                             while n < nHi {
-                                let lanes = min(24, nHi - n)
-                                let t = tile(lanes: lanes, src + n, po + ta, wts + ta * rowsPerTile, taps: taps - ta,
-                                             from: o0 == 0 ? nil : UnsafePointer(sums + (n - nLo)), ld: ls)
+                                let lanes = min(L, nHi - n)
+                                let t = T.compute(lanes: lanes, src + n, po + ta, wts + ta * R, taps: taps - ta,
+                                                  from: o0 == 0 ? nil : UnsafePointer(sums + (n - nLo)), ld: ls)
                                 let w0 = s * n + q - p
                                 for c in 0..<C {
-                                    let row = dx + (c * H + h) * W
+                                    let row = dx + (c * H + h) * W + w0
+                                    var l = 0
                                     if s == 1 {
-                                        storeRow(t.row(c), lanes: lanes, bias: 0, relu: false, row + w0)
-                                    } else {
-                                        let v = t.row(c)
-                                        for l in 0..<lanes {
-                                            let x = l < 8 ? v.0[l] : (l < 16 ? v.1[l - 8] : v.2[l - 16])
-                                            row[w0 + s * l] = x
-                                        }
+                                        while l + 8 <= lanes { store(t.vector(c, l / 8), row + l); l += 8 }
+                                    }
+                                    while l < lanes {
+                                        let v = t.vector(c, l / 8)
+                                        let e = min(lanes, (l / 8 + 1) * 8)
+                                        while l < e { row[s * l] = v[l % 8]; l += 1 }
                                     }
                                 }
                                 n += lanes
@@ -417,6 +479,49 @@ public enum DirectConv {
                 }
                 m0 = m1
             }
+        }
+    }
+}
+
+extension DirectConv.Tile: DirectConv.GradientTile {
+    static var rows: Int { 4 }
+    static var width: Int { 24 }
+    @inline(__always)
+    static func compute(lanes: Int, _ src: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                        _ w: UnsafePointer<Float>, taps: Int, from: UnsafePointer<Float>?, ld: Int) -> Self {
+        DirectConv.tile(lanes: lanes, src, offsets, w, taps: taps, from: from, ld: ld)
+    }
+    @inline(__always) func vector(_ r: Int, _ i: Int) -> DirectConv.V {
+        let v = row(r)
+        return i == 0 ? v.0 : (i == 1 ? v.1 : v.2)
+    }
+}
+
+extension DirectConv.Tile3: DirectConv.GradientTile {
+    static var rows: Int { 3 }
+    static var width: Int { 32 }
+    @inline(__always)
+    static func compute(lanes: Int, _ src: UnsafePointer<Float>, _ offsets: UnsafePointer<Int>,
+                        _ w: UnsafePointer<Float>, taps: Int, from: UnsafePointer<Float>?, ld: Int) -> Self {
+        if lanes > 24 { return DirectConv.tile3(4, src, offsets, w, taps: taps, from: from, ld: ld) }
+        if lanes > 16 { return DirectConv.tile3(3, src, offsets, w, taps: taps, from: from, ld: ld) }
+        if lanes > 8 { return DirectConv.tile3(2, src, offsets, w, taps: taps, from: from, ld: ld) }
+        return DirectConv.tile3(1, src, offsets, w, taps: taps, from: from, ld: ld)
+    }
+    @inline(__always) func vector(_ r: Int, _ i: Int) -> DirectConv.V {
+        switch (r, i) {
+        case (0, 0): return a00
+        case (0, 1): return a01
+        case (0, 2): return a02
+        case (0, 3): return a03
+        case (1, 0): return a10
+        case (1, 1): return a11
+        case (1, 2): return a12
+        case (1, 3): return a13
+        case (2, 0): return a20
+        case (2, 1): return a21
+        case (2, 2): return a22
+        default: return a23
         }
     }
 }
