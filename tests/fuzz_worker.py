@@ -459,6 +459,16 @@ def api_targets():
     attack_target(attacks.THA, lambda: {"db_codes": TRAIN_CODES.copy(), "db_labels": TRAIN_LABELS.copy(),
                                         "prototype_steps": 2, "prototype_batch": 4, "eps": 8 / 255, "step": 1 / 255,
                                         "steps": 2}, True, long_params=("steps", "prototype_steps", "prototype_batch"))
+
+    def prosgan(images, labels=None, **kw):
+        a = attacks.ProSGAN(MODEL, **kw)
+        a.fit(images, labels, progress=False)
+        return a(images, labels)
+    T.append(Target("attacks.ProSGAN", prosgan,
+                    lambda: {"images": _img(), "labels": TRAIN_LABELS[:2].copy(), "train_codes": TRAIN_CODES.copy(),
+                             "train_labels": TRAIN_LABELS.copy(), "epochs": 1, "batch_size": 2, "prototype_steps": 2,
+                             "prototype_batch": 4, "rec_weight": 100.0, "seed": 0},
+                    ("epochs", "prototype_steps", "prototype_batch")))
     add("attacks.select_target_labels", attacks.select_target_labels,
         lambda: {"query_labels": np.array([[1, 0, 0]], np.float32), "db_labels": np.eye(3, dtype=np.float32), "seed": 0})
 

@@ -70,11 +70,17 @@ def test_sharded_metrics_equal_single_process_exactly(local_ray):
         D.map_at_k(q, d * 2, ql, dl, k=10, shards=2)
 
 
+# Cells of _table_config's table: clean + 5 attacks on each of the 2 models, and clean_t + 5 targeted
+# attacks on the undefended one.
+N_CELLS = 2 * (1 + 5) + 1 + 5
+
+
 def _table_config():
     return ExperimentConfig(bits=(16,), loss="csq", k=300, pretrain_epochs=0, clean_epochs=4, clean_batch=32,
                             clean_lr=0.01, defence_epochs={"saat": 1}, defences=("none", "saat"), pgd_steps=3,
                             saat_steps=5, center_steps=3, hag_steps=3, sdha_steps=3, dhta_steps=3, p2p_steps=3,
-                            tha_steps=3, tha_prototype_steps=10, n_query_attack=12)
+                            tha_steps=3, tha_prototype_steps=10, prosgan_epochs=1, prosgan_prototype_steps=10,
+                            n_query_attack=12)
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +103,7 @@ def test_ray_table_equals_local_table_and_resumes(local_ray, table_data, local_t
                          executor="ray")
     assert t.rows == rows and t.curves == local_table.curves
     cells = sorted((out / "cells").iterdir())
-    assert len(cells) == 2 + 5 + 4 + 5   # clean + 5 attacks per model, + 4 targeted on the undefended one
+    assert len(cells) == N_CELLS
     stamps = [c.stat().st_mtime_ns for c in cells]
     # A rerun recomputes nothing: every cell and model is read back.
     again = robustness_table(table_data, _table_config(), out=str(out), progress=False, verbose=False, plots=False,
@@ -145,7 +151,7 @@ def test_ray_table_survives_a_killed_worker(local_ray, table_data, local_table, 
     th.join(600)
     assert killed, "no worker was caught running a table task"
     assert result["table"].rows == local_table.rows
-    assert len(list((out / "cells").iterdir())) == 16
+    assert len(list((out / "cells").iterdir())) == N_CELLS
     shutil.rmtree(out)
 
 

@@ -48,6 +48,7 @@ def _two_seed_config(**kw):
         bits=(16,), loss="csq", k=300, pretrain_epochs=0, clean_epochs=4, clean_batch=32, clean_lr=0.01,
         defence_epochs={"saat": 1, CONTROL: 1}, defences=("none", CONTROL, "saat"), pgd_steps=3, saat_steps=5,
         center_steps=3, hag_steps=3, sdha_steps=3, dhta_steps=3, p2p_steps=3, tha_steps=3, tha_prototype_steps=10,
+        prosgan_epochs=1, prosgan_prototype_steps=10,
         n_query_attack=16, seeds=(0, 1)), **kw})
 
 

@@ -17,7 +17,9 @@ def _params(schema):
 
 
 PUBLIC = [(c, "attack", c.name) for c in saat.attacks.ATTACKS.values()] + \
+         [(c, "generative", c.name) for c in saat.attacks.GENERATORS.values()] + \
          [(c, "defence", c.name) for c in saat.defences.DEFENCES.values()]
+KIND_CLASSES = {"attack": saat.attacks.ATTACKS, "generative": saat.attacks.GENERATORS, "defence": saat.defences.DEFENCES}
 
 
 @pytest.mark.parametrize("cls, kind, name", PUBLIC, ids=[p[2] for p in PUBLIC])
@@ -50,13 +52,13 @@ def test_train_and_hash_loss_follow_their_schemas():
 
 def test_registry_names_and_python_classes_agree():
     assert tuple(saat.attacks.ATTACKS) == _schema.names("attack")
+    assert tuple(saat.attacks.GENERATORS) == _schema.names("generative") == ("prosgan",)
     assert tuple(saat.defences.DEFENCES) == _schema.names("defence")
     assert saat.models.BACKBONES == _schema.names("backbone") == ("cnn-small", "alexnet", "vgg11")
     for s in _core.schemas():
         assert s["summary"] and all(p["doc"] and p["expected"] for p in s["parameters"]), s["name"]
-        if s["kind"] in ("attack", "defence"):
-            cls = (saat.attacks.ATTACKS if s["kind"] == "attack" else saat.defences.DEFENCES)[s["name"]]
-            assert cls.__name__ == s["python"]
+        if s["kind"] in KIND_CLASSES:
+            assert KIND_CLASSES[s["kind"]][s["name"]].__name__ == s["python"]
 
 
 def test_values_are_checked_once_by_the_core_with_the_schemas_words(trained):
