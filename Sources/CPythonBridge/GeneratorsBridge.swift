@@ -34,11 +34,7 @@ let prosganFitFn: PyFastKwFn = { _, args, nargs, kw in
         let g = try generatorArg(a)
         let m = try modelArg(a)
         guard m === g.model else { throw valueError("argument 'model': expected the model this ProSGAN attacks") }
-        let every = try a.int("checkpoint_every", 0)
-        try require(every >= 0, "checkpoint_every", "an int >= 0 (0 = never), got \(every)")
-        let progressFn = try a.callable("progress")
-        let checkpointFn = try a.callable("checkpoint")
-        let resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
+        let loopArgs = try LoopArguments(a)
         let cb = PythonCallbacks(holding: m)
         return try imagesArg(a, "images", m) { x in
             try f32(a.required("labels"), "labels", shape: [x.dim(0), nil]) { l in
@@ -49,8 +45,7 @@ let prosganFitFn: PyFastKwFn = { _, args, nargs, kw in
                     try withoutGIL {
                         try m.withLock {
                             let loop = try g.makeLoop(images: source, labels: labels)
-                            history = try runLoop(loop, resume: resume, every: every, callbacks: cb,
-                                                  progress: progressFn, checkpoint: checkpointFn)
+                            history = try runLoop(loop, loopArgs, callbacks: cb)
                             g.finishFit()
                         }
                     }

@@ -25,11 +25,7 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
         let spec = try Registry.training(try a.string("method"))
         let m = try modelArg(a)
         let settings = try settingsArg(a, "params", spec.schema)
-        let every = try a.int("checkpoint_every", 0)
-        try require(every >= 0, "checkpoint_every", "an int >= 0 (0 = never), got \(every)")
-        let progressFn = try a.callable("progress")
-        let checkpointFn = try a.callable("checkpoint")
-        let resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
+        let loopArgs = try LoopArguments(a)
         let cb = PythonCallbacks(holding: m)
         let size = try a.int("size", 1), rank = try a.int("rank", 0)
         try require(size >= 1 && size <= 1 << 16, "size", "an int in 1...65536 (the number of processes), got \(size)")
@@ -52,8 +48,7 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
                             try m.withLock {
                                 let loop = try spec.makeLoop(model: m, images: source, labels: labels, settings: settings)
                                 loop.parallel = DataParallel(group: group)
-                                history = try runLoop(loop, resume: resume, every: every, callbacks: cb,
-                                                      progress: progressFn, checkpoint: checkpointFn)
+                                history = try runLoop(loop, loopArgs, callbacks: cb)
                                 if let mem, let lm = loop.method.lossMemory {
                                     lm.data.withUnsafeBufferPointer { mem.ptr.update(from: $0.baseAddress!, count: lm.count) }
                                 }
@@ -69,18 +64,33 @@ let trainFn: PyFastKwFn = { _, args, nargs, kw in
     }
 }
 
+/// The arguments every training entry shares: `progress`, `checkpoint`, `checkpoint_every`, `resume`.
+struct LoopArguments {
+    let every: Int
+    let progress: PyObj?
+    let checkpoint: PyObj?
+    let resume: [String: Tensor]?
+
+    init(_ a: Args) throws {
+        every = try a.int("checkpoint_every", 0)
+        try require(every >= 0, "checkpoint_every", "an int >= 0 (0 = never), got \(every)")
+        progress = try a.callable("progress")
+        checkpoint = try a.callable("checkpoint")
+        resume = try a.obj("resume").map { try tensorsFromPy($0, "resume") }
+    }
+}
+
 /// `loop.run` (GIL released by the caller) with its progress and checkpoint callbacks calling the
 /// Python callables `progress(epoch, batch, batches, loss, lr)` and `checkpoint(state)`.
-func runLoop(_ loop: TrainingLoop, resume: [String: Tensor]?, every: Int, callbacks cb: PythonCallbacks,
-             progress: PyObj?, checkpoint: PyObj?) throws -> [Double] {
+func runLoop(_ loop: TrainingLoop, _ args: LoopArguments, callbacks cb: PythonCallbacks) throws -> [Double] {
     try loop.run(
-        resume: resume, checkpointEvery: every, shouldStop: cb.shouldStop,
+        resume: args.resume, checkpointEvery: args.every, shouldStop: cb.shouldStop,
         progress: { p in
-            cb.call(progress) {
+            cb.call(args.progress) {
                 pyTuple([pyInt(p.epoch), pyInt(p.batch), pyInt(p.batchesPerEpoch), pyFloat(p.loss), pyFloat(Double(p.learningRate))])
             }
         },
-        checkpoint: { st in cb.call(checkpoint) { pyTuple([tensorsToPy(st)]) } })
+        checkpoint: { st in cb.call(args.checkpoint) { pyTuple([tensorsToPy(st)]) } })
 }
 
 /// The collectives of a data-parallel run, carried out by Python callables (mpi4py, which releases
