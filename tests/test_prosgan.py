@@ -147,6 +147,26 @@ def test_torch_generator_matches(setup):
     np.testing.assert_allclose(s["atk"](s["q"], s["t"]), ref, atol=1e-4, rtol=0)
 
 
+def test_torch_generator_matches_at_224():
+    """At 224×224 saat builds the official sizes (label map from 14×14 at 128 channels, widths 64/128)
+    and the official generator built from its state_dict gives its images."""
+    torch = pytest.importorskip("torch")
+    from _torch_prosgan import official_generator
+    m = saat.HashingModel("alexnet", 32, seed=0).eval()
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 224, 224), dtype=np.float32)
+    y = np.eye(5, dtype=np.float32)[[0, 3]]
+    codes = np.where(rng.random((2, 32)) > 0.5, 1, -1).astype(np.float32)
+    atk = saat.attacks.ProSGAN(m, codes, y, epochs=1, batch_size=2, prototype_steps=2, prototype_batch=2)
+    atk.fit(x, y, progress=False)
+    sd = atk.state_dict()
+    assert sd["generator.label_encoder.fc.0.weight"].shape == (128 * 14 * 14, 512)
+    g = official_generator(torch, sd)
+    with torch.no_grad():
+        out = g(torch.from_numpy(2 * x - 1), torch.from_numpy(_feature(torch, sd, y)))[0]
+    np.testing.assert_allclose(atk(x, y), ((out + 1) / 2).clamp(0, 1).numpy(), atol=1e-4, rtol=0)
+
+
 def _feature(torch, sd, labels):
     f = torch.from_numpy(labels.astype(np.float32))
     w0, b0 = (torch.from_numpy(sd[f"prototype_net.feature.0.{n}"]) for n in ("weight", "bias"))
