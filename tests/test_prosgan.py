@@ -136,22 +136,15 @@ def test_bad_arguments(setup):
 def test_torch_generator_matches(setup):
     """The official generator built in PyTorch from saat's state_dict gives saat's images."""
     torch = pytest.importorskip("torch")
-    from _torch_prosgan import official_generator
     s = setup
     sd = s["atk"].state_dict()
-    g = official_generator(torch, sd)
-    feat = torch.from_numpy(_feature(torch, sd, s["t"]))
-    with torch.no_grad():
-        out = g(torch.from_numpy(2 * s["q"] - 1), feat)[0]
-    ref = ((out + 1) / 2).clamp(0, 1).numpy()
-    np.testing.assert_allclose(s["atk"](s["q"], s["t"]), ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(s["atk"](s["q"], s["t"]), _torch_images(torch, sd, s["q"], s["t"]), atol=1e-4, rtol=0)
 
 
 def test_torch_generator_matches_at_224():
     """At 224×224 saat builds the official sizes (label map from 14×14 at 128 channels, widths 64/128)
     and the official generator built from its state_dict gives its images."""
     torch = pytest.importorskip("torch")
-    from _torch_prosgan import official_generator
     m = saat.HashingModel("alexnet", 32, seed=0).eval()
     rng = np.random.default_rng(0)
     x = rng.random((2, 3, 224, 224), dtype=np.float32)
@@ -161,10 +154,17 @@ def test_torch_generator_matches_at_224():
     atk.fit(x, y, progress=False)
     sd = atk.state_dict()
     assert sd["generator.label_encoder.fc.0.weight"].shape == (128 * 14 * 14, 512)
+    np.testing.assert_allclose(atk(x, y), _torch_images(torch, sd, x, y), atol=1e-4, rtol=0)
+
+
+def _torch_images(torch, sd, images, target_labels):
+    """The official generator built in PyTorch from the state dict `sd`, run on `images` in [0, 1]
+    towards `target_labels`, its output mapped back to [0, 1] as saat's attack does."""
+    from _torch_prosgan import official_generator
     g = official_generator(torch, sd)
     with torch.no_grad():
-        out = g(torch.from_numpy(2 * x - 1), torch.from_numpy(_feature(torch, sd, y)))[0]
-    np.testing.assert_allclose(atk(x, y), ((out + 1) / 2).clamp(0, 1).numpy(), atol=1e-4, rtol=0)
+        out = g(torch.from_numpy(2 * images - 1), torch.from_numpy(_feature(torch, sd, target_labels)))[0]
+    return ((out + 1) / 2).clamp(0, 1).numpy()
 
 
 def _feature(torch, sd, labels):

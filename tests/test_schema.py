@@ -16,10 +16,8 @@ def _params(schema):
     return [(p["name"], _schema._py_default(p)) for p in schema["parameters"]]
 
 
-PUBLIC = [(c, "attack", c.name) for c in saat.attacks.ATTACKS.values()] + \
-         [(c, "generative", c.name) for c in saat.attacks.GENERATORS.values()] + \
-         [(c, "defence", c.name) for c in saat.defences.DEFENCES.values()]
 KIND_CLASSES = {"attack": saat.attacks.ATTACKS, "generative": saat.attacks.GENERATORS, "defence": saat.defences.DEFENCES}
+PUBLIC = [(c, kind, c.name) for kind, classes in KIND_CLASSES.items() for c in classes.values()]
 
 
 @pytest.mark.parametrize("cls, kind, name", PUBLIC, ids=[p[2] for p in PUBLIC])
