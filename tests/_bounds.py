@@ -97,59 +97,79 @@ def _rounding(mag, terms_grid, n_terms, u, exact_input):
     return gamma(n_terms, u) * mag, False
 
 
-# ------------------------------------------------------------------ Winograd F(2×2, 3×3)
+# ------------------------------------------------------------------ Winograd F(m×m, 3×3)
 WINOGRAD_MIN_CHANNELS = 16   # HashKernels' Winograd.minimumChannels
-WINOGRAD_MIN_TILES = 100     # HashKernels' Winograd.minimumTiles (2×2 tiles per image)
-WINOGRAD_EXTRA_ROUNDINGS = 11  # 2 (input transform) + 4 (filter transform) + 1 (product) + 4 (output)
+WINOGRAD_MIN_TILES = 100     # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
+WINOGRAD_MIN_TILES4 = 49     # HashKernels' Winograd.minimumTiles4 (4×4 tiles per image, F(4×4))
+# Roundings besides the channel sum (NumericBounds.winogradExtraRoundings): F(2×2) 2 (input
+# transform) + 4 (filter transform) + 1 (product) + 4 (output); F(4×4) 4 + 6 + 1 + 6.
+WINOGRAD_EXTRA_ROUNDINGS = {2: 11, 4: 17}
 
 
 def uses_winograd(w, pad, image_shape, stride=1):
-    """True when saat computes this conv's forward and input gradient by Winograd F(2×2, 3×3):
-    3×3, stride 1, padding 1, at least WINOGRAD_MIN_CHANNELS input and output channels and
-    WINOGRAD_MIN_TILES 2×2 tiles per image (image_shape: (..., H, W)). Never for cnn-small (its
-    3×3 layers have 3 input channels or 8×8 tiles)."""
+    """The tile size m (4 or 2) of the Winograd F(m×m, 3×3) saat computes this conv's forward and
+    input gradient by, 0 when it does not: 3×3, stride 1, padding 1, at least WINOGRAD_MIN_CHANNELS
+    input and output channels, then F(4×4) from WINOGRAD_MIN_TILES4 4×4 tiles per image, else
+    F(2×2) from WINOGRAD_MIN_TILES 2×2 tiles (image_shape: (..., H, W)). Never for cnn-small at
+    32×32 (its 3×3 layers have 3 input channels or 8×8 2×2 tiles)."""
     o, c, kh, kw = w.shape
     h, wd = image_shape[-2:]
-    return (kh == kw == 3 and stride == 1 and pad == 1 and min(o, c) >= WINOGRAD_MIN_CHANNELS
-            and ((h + 1) // 2) * ((wd + 1) // 2) >= WINOGRAD_MIN_TILES)
+    if not (kh == kw == 3 and stride == 1 and pad == 1 and min(o, c) >= WINOGRAD_MIN_CHANNELS):
+        return 0
+    if ((h + 3) // 4) * ((wd + 3) // 4) >= WINOGRAD_MIN_TILES4:
+        return 4
+    return 2 if ((h + 1) // 2) * ((wd + 1) // 2) >= WINOGRAD_MIN_TILES else 0
 
 
-_G = np.array([[1, 0, 0], [.5, .5, .5], [.5, .5, .5], [0, 0, 1]])            # |G|
-_BT = np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]], float)  # |Bᵀ|
-_AT = np.array([[1, 1, 1, 0], [0, 1, 1, 1]], float)                           # |Aᵀ|
+# |Bᵀ|, |G|, |Aᵀ| of F(2×2, 3×3) and F(4×4, 3×3) (HashKernels' Winograd).
+_WINOGRAD_ABS = {
+    2: (np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]], float),
+        np.array([[1, 0, 0], [.5, .5, .5], [.5, .5, .5], [0, 0, 1]]),
+        np.array([[1, 1, 1, 0], [0, 1, 1, 1]], float)),
+    4: (np.array([[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0],
+                  [0, 2, 1, 2, 1, 0], [0, 4, 0, 5, 0, 1]], float),
+        np.array([[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, 1 / 6, 1 / 6], [1 / 24, 1 / 12, 1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [0, 0, 1]]),
+        np.array([[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]], float)),
+}
 
 
-def winograd_magnitude(a, w):
-    """Rounding magnitude of saat's Winograd F(2×2, 3×3) padding-1 convolution of a (N, C, H, W)
-    with w (O, C, 3, 3), both taken in absolute value: |Aᵀ|·[Σ_c (|G|·|w|·|Gᵀ|) ⊙ (|Bᵀ|·|d|·|B|)]·|A|
-    per output, d the zero-padded 4×4 patch under the output's tile. Every partial result of the
-    algorithm is bounded by it, and its float32 error by γ_{C+11} times it (plus the bias)."""
+def winograd_magnitude(a, w, tile=2):
+    """Rounding magnitude of saat's Winograd F(m×m, 3×3) padding-1 convolution (m = tile) of
+    a (N, C, H, W) with w (O, C, 3, 3), both taken in absolute value:
+    |Aᵀ|·[Σ_c (|G|·|w|·|Gᵀ|) ⊙ (|Bᵀ|·|d|·|B|)]·|A| per output, d the zero-padded (m+2)×(m+2) patch
+    under the output's tile. Every partial result of the algorithm is bounded by it, and its
+    float32 error by γ_{C+e} times it (plus the bias), e = WINOGRAD_EXTRA_ROUNDINGS[m]."""
+    bt, g, at = _WINOGRAD_ABS[tile]
     a, w = np.abs(np.asarray(a, np.float64)), np.abs(np.asarray(w, np.float64))
     n, c, h, wd = a.shape
-    th, tw = (h + 1) // 2, (wd + 1) // 2
-    up = np.einsum("au,ocuv,bv->ocab", _G, w, _G)
-    ap = np.zeros((n, c, 2 * th + 2, 2 * tw + 2))
+    m, s = tile, tile + 2
+    th, tw = (h + m - 1) // m, (wd + m - 1) // m
+    up = np.einsum("au,ocuv,bv->ocab", g, w, g)
+    ap = np.zeros((n, c, m * th + 2, m * tw + 2))
     ap[:, :, 1:h + 1, 1:wd + 1] = a
-    patches = np.lib.stride_tricks.sliding_window_view(ap, (4, 4), axis=(2, 3))[:, :, ::2, ::2]  # n c th tw 4 4
-    v = np.einsum("ar,nctirq,bq->nctiab", _BT, patches, _BT)
-    m = np.einsum("ocab,nctiab->notiab", up, v, optimize=True)
-    out = np.einsum("ia,notjab,kb->notijk", _AT, m, _AT)          # n o th tw 2 2
-    out = out.transpose(0, 1, 2, 4, 3, 5).reshape(n, up.shape[0], 2 * th, 2 * tw)
+    patches = np.lib.stride_tricks.sliding_window_view(ap, (s, s), axis=(2, 3))[:, :, ::m, ::m]  # n c th tw s s
+    v = np.einsum("ar,nctirq,bq->nctiab", bt, patches, bt)
+    mm = np.einsum("ocab,nctiab->notiab", up, v, optimize=True)
+    out = np.einsum("ia,notjab,kb->notijk", at, mm, at)          # n o th tw m m
+    out = out.transpose(0, 1, 2, 4, 3, 5).reshape(n, up.shape[0], m * th, m * tw)
     return out[:, :, :h, :wd]
 
 
 def _conv_bounded(x, ex, w, b, pad, u, check_exact=True):
-    """Conv layer value and error bound: fan-in C·k·k products plus the bias; for a Winograd layer,
-    γ_{C+12} times the Winograd magnitude plus |b| (its intermediates lie on the grid of x·w/4)."""
+    """Conv layer value and error bound: fan-in C·k·k products plus the bias; for a Winograd
+    F(m×m) layer, γ_{C+e+1} times the Winograd magnitude plus |b|. F(2×2)'s intermediates lie on
+    the grid of x·w/4; F(4×4)'s do not (its filter transform has the factors 1/6 and 1/24), so
+    an F(4×4) layer is never taken as exact."""
     y = conv2d(x, w, b, pad)
-    winograd = uses_winograd(w, pad, x.shape)
-    if winograd:
-        mag = winograd_magnitude(np.abs(x) + ex, w) + np.abs(b)[None, :, None, None]
-        n_terms, extra_grid = w.shape[1] + WINOGRAD_EXTRA_ROUNDINGS + 1, 2
+    tile = uses_winograd(w, pad, x.shape)
+    if tile:
+        mag = winograd_magnitude(np.abs(x) + ex, w, tile) + np.abs(b)[None, :, None, None]
+        n_terms, extra_grid = w.shape[1] + WINOGRAD_EXTRA_ROUNDINGS[tile] + 1, 2
     else:
         mag = conv2d(np.abs(x) + ex, np.abs(w), np.abs(b), pad)
         n_terms, extra_grid = w[0].size + 1, 0
-    exact_in = check_exact and not np.any(ex)
+    exact_in = check_exact and not np.any(ex) and tile != 4
     q = max(grid_exponent(x) + grid_exponent(w) + extra_grid, grid_exponent(b)) if exact_in else None
     r, exact = _rounding(mag, q, n_terms, u, exact_in)
     return y, conv2d(ex, np.abs(w), np.zeros_like(b), pad) + r, exact
@@ -310,7 +330,7 @@ def cnn_small_input_gradient(sd, x, g, alpha=1.0, mean=None, std=None, *, u=U32)
     the output is > 0) and its backward is a fixed chain of float32 sums. Running bound, backwards:
     d = g·α·(1 − ŷ²) with ŷ off by the forward bound E_y and four roundings (ŷ², 1 − ·, α·, g·);
     each transposed layer is a sum of n terms (hash: K, fc: 512, conv0: 32·9), so
-    E ← |W|ᵀ·E + γ_n·|W|ᵀ·(|δ| + E), except conv1's, computed by Winograd: γ_{64+11} times its
+    E ← |W|ᵀ·E + γ_n·|W|ᵀ·(|δ| + E), except a conv computed by Winograd F(m×m): γ_{O+e} times its
     magnitude (`winograd_magnitude`) replaces the second term; masks and routing pass E through; the final ·fl(1/std) is
     exact for power-of-two std. Returns (grad, bound), bound × SAFETY."""
     y, ey, exact = cnn_small_reference(sd, x, alpha, mean, std, u=u)
@@ -334,9 +354,10 @@ def cnn_small_input_gradient(sd, x, g, alpha=1.0, mean=None, std=None, *, u=U32)
 
     def back_conv(d, e, w):
         aw = np.abs(w)
-        if uses_winograd(w, 1, d.shape):   # ∂x = conv(δ, rot180(w)ᵀ) by Winograd, O → C channels
+        tile = uses_winograd(w, 1, d.shape)
+        if tile:   # ∂x = conv(δ, rot180(w)ᵀ) by Winograd, O → C channels
             wt = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-            r = gamma(w.shape[0] + WINOGRAD_EXTRA_ROUNDINGS, u) * winograd_magnitude(np.abs(d) + e, wt)
+            r = gamma(w.shape[0] + WINOGRAD_EXTRA_ROUNDINGS[tile], u) * winograd_magnitude(np.abs(d) + e, wt, tile)
         else:
             n_terms = w.shape[0] * w.shape[2] * w.shape[3]
             r = gamma(n_terms, u) * conv2d_input_grad(np.abs(d) + e, aw, 1)

@@ -187,10 +187,10 @@ PAPER_CONVS = [(3, 64, 224, 11, 4, 2), (64, 192, 27, 5, 1, 2), (192, 384, 13, 3,
 
 @pytest.mark.parametrize("c,o,h,k,s,p", PAPER_CONVS)
 def test_conv2d_at_every_paper_layer_shape_within_its_rounding_bound(c, o, h, k, s, p):
-    """saat.kernels.conv2d (im2col + sgemm, or Winograd F(2×2, 3×3) where it applies) against a
-    float64 direct convolution at the real layer shape (one image), within the bound of the
-    algorithm the layer runs: γ_{C·k²+1}·Σ|w·x| + |b| for im2col, γ_{C+12}·(Winograd magnitude + |b|)
-    for Winograd (tests/_bounds.py)."""
+    """saat.kernels.conv2d (direct for ≤ 4 input channels, im2col + sgemm, or Winograd F(4×4, 3×3) /
+    F(2×2, 3×3) where it applies) against a float64 direct convolution at the real layer shape
+    (one image), within the bound of the algorithm the layer runs: γ_{C·k²+1}·Σ|w·x| + |b| for the
+    direct sums, γ_{C+e+1}·(Winograd magnitude + |b|) for Winograd (tests/_bounds.py)."""
     from _bounds import _conv_bounded, U32, uses_winograd
     rng = np.random.default_rng(c * 7 + o + h)
     x = rng.random((1, c, h, h), dtype=np.float32)

@@ -1,8 +1,9 @@
 /// 2-d convolution (cross-correlation, as `torch.nn.functional.conv2d`) on NCHW float32 batches,
-/// forward and backward, through im2col + OpenBLAS sgemm, or Winograd F(2×2, 3×3) for the forward
-/// and input gradient of 3×3, stride-1, padding-1 layers with ≥ 16 channels on images of ≥ 100
-/// 2×2 tiles (`Winograd.applies`: vgg11's layers from 112×112 to 28×28; 2.25× fewer
-/// multiplications, measured 1.2–1.5× faster than im2col there; cnn-small and alexnet keep im2col).
+/// forward and backward, through im2col + OpenBLAS sgemm, or Winograd F(4×4, 3×3) / F(2×2, 3×3)
+/// for the forward and input gradient of 3×3, stride-1, padding-1 layers with ≥ 16 channels on
+/// large enough images (`Winograd.tileSize`: vgg11's layers from 112×112 to 56×56 by F(4×4), its
+/// 28×28 ones by F(2×2); cnn-small and alexnet keep im2col), or `DirectConv` for layers with ≤ 4
+/// input channels.
 ///
 /// Layouts (row-major, PyTorch's):
 /// - input  x  (N, C, H, W)
@@ -221,7 +222,7 @@ public enum Conv2D {
     /// scratch.
     public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
         partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
-            + (Winograd.applies(g) ? Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels) : 0)
+            + (Winograd.tileSize(g).map { Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels, tile: $0) } ?? 0)
             + (DirectConv.applies(g) ? DirectConv.weightCount(g) : 0)
     }
 
@@ -233,9 +234,9 @@ public enum Conv2D {
     /// Per-part scratch of the Winograd paths (forward C → O, input gradient O → C); 0 when the
     /// layer does not use Winograd.
     @inlinable static func winogradScratch(_ g: Conv2DGeometry) -> Int {
-        guard Winograd.applies(g) else { return 0 }
-        return max(Winograd.scratchCount(cin: g.inChannels, cout: g.outChannels, height: g.height, width: g.width),
-                   Winograd.scratchCount(cin: g.outChannels, cout: g.inChannels, height: g.height, width: g.width))
+        guard let m = Winograd.tileSize(g) else { return 0 }
+        return max(Winograd.scratchCount(cin: g.inChannels, cout: g.outChannels, height: g.height, width: g.width, tile: m),
+                   Winograd.scratchCount(cin: g.outChannels, cout: g.inChannels, height: g.height, width: g.width, tile: m))
     }
 
     /// The transformed filters of a Winograd layer (forward, or the input gradient's with
@@ -243,8 +244,8 @@ public enum Conv2D {
     static func winogradFilters(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>,
                                 adjoint: Bool, threads: Int) -> UnsafeMutablePointer<Float> {
         let U = ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
-        Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, adjoint: adjoint,
-                                  into: U, threads: threads)
+        Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: Winograd.tileSize(g)!,
+                                  adjoint: adjoint, into: U, threads: threads)
         return U
     }
 
@@ -304,7 +305,8 @@ public enum Conv2D {
                                             scratch: sc.direct)
                 } else if let U {
                     Winograd.convolveImage(x + n * C * g.inPlane, cin: C, cout: O, height: g.height,
-                                           width: g.width, filters: U, into: yn, scratch: sc.winograd)
+                                           width: g.width, tile: Winograd.tileSize(g)!, filters: U, into: yn,
+                                           scratch: sc.winograd)
                 } else {
                     // im2col + GEMM in slabs of output rows (`slabRows`) straight into y[n].
                     padImage(x, g, image: n, into: sc.pad)
@@ -397,7 +399,8 @@ public enum Conv2D {
                 } else if let dx, let U {
                     // ∂x[n] = conv(δ[n], rot180(w)ᵀ, padding 1) by Winograd (see `Winograd`).
                     Winograd.convolveImage(d, cin: O, cout: C, height: g.height, width: g.width,
-                                           filters: U, into: dx + n * C * g.inPlane, scratch: sc.winograd)
+                                           tile: Winograd.tileSize(g)!, filters: U, into: dx + n * C * g.inPlane,
+                                           scratch: sc.winograd)
                 } else if let dx {
                     // ∂cols (K, P) = Wᵀ (K, O) · δ[n] (O, P)
                     BLAS.sgemm(transA: true, m: K, n: P, k: O, a: w, lda: K, b: d, ldb: P, c: cols, ldc: P)

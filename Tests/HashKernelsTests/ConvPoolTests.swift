@@ -6,8 +6,9 @@ import NumericBounds
 /// the float32 bound γ_n·Σ|terms| of every value (NumericBounds): n = C·k² + 1 for the forward
 /// (bias included), O·k² + 1 for ∂x, N·(OH·OW + 1) + 1 for ∂w and ∂b (per-image GEMMs into per-part
 /// sums, then the parts, then the += into the caller's buffer). Layers that `Winograd.applies` to
-/// compute the forward and ∂x by Winograd F(2×2, 3×3): their bound is γ_{C + 12} (γ_{O + 11} for
-/// ∂x) times the Winograd magnitude (NumericBounds.winogradMagnitude) plus |b|.
+/// compute the forward and ∂x by Winograd F(m×m, 3×3): their bound is γ_{C + e + 1} (γ_{O + e} for
+/// ∂x, e = winogradExtraRoundings(tile: m)) times the Winograd magnitude
+/// (NumericBounds.winogradMagnitude) plus |b|.
 final class ConvPoolTests: XCTestCase {
     private func random(_ n: Int, seed: UInt64) -> [Float] {
         var rng = SeededRNG(seed: seed)
@@ -40,9 +41,9 @@ final class ConvPoolTests: XCTestCase {
                 }
             }
         }
-        if Winograd.applies(g) {
+        if let m = Winograd.tileSize(g) {
             bound = winogradConvBounds(x: x, w: w, b: b, dy: nil, batch: g.batch, inChannels: C, outChannels: O,
-                                       height: H, width: W).y
+                                       height: H, width: W, tile: m).y
         }
         return (y, bound)
     }
@@ -68,9 +69,9 @@ final class ConvPoolTests: XCTestCase {
         } } } }
         let nx = O * k * k + 1, nw = g.batch * (g.outPlane + 1) + 1
         var dxBound = dx.map { $0.bound(terms: nx) }
-        if Winograd.applies(g) {   // ∂x = conv(δ, rot180(w)ᵀ) from O channels to C, by Winograd
+        if let m = Winograd.tileSize(g) {   // ∂x = conv(δ, rot180(w)ᵀ) from O channels to C, by Winograd
             dxBound = winogradConvBounds(x: x, w: w, b: [Float](repeating: 0, count: O), dy: dy, batch: g.batch,
-                                         inChannels: C, outChannels: O, height: H, width: W).dx!
+                                         inChannels: C, outChannels: O, height: H, width: W, tile: m).dx!
         }
         return (dx.map(\.value), dxBound, dw.map(\.value), dw.map { $0.bound(terms: nw) },
                 db.map(\.value), db.map { $0.bound(terms: nw) })
@@ -89,7 +90,7 @@ final class ConvPoolTests: XCTestCase {
         (2, 4, 5, 5, 6, 1, 1, 0, 0),
         (2, 2, 3, 4, 3, 5, 1, 1, 0),  // kernel == padded height
         (1, 1, 4, 4, 1, 2, 4, 1, 0),  // stride > kernel
-        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 100 tiles per image): even and odd sizes
+        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 100 2×2 tiles per image): even and odd sizes
         // (a last tile cut in half), exactly 100 tiles, channel counts at and off the minimum,
         // batch splits with a remainder; then the im2col side of each threshold.
         (3, 16, 20, 20, 16, 3, 1, 1, 2),
@@ -98,6 +99,14 @@ final class ConvPoolTests: XCTestCase {
         (2, 24, 19, 21, 16, 3, 1, 1, 3),
         (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles: im2col
         (2, 15, 20, 20, 16, 3, 1, 1, 0),              // one channel short: im2col
+        // Winograd F(4×4, 3×3) layers (≥ 49 4×4 tiles): exactly 49 tiles, 10 tiles per row (two
+        // lanes past an 8-tile group), last tiles cut to 3 rows / 1 column, rows of exactly 16
+        // tiles, batch splits with a remainder; then 42 4×4 tiles (F(2×2) again).
+        (2, 16, 28, 28, 16, 3, 1, 1, 0),
+        (2, 16, 40, 40, 16, 3, 1, 1, 0),
+        (3, 17, 43, 41, 20, 3, 1, 1, 2),
+        (1, 16, 28, 64, 18, 3, 1, 1, 0),
+        (2, 16, 24, 28, 16, 3, 1, 1, 0),              // 6 × 7 4×4 tiles: F(2×2)
         // im2col in several slabs of output rows (`Conv2D.slabRows`), the last one shorter:
         // alexnet's 11×11/4 kind (2 slabs of 12 and 11 rows) and a wide 3×3 image (14 slabs of 3, 1).
         (2, 3, 99, 99, 8, 11, 4, 2, 0),

@@ -6,8 +6,8 @@ import NumericBounds
 /// straightforward reference loops, at the stride/padding variants the backbones use
 /// (cnn-small and vgg11: 3×3 pad 1 stride 1 and 2×2/2 pools; alexnet: 11×11 stride 4 pad 2,
 /// 5×5 pad 2, 3×3 pad 1 and 3×3/2 pools), with channel counts and image sizes scaled down except
-/// where a layer's sizes decide its algorithm (Winograd for 3×3 layers from 16 channels and 100
-/// 2×2 tiles per image).
+/// where a layer's sizes decide its algorithm (Winograd for 3×3 layers from 16 channels: F(4×4)
+/// from 49 4×4 tiles per image, F(2×2) from 100 2×2 tiles).
 /// Agreement: every value within the float32 bound γ_n·Σ|terms| of its Double reference
 /// (NumericBounds), for 1, 2 and 3 threads; the fused conv → ReLU → pool epilogue and prologue
 /// equal the unfused kernels bit for bit.
@@ -43,9 +43,9 @@ final class ReferenceKernelTests: XCTestCase {
         } } } }
         let ny = C * k * k + 1, nx = O * k * k + 1, nw = g.batch * (g.outPlane + 1) + 1
         var yb = y.map { $0.bound(terms: ny) }, dxb = dx.map { $0.bound(terms: nx) }
-        if Winograd.applies(g) {   // forward and ∂x by Winograd F(2×2, 3×3): its own magnitude
+        if let m = Winograd.tileSize(g) {   // forward and ∂x by Winograd F(m×m, 3×3): its own magnitude
             let wb = winogradConvBounds(x: x, w: w, b: b, dy: dy, batch: g.batch, inChannels: C, outChannels: O,
-                                        height: H, width: W)
+                                        height: H, width: W, tile: m)
             yb = wb.y; dxb = wb.dx!
         }
         return (y.map(\.value), yb, dx.map(\.value), dxb,
@@ -56,7 +56,8 @@ final class ReferenceKernelTests: XCTestCase {
     private let convShapes: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
         ("cnn-small conv1 3x3 p1", 3, 3, 32, 32, 8, 3, 1, 1),
         ("cnn-small conv2 3x3 p1", 2, 32, 16, 16, 16, 3, 1, 1),
-        ("vgg11 3x3 p1 (odd size, Winograd)", 2, 16, 21, 21, 16, 3, 1, 1),
+        ("vgg11 3x3 p1 (odd size, Winograd F(2x2))", 2, 16, 21, 21, 16, 3, 1, 1),
+        ("vgg11 3x3 p1 (odd size, Winograd F(4x4))", 2, 16, 29, 27, 16, 3, 1, 1),
         ("3x3 p1 under 16 channels (im2col)", 2, 8, 15, 15, 8, 3, 1, 1),
         ("alexnet conv1 11x11 s4 p2", 2, 3, 39, 39, 4, 11, 4, 2),
         ("alexnet conv2 5x5 p2", 2, 6, 9, 9, 5, 5, 1, 2),

@@ -91,63 +91,90 @@ public struct BoundedSum {
     public func bound(terms: Int) -> Double { gamma(terms) * magnitude }
 }
 
-// MARK: Winograd F(2×2, 3×3)
+// MARK: Winograd F(2×2, 3×3) and F(4×4, 3×3)
 
-/// Roundings a Winograd F(2×2, 3×3) output undergoes besides the channel sum of C terms: 2 in the
-/// input transform Bᵀ·d·B, 4 in the filter transform G·f·Gᵀ (×½ is exact), 1 in the product and
-/// 4 in the output transform Aᵀ·m·A. The kernel's bound is γ_{C + this (+ 1 with a bias)}
-/// times `winogradMagnitude` (each chain of roundings ends in one of its terms).
-public let winogradExtraRoundings = 11
+/// Roundings a Winograd F(m×m, 3×3) output undergoes besides the channel sum of C terms (the
+/// kernel's bound is γ_{C + this (+ 1 with a bias)} times `winogradMagnitude`; each chain of
+/// roundings ends in one of its terms):
+/// - m = 2: 2 in the input transform Bᵀ·d·B, 4 in the filter transform G·f·Gᵀ (×½ is exact), 1 in
+///   the product and 4 in the output transform Aᵀ·m·A: 11;
+/// - m = 4: 4 in the input transform (two depth-2 passes), 6 in the filter transform (two depth-2
+///   passes of the integer rows Ĝ, the float32 scale s_a·s_b and its product), 1 in the product
+///   and 6 in the output transform (two depth-3 passes): 17.
+public func winogradExtraRoundings(tile m: Int) -> Int {
+    precondition(m == 2 || m == 4, "winogradExtraRoundings: tile \(m)")
+    return m == 2 ? 11 : 17
+}
 
-/// The rounding magnitude of a Winograd F(2×2, 3×3), padding-1 convolution (HashKernels'
-/// `Winograd`): for every output (n, o, i, j), |Aᵀ|·[Σ_c (|G|·|f_oc|·|Gᵀ|) ⊙ (|Bᵀ|·|d_c|·|B|)]·|A|
-/// at the output's place in its 2×2 tile, d_c the zero-padded 4×4 input patch under the tile.
-/// `input` (N, C, H, W) and `weight` are taken in absolute value. Forward: `weight` is (O, C, 3, 3)
-/// and f_oc = w[o, c]. `adjoint`, the input gradient of a layer with weight (L_out, L_in, 3, 3), a
-/// convolution from its L_out output channels to its L_in inputs: pass that weight with
-/// inChannels = L_out and outChannels = L_in; then f_oc = rot180(w[c, o]).
+/// |Bᵀ|, |G|, |Aᵀ| of F(m×m, 3×3) for m = 2 and 4 (the matrices of HashKernels' `Winograd`).
+private func winogradAbsMatrices(_ m: Int) -> (BT: [[Double]], G: [[Double]], AT: [[Double]]) {
+    if m == 2 {
+        return ([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]],
+                [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]],
+                [[1, 1, 1, 0], [0, 1, 1, 1]])
+    }
+    precondition(m == 4, "winogradMagnitude: tile \(m) (2 or 4)")
+    return ([[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0], [0, 2, 1, 2, 1, 0],
+             [0, 4, 0, 5, 0, 1]],
+            [[1.0 / 4, 0, 0], [1.0 / 6, 1.0 / 6, 1.0 / 6], [1.0 / 6, 1.0 / 6, 1.0 / 6],
+             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, 1.0 / 12, 1.0 / 6], [0, 0, 1]],
+            [[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]])
+}
+
+/// The rounding magnitude of a Winograd F(m×m, 3×3), padding-1 convolution (HashKernels'
+/// `Winograd`, m = `tile`): for every output (n, o, i, j),
+/// |Aᵀ|·[Σ_c (|G|·|f_oc|·|Gᵀ|) ⊙ (|Bᵀ|·|d_c|·|B|)]·|A| at the output's place in its m×m tile, d_c the
+/// zero-padded (m+2)×(m+2) input patch under the tile. `input` (N, C, H, W) and `weight` are taken
+/// in absolute value. Forward: `weight` is (O, C, 3, 3) and f_oc = w[o, c]. `adjoint`, the input
+/// gradient of a layer with weight (L_out, L_in, 3, 3), a convolution from its L_out output
+/// channels to its L_in inputs: pass that weight with inChannels = L_out and outChannels = L_in;
+/// then f_oc = rot180(w[c, o]).
 public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, inChannels C: Int, outChannels O: Int,
-                              height H: Int, width W: Int, adjoint: Bool) -> [Double] {
+                              height H: Int, width W: Int, adjoint: Bool, tile m: Int) -> [Double] {
     precondition(input.count == N * C * H * W && weight.count == O * C * 9, "winogradMagnitude: sizes")
-    let G: [[Double]] = [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]]        // |G|
-    let BT: [[Double]] = [[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]]      // |Bᵀ|
-    let AT: [[Double]] = [[1, 1, 1, 0], [0, 1, 1, 1]]                                   // |Aᵀ|
-    // |U|[o][c] (4×4) = |G|·|f|·|Gᵀ|.
-    var U = [Double](repeating: 0, count: O * C * 16)
+    let (BT, G, AT) = winogradAbsMatrices(m)
+    let a = m + 2, aa = a * a
+    // |U|[o][c] (a×a) = |G|·|f|·|Gᵀ|.
+    var U = [Double](repeating: 0, count: O * C * aa)
     for o in 0..<O { for c in 0..<C {
         var f = [Double](repeating: 0, count: 9)
         for t in 0..<9 { f[t] = abs(adjoint ? weight[(c * O + o) * 9 + 8 - t] : weight[(o * C + c) * 9 + t]) }
-        for a in 0..<4 { for b in 0..<4 {
+        for p in 0..<a { for q in 0..<a {
             var s = 0.0
-            for u in 0..<3 { for v in 0..<3 { s += G[a][u] * f[u * 3 + v] * G[b][v] } }
-            U[(o * C + c) * 16 + a * 4 + b] = s
+            for u in 0..<3 { for v in 0..<3 { s += G[p][u] * f[u * 3 + v] * G[q][v] } }
+            U[(o * C + c) * aa + p * a + q] = s
         } }
     } }
-    let TH = (H + 1) / 2, TW = (W + 1) / 2
+    let TH = (H + m - 1) / m, TW = (W + m - 1) / m
     var out = [Double](repeating: 0, count: N * O * H * W)
+    var V = [Double](repeating: 0, count: C * aa), d = [Double](repeating: 0, count: aa)
+    var rowPass = [Double](repeating: 0, count: aa), acc = [Double](repeating: 0, count: aa)
     for n in 0..<N { for ti in 0..<TH { for tj in 0..<TW {
-        // |V|[c] = |Bᵀ|·|d|·|B| of the patch at rows 2ti − 1 …, columns 2tj − 1 ….
-        var V = [Double](repeating: 0, count: C * 16)
+        // |V|[c] = |Bᵀ|·|d|·|B| of the patch at rows m·ti − 1 …, columns m·tj − 1 ….
         for c in 0..<C {
-            var d = [Double](repeating: 0, count: 16)
-            for r in 0..<4 { for q in 0..<4 {
-                let h = 2 * ti - 1 + r, w = 2 * tj - 1 + q
-                if h >= 0 && h < H && w >= 0 && w < W { d[r * 4 + q] = abs(input[((n * C + c) * H + h) * W + w]) }
+            for r in 0..<a { for q in 0..<a {
+                let h = m * ti - 1 + r, w = m * tj - 1 + q
+                d[r * a + q] = h >= 0 && h < H && w >= 0 && w < W ? abs(input[((n * C + c) * H + h) * W + w]) : 0
             } }
-            for a in 0..<4 { for b in 0..<4 {
+            for r in 0..<a { for q in 0..<a {   // rowPass = |d|·|B|
                 var s = 0.0
-                for r in 0..<4 { for q in 0..<4 { s += BT[a][r] * d[r * 4 + q] * BT[b][q] } }
-                V[c * 16 + a * 4 + b] = s
+                for t in 0..<a { s += d[r * a + t] * BT[q][t] }
+                rowPass[r * a + q] = s
+            } }
+            for p in 0..<a { for q in 0..<a {
+                var s = 0.0
+                for r in 0..<a { s += BT[p][r] * rowPass[r * a + q] }
+                V[c * aa + p * a + q] = s
             } }
         }
         for o in 0..<O {
-            var m = [Double](repeating: 0, count: 16)
-            for c in 0..<C { for x in 0..<16 { m[x] += U[(o * C + c) * 16 + x] * V[c * 16 + x] } }
-            for i in 0..<2 { for j in 0..<2 {
-                let h = 2 * ti + i, w = 2 * tj + j
+            for x in 0..<aa { acc[x] = 0 }
+            for c in 0..<C { for x in 0..<aa { acc[x] += U[(o * C + c) * aa + x] * V[c * aa + x] } }
+            for i in 0..<m { for j in 0..<m {
+                let h = m * ti + i, w = m * tj + j
                 if h >= H || w >= W { continue }
                 var s = 0.0
-                for a in 0..<4 { for b in 0..<4 { s += AT[i][a] * m[a * 4 + b] * AT[j][b] } }
+                for p in 0..<a { for q in 0..<a { s += AT[i][p] * acc[p * a + q] * AT[j][q] } }
                 out[((n * O + o) * H + h) * W + w] = s
             } }
         }
@@ -155,22 +182,22 @@ public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, i
     return out
 }
 
-/// Float32 bounds of a Winograd 3×3, padding-1 layer (exact float32 inputs): the forward output's
-/// γ_{C+12}·(|b| + magnitude) (bias added once more) and the input gradient's
-/// γ_{O+11}·magnitude of the adjoint convolution of `dy`. x (N, C, H, W), w (O, C, 3, 3), b (O),
-/// dy (N, O, H, W).
+/// Float32 bounds of a Winograd F(m×m, 3×3), padding-1 layer (m = `tile`; exact float32 inputs):
+/// the forward output's γ_{C+e+1}·(|b| + magnitude) (bias added once more) and the input
+/// gradient's γ_{O+e}·magnitude of the adjoint convolution of `dy`, e = `winogradExtraRoundings`.
+/// x (N, C, H, W), w (O, C, 3, 3), b (O), dy (N, O, H, W).
 public func winogradConvBounds(x: [Float], w: [Float], b: [Float], dy: [Float]?, batch N: Int,
-                               inChannels C: Int, outChannels O: Int, height H: Int, width W: Int)
+                               inChannels C: Int, outChannels O: Int, height H: Int, width W: Int, tile: Int)
     -> (y: [Double], dx: [Double]?) {
-    let plane = H * W
+    let plane = H * W, e = winogradExtraRoundings(tile: tile)
     let mag = winogradMagnitude(input: x.map(Double.init), weight: w.map(Double.init), batch: N,
-                                inChannels: C, outChannels: O, height: H, width: W, adjoint: false)
-    let gy = gamma(C + winogradExtraRoundings + 1)
+                                inChannels: C, outChannels: O, height: H, width: W, adjoint: false, tile: tile)
+    let gy = gamma(C + e + 1)
     let yb = mag.indices.map { gy * (abs(Double(b[$0 / plane % O])) + mag[$0]) }
     guard let dy else { return (yb, nil) }
-    let gx = gamma(O + winogradExtraRoundings)
+    let gx = gamma(O + e)
     let dmag = winogradMagnitude(input: dy.map(Double.init), weight: w.map(Double.init), batch: N,
-                                 inChannels: O, outChannels: C, height: H, width: W, adjoint: true)
+                                 inChannels: O, outChannels: C, height: H, width: W, adjoint: true, tile: tile)
     return (yb, dmag.map { gx * $0 })
 }
 

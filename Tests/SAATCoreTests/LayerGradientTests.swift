@@ -216,6 +216,16 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertTrue(Winograd.applies(Conv2DGeometry(batch: 2, inChannels: 16, height: 20, width: 20, outChannels: 16,
                                                       kernel: 3, stride: 1, padding: 1)))
         checkLayersAgainstReference(vggLike, input: randomTensor([2, 3, 20, 20], seed: 108), seed: 109, label: "vgg-like chain")
+        // A 16 → 16 layer on 41×42 images, which runs Winograd F(4×4, 3×3) (11 × 11 tiles, the
+        // last ones cut), straight into the linear head (fewer ReLU kinks for the probes to cross
+        // than the pooled chain above has at this size).
+        let vggLike4: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
+                                 Conv2d(inChannels: 16, outChannels: 16, kernel: 3, padding: 1, rng: &rng), Flatten(),
+                                 Linear(inFeatures: 16 * 41 * 42, outFeatures: 3, rng: &rng)]
+        XCTAssertEqual(Winograd.tileSize(Conv2DGeometry(batch: 2, inChannels: 16, height: 41, width: 42, outChannels: 16,
+                                                        kernel: 3, stride: 1, padding: 1)), 4)
+        checkLayersAgainstReference(vggLike4, input: randomTensor([2, 3, 41, 42], seed: 110), seed: 111,
+                                    label: "vgg-like chain (F(4×4))")
     }
 
     /// The fused conv → ReLU (→ max-pool) block as one `Layer`, for the reference checks.

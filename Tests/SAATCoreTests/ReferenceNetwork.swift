@@ -73,8 +73,9 @@ extension RefLayer {
 /// `Conv2d`: y = b + Σ w·x (zero padding). Production: one sgemm per image (C·k·k terms) plus the
 /// bias; ∂x: an sgemm over O then col2im adding ≤ k² of its values; ∂W, ∂b: sums over the N·P
 /// output positions in per-image GEMMs (β = 1), per-part sums, then the parts. A layer that
-/// `Winograd.applies` to computes y and ∂x by Winograd F(2×2, 3×3) instead: their float32
-/// rounding terms are then γ_{C+12} and γ_{O+11} times the Winograd magnitude
+/// `Winograd.applies` to computes y and ∂x by Winograd F(m×m, 3×3) instead: their float32
+/// rounding terms are then γ_{C+e+1} and γ_{O+e} times the Winograd magnitude (e =
+/// winogradExtraRoundings(tile: m))
 /// (NumericBounds.winogradMagnitude), while input errors still propagate through the exact
 /// convolution (Σ|w|·E). At u = 2⁻⁵³ the bounds describe these float64 loops, which are direct.
 final class RefConv: RefLayer {
@@ -93,10 +94,11 @@ final class RefConv: RefLayer {
         params = bias.map { [weight, $0] } ?? [weight]
     }
 
-    /// The production layer runs its forward and ∂x by Winograd on images of this size.
-    private func winograd(_ h: Int, _ w: Int) -> Bool {
-        Winograd.applies(Conv2DGeometry(batch: 1, inChannels: cin, height: h, width: w, outChannels: cout,
-                                        kernel: k, stride: s, padding: p))
+    /// The Winograd tile size m of F(m×m, 3×3) the production layer runs its forward and ∂x by
+    /// on images of this size, nil when it does not use Winograd.
+    private func winograd(_ h: Int, _ w: Int) -> Int? {
+        Winograd.tileSize(Conv2DGeometry(batch: 1, inChannels: cin, height: h, width: w, outChannels: cout,
+                                         kernel: k, stride: s, padding: p))
     }
     convenience init(_ c: Conv2d) {
         self.init(cin: c.inChannels, cout: c.outChannels, k: c.kernel, s: c.stride, p: c.padding,
@@ -144,11 +146,11 @@ final class RefConv: RefLayer {
             } }
         } } } } }
         var g = gamma(cin * k * k + 1, u: u)
-        if winograd(d.h, d.w) && u >= Rounding.float32 {
+        if let m = winograd(d.h, d.w), u >= Rounding.float32 {
             let wm = winogradMagnitude(input: x.v, weight: wt, batch: d.n, inChannels: cin, outChannels: cout,
-                                       height: d.h, width: d.w, adjoint: false)
+                                       height: d.h, width: d.w, adjoint: false, tile: m)
             for t in mag.indices { mag[t] = abs(b[t / plane % cout]) + wm[t] }
-            g = gamma(cin + winogradExtraRoundings + 1, u: u)
+            g = gamma(cin + winogradExtraRoundings(tile: m) + 1, u: u)
         }
         input = x
         return Bounded(shape: [d.n, cout, d.oh, d.ow], v: val, e: zip(ein, mag).map { $0 + g * $1 })
@@ -187,10 +189,10 @@ final class RefConv: RefLayer {
             } } }
         } }
         var gx = gamma(cout * k * k + 1, u: u)
-        if winograd(d.h, d.w) && u >= Rounding.float32 {   // ∂x = conv(δ, rot180(w)ᵀ), O → C channels
+        if let m = winograd(d.h, d.w), u >= Rounding.float32 {   // ∂x = conv(δ, rot180(w)ᵀ), O → C channels
             dxm = winogradMagnitude(input: dy.v, weight: wt, batch: d.n, inChannels: cout, outChannels: cin,
-                                    height: d.h, width: d.w, adjoint: true)
-            gx = gamma(cout + winogradExtraRoundings, u: u)
+                                    height: d.h, width: d.w, adjoint: true, tile: m)
+            gx = gamma(cout + winogradExtraRoundings(tile: m), u: u)
         }
         // ∂W, ∂b: N·P products, per-image GEMMs into ≤ N per-part sums, then into the zeroed grad.
         let terms = d.n * (plane + 1) + 1, gp = gamma(terms, u: u)
