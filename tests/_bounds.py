@@ -99,7 +99,7 @@ def _rounding(mag, terms_grid, n_terms, u, exact_input):
 
 # ------------------------------------------------------------------ Winograd F(m×m, 3×3)
 WINOGRAD_MIN_CHANNELS = 16   # HashKernels' Winograd.minimumChannels
-WINOGRAD_MIN_TILES = 100     # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
+WINOGRAD_MIN_TILES = 49      # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
 WINOGRAD_MIN_TILES4 = 49     # HashKernels' Winograd.minimumTiles4 (4×4 tiles per image, F(4×4))
 # Roundings besides the channel sum (NumericBounds.winogradExtraRoundings): F(2×2) 2 (input
 # transform) + 4 (filter transform) + 1 (product) + 4 (output); F(4×4) 4 + 6 + 1 + 6.

@@ -3,9 +3,10 @@
 /// `Conv2D.forward` and the input-gradient path of `Conv2D.backward` use it whenever `applies`
 /// holds; weight gradients stay on im2col. Two tile sizes (`tileSize`):
 /// - F(4×4, 3×3) on images of at least `minimumTiles4` 4×4 tiles (vgg11's layers from 112×112 to
-///   56×56): 36 products per 16 outputs, 4× fewer multiplications than the direct method;
-/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (vgg11's 28×28 layers):
-///   16 products per 4 outputs, 2.25× fewer.
+///   28×28): 36 products per 16 outputs, 4× fewer multiplications than the direct method;
+/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (vgg11's 14×14 layers,
+///   alexnet's 13×13 ones): 16 products per 4 outputs, 2.25× fewer.
+/// Small images share GEMM blocks in groups of images (`groupSize`).
 ///
 /// Each m×m output tile of one output channel is Aᵀ·[Σ_c (G·w[o,c]·Gᵀ) ⊙ (Bᵀ·d_c·B)]·A, where d_c
 /// is the (m+2)×(m+2) input patch of channel c under the tile (zero outside the image). F(2×2):
@@ -39,14 +40,15 @@ public enum Winograd {
     /// Smallest input and output channel counts for which the GEMMs over channels pay for the
     /// transforms (below it, e.g. an RGB input layer, im2col is faster).
     public static let minimumChannels = 16
-    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉): below it the per-image GEMMs are too
-    /// narrow and im2col is faster (measured on 2 Zen 3 cores: alexnet's 13×13 and vgg11's 14×14
-    /// layers ran at 0.5–0.7× of im2col, also when 3 images were convolved together, which then
-    /// split the batch unevenly over the threads).
-    public static let minimumTiles = 100
-    /// Smallest number of 4×4 tiles per image (⌈H/4⌉·⌈W/4⌉) for F(4×4, 3×3); below it (vgg11's
-    /// 28×28 layers: 49 tiles) F(2×2, 3×3) is used (measured on 2 Zen 4 cores: at 28×28 F(4×4)'s
-    /// 49-column GEMMs were no faster than F(2×2)'s 196-column ones).
+    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉) for F(2×2, 3×3). Measured on 2 Zen 4
+    /// cores, batch 16, with 4 images per GEMM block: alexnet's 13×13 layers (49 tiles) and
+    /// vgg11's 14×14 ones ran 0–15 % faster than im2col (per-image blocks had been 0.5–0.7× of
+    /// im2col on Zen 3: their 49-column GEMMs were too narrow).
+    public static let minimumTiles = 49
+    /// Smallest number of 4×4 tiles per image (⌈H/4⌉·⌈W/4⌉) for F(4×4, 3×3), which is preferred
+    /// from there on. Measured on 2 Zen 4 cores, batch 16: vgg11's 28×28 layers (49 tiles) ran
+    /// 1.4–1.5× faster by F(4×4) than by F(2×2); at 14×14 (16 tiles) F(4×4) was 1.4× slower than
+    /// im2col.
     public static let minimumTiles4 = 49
 
     /// The output tile size m of the layer's Winograd algorithm F(m×m, 3×3): 4, 2, or nil when
@@ -68,20 +70,39 @@ public enum Winograd {
         (tile + 2) * (tile + 2) * inChannels * outChannels
     }
 
-    /// Rows of tiles per GEMM block: the block's transformed inputs and products, (m+2)²·(C + O)·T
-    /// floats, stay within about 4 MiB (cache-resident between the transform and the GEMM), with
-    /// at least 64 tiles (narrower GEMMs lose more to OpenBLAS's packing than the cache saves).
+    /// Rows of tiles per GEMM block (of all `tileRows` rows of a group of images): the block's
+    /// transformed inputs and products, (m+2)²·(C + O)·T floats, stay within about 4 MiB
+    /// (cache-resident between the transform and the GEMM), with at least `blockTiles` tiles.
     @inlinable static func blockRows(cin: Int, cout: Int, tile: Int, tileRows: Int, tileCols: Int) -> Int {
-        let tiles = max(64, (1 << 20) / ((tile + 2) * (tile + 2) * (cin + cout)))
+        let tiles = max(blockTiles, (1 << 20) / ((tile + 2) * (tile + 2) * (cin + cout)))
         return min(tileRows, max(1, tiles / tileCols))
     }
 
-    /// Scratch floats `convolveImage` needs: the image's padded copy, one block's transformed
-    /// inputs and products, and (F(4×4)) the 8-tile transform temporaries.
-    public static func scratchCount(cin: Int, cout: Int, height: Int, width: Int, tile: Int) -> Int {
+    /// Images per GEMM block of a layer with output tile size `tile` on H × W images: 1 when an
+    /// image has at least `blockTiles` tiles, else the largest power of two with at most that
+    /// many tiles in all (alexnet's 13×13 and vgg11's 14×14 layers: 49 2×2 tiles, groups of 4; its
+    /// 28×28 layers: 49 4×4 tiles, groups of 4). A power of two splits the usual batch sizes
+    /// evenly over the threads; it depends only on the layer's sizes, so results do not depend on
+    /// the thread count.
+    @inlinable public static func groupSize(height: Int, width: Int, tile: Int) -> Int {
+        let tiles = ((height + tile - 1) / tile) * ((width + tile - 1) / tile)
+        var g = 1
+        while 2 * g * tiles <= blockTiles { g *= 2 }
+        return g
+    }
+
+    /// Tiles a GEMM block aims at (whole images, `groupSize`, below it): wide enough that
+    /// OpenBLAS's packing of the transformed filters (once per GEMM call) costs little against
+    /// the multiplications (measured on 2 Zen 4 cores: 49-tile blocks spent ~40 % of their time
+    /// packing vgg11's 512 × 512 filters).
+    public static let blockTiles = 256
+
+    /// Scratch floats `convolve` needs for `images` images: their padded copies, one block's
+    /// transformed inputs and products, and (F(4×4)) the 8-tile transform temporaries.
+    public static func scratchCount(cin: Int, cout: Int, height: Int, width: Int, tile: Int, images: Int = 1) -> Int {
         let th = (height + tile - 1) / tile, tw = (width + tile - 1) / tile, a = tile + 2
-        let n = blockRows(cin: cin, cout: cout, tile: tile, tileRows: th, tileCols: tw) * tw
-        return cin * (tile * th + 2) * (tile * (tw + 1)) + a * a * (cin + cout) * n + (tile == 4 ? 48 * 8 : 0)
+        let n = blockRows(cin: cin, cout: cout, tile: tile, tileRows: images * th, tileCols: tw) * tw
+        return images * cin * (tile * th + 2) * (tile * (tw + 1)) + a * a * (cin + cout) * n + (tile == 4 ? 48 * 8 : 0)
     }
 
     /// U_ξ = G·f·Gᵀ at position ξ = (m+2)·a + b for every filter pair of a layer with output tile
@@ -100,19 +121,20 @@ public enum Winograd {
         }
     }
 
-    /// y (cout, H, W) = the 3×3, padding-1 cross-correlation of x (cin, H, W) with the filters
-    /// transformed by `transformFilters` for the same `tile` (U: (tile+2)², cout, cin); y is
-    /// overwritten, no bias. `scratch` holds `scratchCount(cin:cout:height:width:tile:)` floats.
+    /// y (images, cout, H, W) = the 3×3, padding-1 cross-correlation of x (images, cin, H, W) with
+    /// the filters transformed by `transformFilters` for the same `tile` (U: (tile+2)², cout,
+    /// cin); y is overwritten, no bias. The images' tiles share the GEMM blocks (see `groupSize`).
+    /// `scratch` holds `scratchCount(cin:cout:height:width:tile:images:)` floats.
     /// Single-threaded (callers split the batch; OpenBLAS runs single-threaded inside saat's
     /// worker threads).
-    public static func convolveImage(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
-                                     tile: Int, filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                                     scratch: UnsafeMutablePointer<Float>) {
-        precondition(tile == 2 || tile == 4, "Winograd.convolveImage: tile \(tile) (2 or 4)")
+    public static func convolve(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int,
+                                width W: Int, tile: Int, filters U: UnsafePointer<Float>,
+                                into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        precondition(tile == 2 || tile == 4, "Winograd.convolve: tile \(tile) (2 or 4)")
         if tile == 2 {
-            convolveImage2(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+            convolve2(x, images: images, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
         } else {
-            convolveImage4(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+            convolve4(x, images: images, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
         }
     }
 
@@ -157,33 +179,35 @@ public enum Winograd {
         for l in 0..<count { p[l] = v[l] }
     }
 
-    static func convolveImage2(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
-                               filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                               scratch: UnsafeMutablePointer<Float>) {
+    static func convolve2(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int, width W: Int,
+                          filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                          scratch: UnsafeMutablePointer<Float>) {
         let TH = (H + 1) / 2, TW = (W + 1) / 2
-        // Padded copy: rows 0 … 2·TH + 1 (image row h at h + 1), each stored as its TW + 1 even
-        // columns then its TW + 1 odd ones (image column w at padded column w + 1); zeros elsewhere.
+        // Padded copy per image and channel: rows 0 … 2·TH + 1 (image row h at h + 1), each stored
+        // as its TW + 1 even columns then its TW + 1 odd ones (image column w at padded column
+        // w + 1); zeros elsewhere.
         let half = TW + 1, rowStride = 2 * half, padPlane = (2 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, tile: 2, tileRows: TH, tileCols: TW)
-        let pad = scratch, V = pad + C * padPlane, M = V + 16 * C * rows * TW
-        Elementwise.fillZero(pad, count: C * padPlane)
-        for c in 0..<C {
+        let rows = blockRows(cin: C, cout: O, tile: 2, tileRows: images * TH, tileCols: TW)
+        let pad = scratch, V = pad + images * C * padPlane, M = V + 16 * C * rows * TW
+        Elementwise.fillZero(pad, count: images * C * padPlane)
+        for ic in 0..<(images * C) {
             for h in 0..<H {
-                let src = x + (c * H + h) * W, even = pad + c * padPlane + (h + 1) * rowStride, odd = even + half
+                let src = x + (ic * H + h) * W, even = pad + ic * padPlane + (h + 1) * rowStride, odd = even + half
                 var w = 0
                 while w + 1 < W { odd[w / 2] = src[w]; even[w / 2 + 1] = src[w + 1]; w += 2 }
                 if w < W { odd[w / 2] = src[w] }
             }
         }
-        // Tile rows in blocks of `rows`.
+        // The images' tile rows (image i's row r is row i·TH + r) in blocks of `rows`.
         var tr0 = 0
-        while tr0 < TH {
-            let nr = min(rows, TH - tr0), n = nr * TW
+        while tr0 < images * TH {
+            let nr = min(rows, images * TH - tr0), n = nr * TW
             // V_ξ (C, n) = Bᵀ·d·B of each tile's 4×4 patch, 8 tiles at a time.
             let vs = C * n
             for c in 0..<C {
                 for r in 0..<nr {
-                    let top = pad + c * padPlane + 2 * (tr0 + r) * rowStride
+                    let img = (tr0 + r) / TH, tr = (tr0 + r) % TH
+                    let top = pad + (img * C + c) * padPlane + 2 * tr * rowStride
                     let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
@@ -224,8 +248,8 @@ public enum Winograd {
             let ms = O * n
             for o in 0..<O {
                 for r in 0..<nr {
-                    let i = 2 * (tr0 + r)
-                    let row0 = y + (o * H + i) * W
+                    let img = (tr0 + r) / TH, i = 2 * ((tr0 + r) % TH)
+                    let row0 = y + ((img * O + o) * H + i) * W
                     let src = M + o * n + r * TW
                     var j = 0
                     while j < TW {
@@ -318,33 +342,35 @@ public enum Winograd {
         store((d12 + 8 * d34) + m5, p + 3 * stride, 8)
     }
 
-    static func convolveImage4(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
-                               filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                               scratch: UnsafeMutablePointer<Float>) {
+    static func convolve4(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int, width W: Int,
+                          filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                          scratch: UnsafeMutablePointer<Float>) {
         let TH = (H + 3) / 4, TW = (W + 3) / 4
-        // Padded copy: rows 0 … 4·TH + 1 (image row h at h + 1), each stored as four phases of
+        // Padded copy per image and channel: rows 0 … 4·TH + 1 (image row h at h + 1), each stored as four phases of
         // TW + 1 values, phase p holding padded columns 4i + p (image column w at padded column
         // w + 1); zeros elsewhere. Tile j's six columns are then phase 0…3 at i = j and phase 0, 1
         // at i = j + 1.
         let ph = TW + 1, rowStride = 4 * ph, padPlane = (4 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, tile: 4, tileRows: TH, tileCols: TW)
-        let pad = scratch, V = pad + C * padPlane, M = V + 36 * C * rows * TW, tmp = M + 36 * O * rows * TW
-        Elementwise.fillZero(pad, count: C * padPlane)
-        for c in 0..<C {
+        let rows = blockRows(cin: C, cout: O, tile: 4, tileRows: images * TH, tileCols: TW)
+        let pad = scratch, V = pad + images * C * padPlane, M = V + 36 * C * rows * TW, tmp = M + 36 * O * rows * TW
+        Elementwise.fillZero(pad, count: images * C * padPlane)
+        for ic in 0..<(images * C) {
             for h in 0..<H {
-                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + 1) * rowStride
+                let src = x + (ic * H + h) * W, dst = pad + ic * padPlane + (h + 1) * rowStride
                 for w in 0..<W { dst[((w + 1) & 3) * ph + (w + 1) >> 2] = src[w] }
             }
         }
+        // The images' tile rows (image i's row r is row i·TH + r) in blocks of `rows`.
         var tr0 = 0
-        while tr0 < TH {
-            let nr = min(rows, TH - tr0), n = nr * TW
+        while tr0 < images * TH {
+            let nr = min(rows, images * TH - tr0), n = nr * TW
             // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time: d·B row by row into
             // tmp (6 × 6 vectors), then Bᵀ· column by column into V.
             let vs = C * n
             for c in 0..<C {
                 for r in 0..<nr {
-                    let top = pad + c * padPlane + 4 * (tr0 + r) * rowStride
+                    let img = (tr0 + r) / TH, tr = (tr0 + r) % TH
+                    let top = pad + (img * C + c) * padPlane + 4 * tr * rowStride
                     let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
@@ -373,7 +399,7 @@ public enum Winograd {
             let ms = O * n, yt = tmp + 192
             for o in 0..<O {
                 for r in 0..<nr {
-                    let i = 4 * (tr0 + r)
+                    let img = (tr0 + r) / TH, i = 4 * ((tr0 + r) % TH)
                     let src = M + o * n + r * TW
                     var j = 0
                     while j < TW {
@@ -389,7 +415,7 @@ public enum Winograd {
                         // yt[(4·ii + jj)·8 + l] = output (i + ii, 4(j + l) + jj).
                         let fullCols = 4 * (j + k) <= W
                         for ii in 0..<min(4, H - i) {
-                            let row = y + (o * H + i + ii) * W + 4 * j, v = yt + 32 * ii
+                            let row = y + ((img * O + o) * H + i + ii) * W + 4 * j, v = yt + 32 * ii
                             if fullCols {
                                 for l in 0..<k {
                                     row[4 * l] = v[l]; row[4 * l + 1] = v[8 + l]

@@ -168,6 +168,47 @@ final class ReferenceKernelTests: XCTestCase {
         }
     }
 
+    /// Winograd layers whose images share GEMM blocks (`Winograd.groupSize` > 1): the forward and
+    /// ∂x are bitwise the same for 1, 2, 3 and 4 threads (units of images are cut at multiples of
+    /// the group size, whatever the thread count), including the fused ReLU → pool path.
+    func testGroupedWinogradIsThreadCountInvariant() {
+        // (name, N, C, H, W, O): alexnet's 13×13 kind by F(2×2), vgg11's 28×28 kind by F(4×4).
+        for (t, (name, n, c, h, w, o)) in [("13x13 F(2x2), groups of 4", 7, 16, 13, 13, 16),
+                                           ("28x28 F(4x4), groups of 4", 6, 16, 28, 28, 24)].enumerated() {
+            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o,
+                                   kernel: 3, stride: 1, padding: 1)
+            XCTAssertGreaterThan(Conv2D.group(g), 1, name)
+            let x = random(g.inputCount, seed: UInt64(2100 + t)), wt = random(g.weightCount, seed: UInt64(2200 + t))
+            let b = random(o, seed: UInt64(2300 + t)), dy = random(g.outputCount, seed: UInt64(2400 + t))
+            let pg = Pool2DGeometry(batch: n, channels: o, height: h, width: w, kernel: 2, stride: 2)
+            var first: (y: [Float], dx: [Float], pooled: [Float], dxPool: [Float])?
+            for threads in [1, 2, 3, 4] {
+                var y = [Float](repeating: .nan, count: g.outputCount), dx = [Float](repeating: .nan, count: g.inputCount)
+                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
+                Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: nil, dBias: nil, threads: threads)
+                var pooled = [Float](repeating: .nan, count: pg.outputCount), idx = [Int32](repeating: -1, count: pg.outputCount)
+                var dxPool = [Float](repeating: .nan, count: g.inputCount)
+                let gp = Array(dy[0..<pg.outputCount])
+                pooled.withUnsafeMutableBufferPointer { pp in idx.withUnsafeMutableBufferPointer { ip in
+                    Conv2D.forward(x: x, weight: wt, bias: b, y: nil, geometry: g, relu: true,
+                                   pool: .init(geometry: pg, y: pp.baseAddress!, argmax: ip.baseAddress!), threads: threads)
+                    Conv2D.backward(x: nil, weight: wt, dy: gp, geometry: g, dx: &dxPool, dWeight: nil, dBias: nil,
+                                    relu: UnsafePointer(pp.baseAddress!),
+                                    pool: .init(geometry: pg, argmax: UnsafePointer(ip.baseAddress!)), threads: threads)
+                } }
+                if let first {
+                    assertSameBits(y, first.y, "\(name) forward, \(threads) threads vs 1")
+                    assertSameBits(dx, first.dx, "\(name) ∂x, \(threads) threads vs 1")
+                    assertSameBits(pooled, first.pooled, "\(name) fused pool, \(threads) threads vs 1")
+                    assertSameBits(dxPool, first.dxPool, "\(name) fused ∂x, \(threads) threads vs 1")
+                } else {
+                    first = (y, dx, pooled, dxPool)
+                    XCTAssertFalse(y.contains { $0.isNaN } || dx.contains { $0.isNaN } || dxPool.contains { $0.isNaN }, name)
+                }
+            }
+        }
+    }
+
     /// Scalar reference scan: row-major window order, first maximum wins, NaN wins (last NaN).
     private func referencePool(_ x: [Float], _ g: Pool2DGeometry) -> (y: [Float], idx: [Int32]) {
         var y = [Float](), idx = [Int32]()
