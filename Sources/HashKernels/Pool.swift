@@ -55,7 +55,7 @@ public enum MaxPool2D {
                                argmax: UnsafeMutablePointer<Int32>, geometry g: Pool2DGeometry,
                                planes: Range<Int>) {
         let H = g.height, W = g.width, OH = g.outHeight, OW = g.outWidth, k = g.kernel, s = g.stride
-        let fast = k == 2 && s == 2
+        let fast = k == 2 && s == 2, fast3 = k == 3 && s == 2
         for plane in planes {
             let src = x + plane * H * W
             let dst = y + plane * OH * OW
@@ -93,6 +93,39 @@ public enum MaxPool2D {
                         m = c3 .> best
                         best.replace(with: c3, where: m)
                         off.replace(with: offW1, where: m)
+                        let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: h0 * W + 2 * j)) &+ lane
+                        let at = base &+ unsafeBitCast(off, to: SIMD8<Int32>.self)
+                        UnsafeMutableRawPointer(dst + i * OW + j).storeBytes(of: best, as: SIMD8<Float>.self)
+                        UnsafeMutableRawPointer(idx + i * OW + j).storeBytes(of: at, as: SIMD8<Int32>.self)
+                        j += 8
+                    }
+                } else if fast3 {
+                    // alexnet's overlapping 3×3/2 windows, 8 outputs at a time: columns 2j, 2j + 1
+                    // are the even/odd halves of one 16-lane load, column 2j + 2 the even half of
+                    // the load two further; the nine candidates in row-major order, a later one
+                    // taken only when strictly larger (the scalar scan's first-maximum rule).
+                    let h0 = 2 * i
+                    let lane = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
+                    // The last block's second load reads columns up to 2j + 17: only while inside the row.
+                    while j + 8 <= OW && 2 * j + 18 <= W {
+                        var best = SIMD8<Float>(repeating: 0), off = SIMD8<Float>(repeating: 0)
+                        var nan = false
+                        for u in 0..<3 {
+                            let r = src + (h0 + u) * W + 2 * j
+                            let a = UnsafeRawPointer(r).loadUnaligned(as: SIMD16<Float>.self)
+                            let b = UnsafeRawPointer(r + 2).loadUnaligned(as: SIMD16<Float>.self).evenHalf
+                            if any(a .!= a) || any(b .!= b) { nan = true; break }
+                            let cands = (a.evenHalf, a.oddHalf, b)
+                            for v in 0..<3 {
+                                let c = v == 0 ? cands.0 : (v == 1 ? cands.1 : cands.2)
+                                if u == 0 && v == 0 { best = c; continue }
+                                let m = c .> best
+                                best.replace(with: c, where: m)
+                                off.replace(with: Float(bitPattern: UInt32(truncatingIfNeeded: u * W + v)), where: m)
+                            }
+                        }
+                        // A NaN anywhere in the 8 windows: the scalar scan below handles them.
+                        if nan { break }
                         let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: h0 * W + 2 * j)) &+ lane
                         let at = base &+ unsafeBitCast(off, to: SIMD8<Int32>.self)
                         UnsafeMutableRawPointer(dst + i * OW + j).storeBytes(of: best, as: SIMD8<Float>.self)

@@ -226,15 +226,22 @@ final class ReferenceKernelTests: XCTestCase {
 
     func testMaxPoolMatchesReferenceScan() {
         // (k, s, H, W): 2×2/2 wide enough for the 8-lane path (with and without a scalar tail,
-        // odd sizes), alexnet's 3×3/2.
-        for (t, (k, s, h, w)) in [(2, 2, 32, 32), (2, 2, 16, 16), (2, 2, 33, 35), (2, 2, 18, 20),
-                                  (3, 2, 55, 55), (3, 2, 13, 13)].enumerated() {
+        // odd sizes); alexnet's 3×3/2 at its three sizes (8-lane blocks with scalar tails, and
+        // 13×13 all scalar), an odd width where the last block would read past the row (33: the
+        // 8-lane path stops at 2j + 18 > W), a non-square one. Each input once with a few NaN
+        // and -inf values (the 8-lane paths hand such windows to the scalar scan) and once
+        // without (the 8-lane paths run wherever they apply).
+        let shapes = [(2, 2, 32, 32), (2, 2, 16, 16), (2, 2, 33, 35), (2, 2, 18, 20),
+                      (3, 2, 55, 55), (3, 2, 27, 27), (3, 2, 13, 13), (3, 2, 33, 33), (3, 2, 21, 40)]
+        for (t, ((k, s, h, w), special)) in shapes.flatMap({ sh in [(sh, true), (sh, false)] }).enumerated() {
             let g = Pool2DGeometry(batch: 2, channels: 3, height: h, width: w, kernel: k, stride: s)
             var rng = SeededRNG(seed: UInt64(t))
-            // A 5-level grid (many ties), a few -inf and NaN values.
+            // A 5-level grid (many ties), and (`special`) a few -inf and NaN values.
             var x = (0..<g.inputCount).map { _ in Float(rng.below(5)) - 2 }
-            for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = .nan }
-            for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = -.infinity }
+            if special {
+                for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = .nan }
+                for _ in 0..<(g.inputCount / 50 + 1) { x[rng.below(g.inputCount)] = -.infinity }
+            }
             var y = [Float](repeating: 7, count: g.outputCount), idx = [Int32](repeating: -1, count: g.outputCount)
             MaxPool2D.forward(x: x, y: &y, argmax: &idx, geometry: g)
             let ref = referencePool(x, g)
