@@ -99,55 +99,61 @@ def _rounding(mag, terms_grid, n_terms, u, exact_input):
 
 # ------------------------------------------------------------------ Winograd F(m×m, 3×3)
 WINOGRAD_MIN_CHANNELS = 16   # HashKernels' Winograd.minimumChannels
-WINOGRAD_MIN_TILES = 49      # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
+WINOGRAD_MIN_TILES = 100     # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
 WINOGRAD_MIN_TILES4 = 49     # HashKernels' Winograd.minimumTiles4 (4×4 tiles per image, F(4×4))
-# Roundings besides the channel sum (NumericBounds.winogradExtraRoundings): F(2×2) 2 (input
-# transform) + 4 (filter transform) + 1 (product) + 4 (output); F(4×4) 4 + 6 + 1 + 6.
-WINOGRAD_EXTRA_ROUNDINGS = {2: 11, 4: 17}
+# Roundings besides the channel sum (NumericBounds.winogradExtraRoundings), by (tile, kernel):
+# F(2×2, 3×3) 2 (input transform) + 4 (filter transform) + 1 (product) + 4 (output); F(4×4, 3×3)
+# 4 + 6 + 1 + 6; F(2×2, 5×5) 4 + 8 + 1 + 6.
+WINOGRAD_EXTRA_ROUNDINGS = {(2, 3): 11, (4, 3): 17, (2, 5): 19}
 
 
 def uses_winograd(w, pad, image_shape, stride=1):
-    """The tile size m (4 or 2) of the Winograd F(m×m, 3×3) saat computes this conv's forward and
-    input gradient by, 0 when it does not: 3×3, stride 1, padding 1, at least WINOGRAD_MIN_CHANNELS
-    input and output channels, then F(4×4) from WINOGRAD_MIN_TILES4 4×4 tiles per image, else
-    F(2×2) from WINOGRAD_MIN_TILES 2×2 tiles (image_shape: (..., H, W)). Never for cnn-small at
-    32×32 (its 3×3 layers have 3 input channels or 8×8 2×2 tiles)."""
+    """The tile size m of the Winograd F(m×m, r×r) saat computes this conv's forward and input
+    gradient by, 0 when it does not: stride 1, at least WINOGRAD_MIN_CHANNELS input and output
+    channels, and 3×3 with padding 1 (F(4×4) from WINOGRAD_MIN_TILES4 4×4 tiles per image, else
+    F(2×2) from WINOGRAD_MIN_TILES 2×2 tiles) or 5×5 with padding 2 (F(2×2) from
+    WINOGRAD_MIN_TILES 2×2 tiles); image_shape: (..., H, W). Never for cnn-small at 32×32 (its
+    3×3 layers have 3 input channels or 8×8 2×2 tiles)."""
     o, c, kh, kw = w.shape
     h, wd = image_shape[-2:]
-    if not (kh == kw == 3 and stride == 1 and pad == 1 and min(o, c) >= WINOGRAD_MIN_CHANNELS):
+    if not (kh == kw and (kh, pad) in ((3, 1), (5, 2)) and stride == 1 and min(o, c) >= WINOGRAD_MIN_CHANNELS):
         return 0
-    if ((h + 3) // 4) * ((wd + 3) // 4) >= WINOGRAD_MIN_TILES4:
+    if kh == 3 and ((h + 3) // 4) * ((wd + 3) // 4) >= WINOGRAD_MIN_TILES4:
         return 4
     return 2 if ((h + 1) // 2) * ((wd + 1) // 2) >= WINOGRAD_MIN_TILES else 0
 
 
-# |Bᵀ|, |G|, |Aᵀ| of F(2×2, 3×3) and F(4×4, 3×3) (HashKernels' Winograd).
+_BT6 = np.array([[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0],
+                 [0, 2, 1, 2, 1, 0], [0, 4, 0, 5, 0, 1]], float)
+_S6 = np.array([1 / 4, 1 / 6, 1 / 6, 1 / 24, 1 / 24, 1])
+# |Bᵀ|, |G|, |Aᵀ| of F(2×2, 3×3), F(4×4, 3×3) and F(2×2, 5×5) (HashKernels' Winograd).
 _WINOGRAD_ABS = {
-    2: (np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]], float),
+    (2, 3): (np.array([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]], float),
         np.array([[1, 0, 0], [.5, .5, .5], [.5, .5, .5], [0, 0, 1]]),
         np.array([[1, 1, 1, 0], [0, 1, 1, 1]], float)),
-    4: (np.array([[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0],
-                  [0, 2, 1, 2, 1, 0], [0, 4, 0, 5, 0, 1]], float),
-        np.array([[1 / 4, 0, 0], [1 / 6, 1 / 6, 1 / 6], [1 / 6, 1 / 6, 1 / 6], [1 / 24, 1 / 12, 1 / 6],
-                  [1 / 24, 1 / 12, 1 / 6], [0, 0, 1]]),
-        np.array([[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]], float)),
+    (4, 3): (_BT6, _S6[:, None] * np.array([[1, 0, 0], [1, 1, 1], [1, 1, 1], [1, 2, 4], [1, 2, 4], [0, 0, 1]], float),
+             np.array([[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]], float)),
+    (2, 5): (_BT6, _S6[:, None] * np.array([[1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 2, 4, 8, 16],
+                                            [1, 2, 4, 8, 16], [0, 0, 0, 0, 1]], float),
+             np.array([[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 1]], float)),
 }
 
 
-def winograd_magnitude(a, w, tile=2):
-    """Rounding magnitude of saat's Winograd F(m×m, 3×3) padding-1 convolution (m = tile) of
-    a (N, C, H, W) with w (O, C, 3, 3), both taken in absolute value:
-    |Aᵀ|·[Σ_c (|G|·|w|·|Gᵀ|) ⊙ (|Bᵀ|·|d|·|B|)]·|A| per output, d the zero-padded (m+2)×(m+2) patch
-    under the output's tile. Every partial result of the algorithm is bounded by it, and its
-    float32 error by γ_{C+e} times it (plus the bias), e = WINOGRAD_EXTRA_ROUNDINGS[m]."""
-    bt, g, at = _WINOGRAD_ABS[tile]
+def winograd_magnitude(a, w, tile):
+    """Rounding magnitude of saat's Winograd F(m×m, r×r) padding-(r − 1)/2 convolution (m = tile,
+    r from w) of a (N, C, H, W) with w (O, C, r, r), both taken in absolute value:
+    |Aᵀ|·[Σ_c (|G|·|w|·|Gᵀ|) ⊙ (|Bᵀ|·|d|·|B|)]·|A| per output, d the zero-padded α×α patch under the
+    output's tile (α = m + r − 1). Every partial result of the algorithm is bounded by it, and its
+    float32 error by γ_{C+e} times it (plus the bias), e = WINOGRAD_EXTRA_ROUNDINGS[(m, r)]."""
+    r = w.shape[-1]
+    bt, g, at = _WINOGRAD_ABS[(tile, r)]
     a, w = np.abs(np.asarray(a, np.float64)), np.abs(np.asarray(w, np.float64))
     n, c, h, wd = a.shape
-    m, s = tile, tile + 2
+    m, s, p = tile, tile + r - 1, (r - 1) // 2
     th, tw = (h + m - 1) // m, (wd + m - 1) // m
     up = np.einsum("au,ocuv,bv->ocab", g, w, g)
-    ap = np.zeros((n, c, m * th + 2, m * tw + 2))
-    ap[:, :, 1:h + 1, 1:wd + 1] = a
+    ap = np.zeros((n, c, m * th + r - 1, m * tw + r - 1))
+    ap[:, :, p:h + p, p:wd + p] = a
     patches = np.lib.stride_tricks.sliding_window_view(ap, (s, s), axis=(2, 3))[:, :, ::m, ::m]  # n c th tw s s
     v = np.einsum("ar,nctirq,bq->nctiab", bt, patches, bt)
     mm = np.einsum("ocab,nctiab->notiab", up, v, optimize=True)
@@ -158,18 +164,18 @@ def winograd_magnitude(a, w, tile=2):
 
 def _conv_bounded(x, ex, w, b, pad, u, check_exact=True):
     """Conv layer value and error bound: fan-in C·k·k products plus the bias; for a Winograd
-    F(m×m) layer, γ_{C+e+1} times the Winograd magnitude plus |b|. F(2×2)'s intermediates lie on
-    the grid of x·w/4; F(4×4)'s do not (its filter transform has the factors 1/6 and 1/24), so
-    an F(4×4) layer is never taken as exact."""
+    F(m×m, r×r) layer, γ_{C+e+1} times the Winograd magnitude plus |b|. F(2×2, 3×3)'s
+    intermediates lie on the grid of x·w/4; F(4×4, 3×3)'s and F(2×2, 5×5)'s do not (their filter
+    transforms have the factors 1/6 and 1/24), so such a layer is never taken as exact."""
     y = conv2d(x, w, b, pad)
     tile = uses_winograd(w, pad, x.shape)
     if tile:
         mag = winograd_magnitude(np.abs(x) + ex, w, tile) + np.abs(b)[None, :, None, None]
-        n_terms, extra_grid = w.shape[1] + WINOGRAD_EXTRA_ROUNDINGS[tile] + 1, 2
+        n_terms, extra_grid = w.shape[1] + WINOGRAD_EXTRA_ROUNDINGS[(tile, w.shape[-1])] + 1, 2
     else:
         mag = conv2d(np.abs(x) + ex, np.abs(w), np.abs(b), pad)
         n_terms, extra_grid = w[0].size + 1, 0
-    exact_in = check_exact and not np.any(ex) and tile != 4
+    exact_in = check_exact and not np.any(ex) and (tile == 0 or (tile, w.shape[-1]) == (2, 3))
     q = max(grid_exponent(x) + grid_exponent(w) + extra_grid, grid_exponent(b)) if exact_in else None
     r, exact = _rounding(mag, q, n_terms, u, exact_in)
     return y, conv2d(ex, np.abs(w), np.zeros_like(b), pad) + r, exact
@@ -357,7 +363,7 @@ def cnn_small_input_gradient(sd, x, g, alpha=1.0, mean=None, std=None, *, u=U32)
         tile = uses_winograd(w, 1, d.shape)
         if tile:   # ∂x = conv(δ, rot180(w)ᵀ) by Winograd, O → C channels
             wt = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-            r = gamma(w.shape[0] + WINOGRAD_EXTRA_ROUNDINGS[tile], u) * winograd_magnitude(np.abs(d) + e, wt, tile)
+            r = gamma(w.shape[0] + WINOGRAD_EXTRA_ROUNDINGS[(tile, w.shape[-1])], u) * winograd_magnitude(np.abs(d) + e, wt, tile)
         else:
             n_terms = w.shape[0] * w.shape[2] * w.shape[3]
             r = gamma(n_terms, u) * conv2d_input_grad(np.abs(d) + e, aw, 1)

@@ -1,9 +1,9 @@
 /// 2-d convolution (cross-correlation, as `torch.nn.functional.conv2d`) on NCHW float32 batches,
-/// forward and backward, through im2col + OpenBLAS sgemm, or Winograd F(4×4, 3×3) / F(2×2, 3×3)
-/// for the forward and input gradient of 3×3, stride-1, padding-1 layers with ≥ 16 channels on
-/// large enough images (`Winograd.tileSize`: vgg11's layers from 112×112 to 28×28 by F(4×4), its
-/// 14×14 ones, alexnet's 13×13 ones and cnn-small's 16×16 one by F(2×2)), or `DirectConv` for
-/// layers with ≤ 4 input channels.
+/// forward and backward, through im2col + OpenBLAS sgemm, or Winograd for the forward and input
+/// gradient of stride-1 layers with ≥ 16 channels on large enough images (`Winograd.tileSize`:
+/// F(4×4, 3×3) for vgg11's 3×3 layers from 112×112 to 28×28, F(2×2, 5×5) for alexnet's 5×5 layer;
+/// cnn-small, alexnet's 13×13 and vgg11's 14×14 layers keep im2col), or `DirectConv` for layers
+/// with ≤ 4 input channels.
 ///
 /// Layouts (row-major, PyTorch's):
 /// - input  x  (N, C, H, W)
@@ -17,8 +17,7 @@
 /// - ∂w[o, c, u, v] = Σ_{n, i, j} δ[n, o, i, j] · x[n, c, i·s − p + u, j·s − p + v]
 /// - ∂b[o] = Σ_{n, i, j} δ[n, o, i, j]
 ///
-/// Method: the batch is split into `threads` contiguous parts of images (of units of images for a
-/// Winograd layer, see `group`) (`ParallelFor.split`), each
+/// Method: the batch is split into `threads` contiguous parts of images (`ParallelFor.split`), each
 /// run in its own thread with single-threaded OpenBLAS. Per image, the column matrix `cols`
 /// (C·k·k, OH·OW) holds in row (c·k + u)·k + v and column i·OW + j the input value
 /// x[n, c, i·s − p + u, j·s − p + v], and y[n] (O, OH·OW) = W·cols is computed straight into the
@@ -31,9 +30,8 @@
 /// image): one-image GEMMs on one thread run at 91 GFLOP/s and their 295 KB column matrix stays
 /// in L2, while multi-image chunks fall to 69 GFLOP/s and two-thread OpenBLAS on one image's GEMM
 /// leaves the cores idle between the single-threaded im2col/col2im passes.
-/// Forward outputs and ∂x do not depend on the thread count (each image, or each unit of
-/// `Winograd.groupSize` images cut at multiples of it, is computed alone, and the Winograd tile
-/// blocks depend only on the layer's sizes); ∂W and ∂b are bitwise reproducible for
+/// Forward outputs and ∂x do not depend on the thread count (each image is computed alone, the
+/// Winograd tile blocks depend only on the layer's sizes); ∂W and ∂b are bitwise reproducible for
 /// a fixed thread count (their per-part sums are added in part order).
 public struct Conv2DGeometry: Equatable, Sendable {
     public let batch: Int, inChannels: Int, height: Int, width: Int
@@ -223,26 +221,14 @@ public enum Conv2D {
     /// with its page faults per call; without one the kernels allocate it themselves. Contents are
     /// scratch.
     public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
-        partStride(g) * ParallelFor.parts(count: units(g), threads: threads)
-            + (Winograd.tileSize(g).map { Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels, tile: $0) } ?? 0)
+        partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
+            + (Winograd.tileSize(g).map { Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels,
+                                                               tile: $0, kernel: g.kernel) } ?? 0)
             + (DirectConv.applies(g) ? DirectConv.weightCount(g) : 0)
     }
 
-    /// Images per unit of work: a Winograd layer's `Winograd.groupSize` (its images share GEMM
-    /// blocks), else 1. The batch is cut into units at multiples of it and the units are split
-    /// over the threads, so a unit's images and results do not depend on the thread count.
-    @inlinable static func group(_ g: Conv2DGeometry) -> Int {
-        Winograd.tileSize(g).map { Winograd.groupSize(height: g.height, width: g.width, tile: $0) } ?? 1
-    }
-
-    /// Units of work of the batch: ⌈N / group⌉.
-    @inlinable static func units(_ g: Conv2DGeometry) -> Int { (g.batch + group(g) - 1) / group(g) }
-
-    /// Images in the largest unit.
-    @inlinable static func unitImages(_ g: Conv2DGeometry) -> Int { min(group(g), g.batch) }
-
     @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {
-        g.patchSize * g.outPlane + paddedCount(g) + unitImages(g) * g.outChannels * g.outPlane + g.weightCount
+        g.patchSize * g.outPlane + paddedCount(g) + g.outChannels * g.outPlane + g.weightCount
             + g.outChannels + winogradScratch(g) + (DirectConv.applies(g) ? DirectConv.scratchCount(g) : 0)
     }
 
@@ -250,38 +236,36 @@ public enum Conv2D {
     /// layer does not use Winograd.
     @inlinable static func winogradScratch(_ g: Conv2DGeometry) -> Int {
         guard let m = Winograd.tileSize(g) else { return 0 }
-        let k = unitImages(g)
         return max(Winograd.scratchCount(cin: g.inChannels, cout: g.outChannels, height: g.height, width: g.width,
-                                         tile: m, images: k),
+                                         tile: m, kernel: g.kernel),
                    Winograd.scratchCount(cin: g.outChannels, cout: g.inChannels, height: g.height, width: g.width,
-                                         tile: m, images: k))
+                                         tile: m, kernel: g.kernel))
     }
 
     /// The transformed filters of a Winograd layer (forward, or the input gradient's with
     /// `adjoint`), written to their place in the workspace, after the parts' scratch.
     static func winogradFilters(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>,
                                 adjoint: Bool, threads: Int) -> UnsafeMutablePointer<Float> {
-        let U = ws + partStride(g) * ParallelFor.parts(count: units(g), threads: threads)
+        let U = ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
         Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: Winograd.tileSize(g)!,
-                                  adjoint: adjoint, into: U, threads: threads)
+                                  kernel: g.kernel, adjoint: adjoint, into: U, threads: threads)
         return U
     }
 
     /// The repacked weights of a `DirectConv` layer, after the parts' scratch.
     static func sharedWeights(_ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<Float> {
-        ws + partStride(g) * ParallelFor.parts(count: units(g), threads: threads)
+        ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
     }
 
-    /// One part's slice of the workspace (`partStride` floats): one image's column matrix and
-    /// padded copy, one unit's outputs or output gradients, the part's ∂W and ∂b sums and the
-    /// Winograd scratch.
+    /// One part's slice of the workspace (`partStride` floats): one image's column matrix, padded
+    /// copy and output or output gradient, the part's ∂W and ∂b sums and the Winograd scratch.
     struct PartScratch {
         let cols, pad, image, dWeight, dBias, winograd, direct: UnsafeMutablePointer<Float>
         init(_ ws: UnsafeMutablePointer<Float>, part: Int, _ g: Conv2DGeometry) {
             cols = ws + part * partStride(g)
             pad = cols + g.patchSize * g.outPlane
             image = pad + paddedCount(g)
-            dWeight = image + unitImages(g) * g.outChannels * g.outPlane
+            dWeight = image + g.outChannels * g.outPlane
             dBias = dWeight + g.weightCount
             winograd = dBias + g.outChannels
             direct = winograd + winogradScratch(g)
@@ -313,51 +297,45 @@ public enum Conv2D {
         let ws = workspace ?? owned!
         let U = Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: false, threads: threads) : nil
         let direct = DirectConv.applies(g) ? DirectConv.ForwardPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
-        let G = group(g)
-        ParallelFor.split(count: units(g), threads: threads) { part, units in
+        ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
-            for unit in units {
-                let images = (unit * G)..<min(g.batch, unit * G + G), first = images.lowerBound
-                // Outputs of the unit's images: in y, or (fused pool without y) in the part's scratch.
-                let out = y.map { $0 + first * O * P } ?? sc.image
-                if let U {
-                    Winograd.convolve(x + first * C * g.inPlane, images: images.count, cin: C, cout: O,
-                                      height: g.height, width: g.width, tile: Winograd.tileSize(g)!, filters: U,
-                                      into: out, scratch: sc.winograd)
+            for n in images {
+                // Output of image n: in y, or (fused pool without y) in the part's scratch.
+                let yn = y.map { $0 + n * O * P } ?? sc.image
+                if let direct {
+                    // Bias and ReLU applied as each register tile is stored.
+                    DirectConv.forwardImage(x + n * C * g.inPlane, direct, bias: b, relu: relu, g, into: yn,
+                                            scratch: sc.direct)
+                } else if let U {
+                    Winograd.convolveImage(x + n * C * g.inPlane, cin: C, cout: O, height: g.height,
+                                           width: g.width, tile: Winograd.tileSize(g)!, kernel: g.kernel, filters: U,
+                                           into: yn, scratch: sc.winograd)
+                } else {
+                    // im2col + GEMM in slabs of output rows (`slabRows`) straight into y[n].
+                    padImage(x, g, image: n, into: sc.pad)
+                    let rows = slabRows(g), OW = g.outWidth
+                    var i0 = 0
+                    while i0 < g.outHeight {
+                        let r = i0..<min(g.outHeight, i0 + rows), cw = r.count * OW
+                        fillColumns(sc.pad, g, rows: r, cols: sc.cols, ld: cw)
+                        BLAS.sgemm(m: O, n: cw, k: K, a: w, lda: K, b: sc.cols, ldb: cw, c: yn + i0 * OW, ldc: P)
+                        i0 = r.upperBound
+                    }
                 }
-                for n in images {
-                    let yn = out + (n - first) * O * P
-                    if let direct {
-                        // Bias and ReLU applied as each register tile is stored.
-                        DirectConv.forwardImage(x + n * C * g.inPlane, direct, bias: b, relu: relu, g, into: yn,
-                                                scratch: sc.direct)
-                    } else if U == nil {
-                        // im2col + GEMM in slabs of output rows (`slabRows`) straight into y[n].
-                        padImage(x, g, image: n, into: sc.pad)
-                        let rows = slabRows(g), OW = g.outWidth
-                        var i0 = 0
-                        while i0 < g.outHeight {
-                            let r = i0..<min(g.outHeight, i0 + rows), cw = r.count * OW
-                            fillColumns(sc.pad, g, rows: r, cols: sc.cols, ld: cw)
-                            BLAS.sgemm(m: O, n: cw, k: K, a: w, lda: K, b: sc.cols, ldb: cw, c: yn + i0 * OW, ldc: P)
-                            i0 = r.upperBound
-                        }
+                // Bias (and ReLU) in one pass over the image's output while it is in cache.
+                for o in 0..<O where direct == nil {
+                    let row = yn + o * P, bo = b?[o] ?? 0
+                    if relu {
+                        Elementwise.addScalarReLU(row, bo, into: row, count: P)
+                    } else if bo != 0 {
+                        Elementwise.addScalar(row, bo, into: row, count: P)
                     }
-                    // Bias (and ReLU) in one pass over the image's output while it is in cache.
-                    for o in 0..<O where direct == nil {
-                        let row = yn + o * P, bo = b?[o] ?? 0
-                        if relu {
-                            Elementwise.addScalarReLU(row, bo, into: row, count: P)
-                        } else if bo != 0 {
-                            Elementwise.addScalar(row, bo, into: row, count: P)
-                        }
-                    }
-                    if let pool {
-                        // Image n alone: its O planes read from yn, written at image n of the outputs.
-                        let one = pool.geometry.image, OP = one.outHeight * one.outWidth
-                        MaxPool2D.forward(x: yn, y: pool.y + n * O * OP, argmax: pool.argmax + n * O * OP,
-                                          geometry: one, planes: 0..<O)
-                    }
+                }
+                if let pool {
+                    // Image n alone: its O planes read from yn, written at image n of the outputs.
+                    let one = pool.geometry.image, OP = one.outHeight * one.outWidth
+                    MaxPool2D.forward(x: yn, y: pool.y + n * O * OP, argmax: pool.argmax + n * O * OP,
+                                      geometry: one, planes: 0..<O)
                 }
             }
         }
@@ -390,67 +368,60 @@ public enum Conv2D {
         let U = dx != nil && Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: true, threads: threads) : nil
         let direct = dx != nil && DirectConv.applies(g)
             ? DirectConv.GradientPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
-        let G = group(g)
-        ParallelFor.split(count: units(g), threads: threads) { part, units in
+        ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
-            let cols = sc.cols, pad = sc.pad, pw = sc.dWeight, pb = sc.dBias
+            let cols = sc.cols, pad = sc.pad, delta = sc.image, pw = sc.dWeight, pb = sc.dBias
             if dWeight != nil { pw.update(repeating: 0, count: O * K) }
             if dBias != nil { pb.update(repeating: 0, count: O) }
-            for unit in units {
-                let images = (unit * G)..<min(g.batch, unit * G + G), first = images.lowerBound
-                // δ (O, P) of each of the unit's images, the convolution's output gradients: dy's
-                // own, or masked into the part's scratch (one unit's worth).
-                let deltas: UnsafePointer<Float> = relu == nil ? dy + first * O * P : UnsafePointer(sc.image)
-                for n in images {
-                    let delta = sc.image + (n - first) * O * P
-                    if let relu {
-                        if let pool {
-                            let pg = pool.geometry, OP = pg.outHeight * pg.outWidth
-                            delta.update(repeating: 0, count: O * P)
-                            for o in 0..<O {
-                                let plane = n * O + o
-                                let gy = dy + plane * OP, idx = pool.argmax + plane * OP
-                                let dp = delta + o * P, pooled = relu + plane * OP
-                                for t in 0..<OP {
-                                    // pooled[t] = y at the argmax: the ReLU mask there (NaN passes,
-                                    // as in reluBackward).
-                                    dp[Int(idx[t])] += pooled[t] <= 0 ? 0 : gy[t]
-                                }
+            for n in images {
+                // δ[n] (O, P): the convolution's output gradient of image n.
+                let d: UnsafePointer<Float>
+                if let relu {
+                    if let pool {
+                        let pg = pool.geometry, OP = pg.outHeight * pg.outWidth
+                        delta.update(repeating: 0, count: O * P)
+                        for o in 0..<O {
+                            let plane = n * O + o
+                            let gy = dy + plane * OP, idx = pool.argmax + plane * OP
+                            let dp = delta + o * P, pooled = relu + plane * OP
+                            for t in 0..<OP {
+                                // pooled[t] = y at the argmax: the ReLU mask there (NaN passes,
+                                // as in reluBackward).
+                                dp[Int(idx[t])] += pooled[t] <= 0 ? 0 : gy[t]
                             }
-                        } else {
-                            Elementwise.reluBackward(output: relu + n * O * P, dy + n * O * P, into: delta, count: O * P)
                         }
+                    } else {
+                        Elementwise.reluBackward(output: relu + n * O * P, dy + n * O * P, into: delta, count: O * P)
                     }
+                    d = UnsafePointer(delta)
+                } else {
+                    d = dy + n * O * P
                 }
-                if let dx, let U {
-                    // ∂x = conv(δ, rot180(w)ᵀ, padding 1) of the unit's images by Winograd (see `Winograd`).
-                    Winograd.convolve(deltas, images: images.count, cin: O, cout: C, height: g.height, width: g.width,
-                                      tile: Winograd.tileSize(g)!, filters: U, into: dx + first * C * g.inPlane,
-                                      scratch: sc.winograd)
+                if let dx, let direct {
+                    DirectConv.gradientImage(d, direct, g, into: dx + n * C * g.inPlane, scratch: sc.direct)
+                } else if let dx, let U {
+                    // ∂x[n] = conv(δ[n], rot180(w)ᵀ, padding 1) by Winograd (see `Winograd`).
+                    Winograd.convolveImage(d, cin: O, cout: C, height: g.height, width: g.width,
+                                           tile: Winograd.tileSize(g)!, kernel: g.kernel, filters: U,
+                                           into: dx + n * C * g.inPlane, scratch: sc.winograd)
+                } else if let dx {
+                    // ∂cols (K, P) = Wᵀ (K, O) · δ[n] (O, P)
+                    BLAS.sgemm(transA: true, m: K, n: P, k: O, a: w, lda: K, b: d, ldb: P, c: cols, ldc: P)
+                    col2im(cols, g, first: n, count: 1, into: dx, overwrite: true, scratch: pad)
                 }
-                for n in images {
-                    let d = deltas + (n - first) * O * P
-                    if let dx, let direct {
-                        DirectConv.gradientImage(d, direct, g, into: dx + n * C * g.inPlane, scratch: sc.direct)
-                    } else if let dx, U == nil {
-                        // ∂cols (K, P) = Wᵀ (K, O) · δ[n] (O, P)
-                        BLAS.sgemm(transA: true, m: K, n: P, k: O, a: w, lda: K, b: d, ldb: P, c: cols, ldc: P)
-                        col2im(cols, g, first: n, count: 1, into: dx, overwrite: true, scratch: pad)
-                    }
-                    if dWeight != nil, let x {
-                        im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
-                        // ∂W_part (O, K) += δ[n] (O, P) · colsᵀ (P, K)
-                        BLAS.sgemm(transB: true, m: O, n: K, k: P, a: d, lda: P, b: cols, ldb: P,
-                                   beta: 1, c: pw, ldc: K)
-                    }
-                    if dBias != nil {
-                        for o in 0..<O { pb[o] += Elementwise.sum(d + o * P, count: P) }
-                    }
+                if dWeight != nil, let x {
+                    im2col(x, g, first: n, count: 1, cols: cols, scratch: pad)
+                    // ∂W_part (O, K) += δ[n] (O, P) · colsᵀ (P, K)
+                    BLAS.sgemm(transB: true, m: O, n: K, k: P, a: d, lda: P, b: cols, ldb: P,
+                               beta: 1, c: pw, ldc: K)
+                }
+                if dBias != nil {
+                    for o in 0..<O { pb[o] += Elementwise.sum(d + o * P, count: P) }
                 }
             }
         }
         // Partial sums added in part order (deterministic for a fixed thread count).
-        for part in 0..<ParallelFor.parts(count: units(g), threads: threads) {
+        for part in 0..<ParallelFor.parts(count: g.batch, threads: threads) {
             let sc = PartScratch(ws, part: part, g)
             if let dWeight { Elementwise.add(sc.dWeight, into: dWeight, count: O * K) }
             if let dBias { Elementwise.add(sc.dBias, into: dBias, count: O) }

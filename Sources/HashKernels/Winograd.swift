@@ -1,22 +1,28 @@
 /// Winograd convolution (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
-/// CVPR 2016) for 3×3, stride-1, padding-1 layers with at least 16 input and output channels:
-/// `Conv2D.forward` and the input-gradient path of `Conv2D.backward` use it whenever `applies`
-/// holds; weight gradients stay on im2col. Two tile sizes (`tileSize`):
+/// CVPR 2016) for stride-1 layers with at least 16 input and output channels, 3×3 with padding 1
+/// or 5×5 with padding 2: `Conv2D.forward` and the input-gradient path of `Conv2D.backward` use it
+/// whenever `applies` holds; weight gradients stay on im2col. Three variants (`tileSize`):
 /// - F(4×4, 3×3) on images of at least `minimumTiles4` 4×4 tiles (vgg11's layers from 112×112 to
 ///   28×28): 36 products per 16 outputs, 4× fewer multiplications than the direct method;
-/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (vgg11's 14×14 layers,
-///   alexnet's 13×13 ones): 16 products per 4 outputs, 2.25× fewer.
-/// Small images share GEMM blocks in groups of images (`groupSize`).
+/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (none of the backbones'
+///   layers at 224×224 or 32×32: vgg11's 14×14, alexnet's 13×13 and cnn-small's 16×16 layers
+///   have fewer and stay on im2col): 16 products per 4 outputs, 2.25× fewer;
+/// - F(2×2, 5×5) for 5×5 layers on images of at least `minimumTiles` 2×2 tiles (alexnet's 27×27
+///   layer): 36 products per 4 outputs, 2.8× fewer.
 ///
 /// Each m×m output tile of one output channel is Aᵀ·[Σ_c (G·w[o,c]·Gᵀ) ⊙ (Bᵀ·d_c·B)]·A, where d_c
-/// is the (m+2)×(m+2) input patch of channel c under the tile (zero outside the image). F(2×2):
+/// is the α×α input patch of channel c under the tile (α = m + r − 1; zero outside the image).
+/// F(2×2, 3×3):
 ///   Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1],  G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
 ///   Aᵀ = [1 1 1 0; 0 1 −1 −1].
 /// F(4×4) (interpolation points 0, ±1, ±2, ∞):
 ///   Bᵀ = [4 0 −5 0 1 0; 0 −4 −4 1 1 0; 0 4 −4 −1 1 0; 0 −2 −1 2 1 0; 0 2 −1 −2 1 0; 0 4 0 −5 0 1],
 ///   G = diag(¼, −⅙, −⅙, 1/24, 1/24, 1)·[1 0 0; 1 1 1; 1 −1 1; 1 2 4; 1 −2 4; 0 0 1],
 ///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 0; 0 1 1 4 4 0; 0 1 −1 8 −8 1].
-/// The sum over c for each of the (m+2)² transform positions ξ is one GEMM M_ξ (O, T) =
+/// F(2×2, 5×5) (the same points, so the same Bᵀ and scales):
+///   G = diag(¼, −⅙, −⅙, 1/24, 1/24, 1)·[1 0 0 0 0; 1 1 1 1 1; 1 −1 1 −1 1; 1 2 4 8 16; 1 −2 4 −8 16; 0 0 0 0 1],
+///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 1].
+/// The sum over c for each of the α² transform positions ξ is one GEMM M_ξ (O, T) =
 /// U_ξ (O, C) · V_ξ (C, T) over a block of T tiles (whole rows of tiles of one image), plus
 /// transforms linear in C + O.
 /// The transforms run on 8 tiles at a time: the padded image copy stores each row split by column
@@ -24,39 +30,43 @@
 /// contiguous vector loads.
 ///
 /// Rounding (float32, unit u), besides the GEMM's sum of C terms:
-/// - F(2×2): input transform 2, filter transform 4 (×½ is exact), product 1, output transform 4;
-/// - F(4×4): input transform 4 (each 1-d pass is a depth-2 tree such as (d₄ − 4d₂) + (d₃ − 4d₁);
+/// - F(2×2, 3×3): input transform 2, filter transform 4 (×½ is exact), product 1, output transform 4;
+/// - F(4×4, 3×3): input transform 4 (each 1-d pass is a depth-2 tree such as (d₄ − 4d₂) + (d₃ − 4d₁);
 ///   ×2, ×4 are exact), filter transform 6 (the integer rows in two depth-2 passes, then the
 ///   product with the float32-rounded scale s_a·s_b), product 1, output transform 6 (depth-3
 ///   passes such as ((m₁ − m₂) + 8(m₃ − m₄)) + m₅);
+/// - F(2×2, 5×5): input transform 4, filter transform 8 (depth-3 passes such as
+///   ((a + c) + e) ± (b + d), then the scale), product 1, output transform 6;
 /// so |computed − exact| ≤ γ_{C+e} · |Aᵀ|·[Σ_c (|G|·|w|·|Gᵀ|) ⊙ (|Bᵀ|·|d|·|B|)]·|A| with e = 11
-/// (F(2×2)) or 17 (F(4×4)), one more with the bias. That magnitude is larger than the direct
-/// sum's Σ|w·x| (it mixes the weights and inputs of neighbouring taps; for F(4×4) by 20–130× on
+/// (F(2×2, 3×3)), 17 (F(4×4, 3×3)) or 19 (F(2×2, 5×5)), one more with the bias. That magnitude is
+/// larger than the direct sum's Σ|w·x| (it mixes the weights and inputs of neighbouring taps; for
+/// F(4×4) and F(2×2, 5×5) by 20–130× on
 /// random data); the tests bound Winograd layers with it. The observed F(4×4) error on a
 /// 256-channel layer is ~1.5e-6 of Σ|w·x| at worst.
-/// Results do not depend on the thread count: the tile size and blocks depend only on the layer's
-/// sizes.
+/// Results do not depend on the thread count or on the other images of the batch: each image is
+/// convolved alone, and its tile size and blocks depend only on the layer's sizes.
 public enum Winograd {
     /// Smallest input and output channel counts for which the GEMMs over channels pay for the
     /// transforms (below it, e.g. an RGB input layer, im2col is faster).
     public static let minimumChannels = 16
-    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉) for F(2×2, 3×3). Measured on 2 Zen 4
-    /// cores, batch 16, with 4 images per GEMM block: alexnet's 13×13 layers (49 tiles) and
-    /// vgg11's 14×14 ones ran 0–15 % faster than im2col (per-image blocks had been 0.5–0.7× of
-    /// im2col on Zen 3: their 49-column GEMMs were too narrow).
-    public static let minimumTiles = 49
+    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉) for F(2×2, 3×3) and F(2×2, 5×5):
+    /// below it the per-image GEMMs are too narrow and im2col is faster (measured on 2 Zen 3 cores:
+    /// alexnet's 13×13 and vgg11's 14×14 layers ran at 0.5–0.7× of im2col). Images are never
+    /// convolved together (see `blockTiles`).
+    public static let minimumTiles = 100
     /// Smallest number of 4×4 tiles per image (⌈H/4⌉·⌈W/4⌉) for F(4×4, 3×3), which is preferred
     /// from there on. Measured on 2 Zen 4 cores, batch 16: vgg11's 28×28 layers (49 tiles) ran
-    /// 1.4–1.5× faster by F(4×4) than by F(2×2); at 14×14 (16 tiles) F(4×4) was 1.4× slower than
-    /// im2col.
+    /// 1.4–1.5× faster by F(4×4) than by F(2×2), in one GEMM block per image; at 14×14 (16 tiles)
+    /// F(4×4) was 1.4× slower than im2col.
     public static let minimumTiles4 = 49
 
-    /// The output tile size m of the layer's Winograd algorithm F(m×m, 3×3): 4, 2, or nil when
-    /// `Conv2D` does not use Winograd for it.
+    /// The output tile size m of the layer's Winograd algorithm F(m×m, r×r) (r = the layer's
+    /// kernel): 4 or 2 for a 3×3, padding-1 layer, 2 for a 5×5, padding-2 one, nil when `Conv2D`
+    /// does not use Winograd for it.
     @inlinable public static func tileSize(_ g: Conv2DGeometry) -> Int? {
-        guard g.kernel == 3 && g.stride == 1 && g.padding == 1 &&
-            g.inChannels >= minimumChannels && g.outChannels >= minimumChannels else { return nil }
-        if ((g.height + 3) / 4) * ((g.width + 3) / 4) >= minimumTiles4 { return 4 }
+        guard g.stride == 1 && g.inChannels >= minimumChannels && g.outChannels >= minimumChannels &&
+            (g.kernel == 3 && g.padding == 1 || g.kernel == 5 && g.padding == 2) else { return nil }
+        if g.kernel == 3 && ((g.height + 3) / 4) * ((g.width + 3) / 4) >= minimumTiles4 { return 4 }
         if ((g.height + 1) / 2) * ((g.width + 1) / 2) >= minimumTiles { return 2 }
         return nil
     }
@@ -64,45 +74,40 @@ public enum Winograd {
     /// True when `Conv2D` computes this layer's forward and input gradient with Winograd.
     @inlinable public static func applies(_ g: Conv2DGeometry) -> Bool { tileSize(g) != nil }
 
-    /// Floats of the transformed filters of a layer with `inChannels` × `outChannels` and output
-    /// tile size `tile`: (tile + 2)²·C·O.
-    @inlinable public static func filterCount(inChannels: Int, outChannels: Int, tile: Int) -> Int {
-        (tile + 2) * (tile + 2) * inChannels * outChannels
+    /// Floats of the transformed filters of a layer with `inChannels` × `outChannels`, output tile
+    /// size `tile` and kernel size `kernel`: α²·C·O, α = tile + kernel − 1.
+    @inlinable public static func filterCount(inChannels: Int, outChannels: Int, tile: Int, kernel: Int) -> Int {
+        (tile + kernel - 1) * (tile + kernel - 1) * inChannels * outChannels
     }
 
-    /// Rows of tiles per GEMM block (of all `tileRows` rows of a group of images): the block's
-    /// transformed inputs and products, (m+2)²·(C + O)·T floats, stay within about 4 MiB
+    /// Rows of tiles per GEMM block (of an image's `tileRows` rows): the block's
+    /// transformed inputs and products, α²·(C + O)·T floats, stay within about 4 MiB
     /// (cache-resident between the transform and the GEMM), with at least `blockTiles` tiles.
-    @inlinable static func blockRows(cin: Int, cout: Int, tile: Int, tileRows: Int, tileCols: Int) -> Int {
-        let tiles = max(blockTiles, (1 << 20) / ((tile + 2) * (tile + 2) * (cin + cout)))
+    @inlinable static func blockRows(cin: Int, cout: Int, alpha: Int, tileRows: Int, tileCols: Int) -> Int {
+        let tiles = max(blockTiles, (1 << 20) / (alpha * alpha * (cin + cout)))
         return min(tileRows, max(1, tiles / tileCols))
     }
 
-    /// Images per GEMM block of a layer with output tile size `tile` on H × W images: 1 when an
-    /// image has at least `blockTiles` tiles, else the largest power of two with at most that
-    /// many tiles in all (alexnet's 13×13 and vgg11's 14×14 layers: 49 2×2 tiles, groups of 4; its
-    /// 28×28 layers: 49 4×4 tiles, groups of 4). A power of two splits the usual batch sizes
-    /// evenly over the threads; it depends only on the layer's sizes, so results do not depend on
-    /// the thread count.
-    @inlinable public static func groupSize(height: Int, width: Int, tile: Int) -> Int {
-        let tiles = ((height + tile - 1) / tile) * ((width + tile - 1) / tile)
-        var g = 1
-        while 2 * g * tiles <= blockTiles { g *= 2 }
-        return g
-    }
-
-    /// Tiles a GEMM block aims at (whole images, `groupSize`, below it): wide enough that
+    /// Fewest tiles of a GEMM block (an image's whole tiles when it has fewer): wide enough that
     /// OpenBLAS's packing of the transformed filters (once per GEMM call) costs little against
-    /// the multiplications (measured on 2 Zen 4 cores: 49-tile blocks spent ~40 % of their time
-    /// packing vgg11's 512 × 512 filters).
+    /// the multiplications (measured on 2 Zen 4 cores: vgg11's 56×56 layers ran 1.15–1.25× faster
+    /// with 196-tile blocks than with 56-tile ones). An image's blocks depend only on the layer's
+    /// sizes, never on the other images of the batch: an image's result is the same bits whether it
+    /// is convolved alone or in any batch (OpenBLAS's sums depend on a column's place in the call).
     public static let blockTiles = 256
 
-    /// Scratch floats `convolve` needs for `images` images: their padded copies, one block's
-    /// transformed inputs and products, and (F(4×4)) the 8-tile transform temporaries.
-    public static func scratchCount(cin: Int, cout: Int, height: Int, width: Int, tile: Int, images: Int = 1) -> Int {
-        let th = (height + tile - 1) / tile, tw = (width + tile - 1) / tile, a = tile + 2
-        let n = blockRows(cin: cin, cout: cout, tile: tile, tileRows: images * th, tileCols: tw) * tw
-        return images * cin * (tile * th + 2) * (tile * (tw + 1)) + a * a * (cin + cout) * n + (tile == 4 ? 48 * 8 : 0)
+    /// Scratch floats `convolveImage` needs: the image's padded copy (m·TH + r − 1 rows
+    /// of m·(TW + ⌈(r − 1)/m⌉) floats per channel), one block's transformed inputs and products,
+    /// and (α = 6) the 8-tile transform temporaries. The transforms always load and store 8 lanes
+    /// (partial vectors cost a scalar insert per lane): lanes past a row's last tile read the
+    /// following floats of the buffer and write into the next tile row's place, which its own
+    /// stores overwrite later, or into the 8 spare floats after each transformed-input plane (the
+    /// products have 8 spare floats at the end for the reads).
+    public static func scratchCount(cin: Int, cout: Int, height: Int, width: Int, tile m: Int, kernel r: Int) -> Int {
+        let th = (height + m - 1) / m, tw = (width + m - 1) / m, a = m + r - 1
+        let n = blockRows(cin: cin, cout: cout, alpha: a, tileRows: th, tileCols: tw) * tw
+        return cin * (m * th + r - 1) * (m * (tw + (r + m - 2) / m)) + a * a * (cin * n + 8) + a * a * cout * n + 8
+            + (a == 6 ? 48 * 8 : 0)
     }
 
     /// U_ξ = G·f·Gᵀ at position ξ = (m+2)·a + b for every filter pair of a layer with output tile
@@ -112,29 +117,30 @@ public enum Winograd {
     ///   filters of the transposed convolution ∂x = conv(δ, rot180(w)ᵀ, padding 1).
     /// Split over `threads` by output channel (each value computed by one thread).
     public static func transformFilters(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int, tile: Int,
-                                        adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int = 0) {
-        precondition(tile == 2 || tile == 4, "Winograd.transformFilters: tile \(tile) (2 or 4)")
-        if tile == 2 {
-            transformFilters2(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
-        } else {
-            transformFilters4(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
+                                        kernel: Int, adjoint: Bool, into U: UnsafeMutablePointer<Float>,
+                                        threads: Int = 0) {
+        switch (tile, kernel) {
+        case (2, 3): transformFilters2(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
+        case (4, 3): transformFilters4(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
+        case (2, 5): transformFilters25(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
+        default: preconditionFailure("Winograd.transformFilters: F(\(tile)×\(tile), \(kernel)×\(kernel)) (F(2, 3), F(4, 3) or F(2, 5))")
         }
     }
 
-    /// y (images, cout, H, W) = the 3×3, padding-1 cross-correlation of x (images, cin, H, W) with
-    /// the filters transformed by `transformFilters` for the same `tile` (U: (tile+2)², cout,
-    /// cin); y is overwritten, no bias. The images' tiles share the GEMM blocks (see `groupSize`).
-    /// `scratch` holds `scratchCount(cin:cout:height:width:tile:images:)` floats.
+    /// y (cout, H, W) = the r×r, padding-(r − 1)/2 cross-correlation (r = `kernel`) of x (cin, H, W)
+    /// with the filters transformed by `transformFilters` for the same `tile` and `kernel` (U: α²,
+    /// cout, cin); y is overwritten, no bias. `scratch` holds
+    /// `scratchCount(cin:cout:height:width:tile:kernel:)` floats.
     /// Single-threaded (callers split the batch; OpenBLAS runs single-threaded inside saat's
     /// worker threads).
-    public static func convolve(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int,
-                                width W: Int, tile: Int, filters U: UnsafePointer<Float>,
-                                into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
-        precondition(tile == 2 || tile == 4, "Winograd.convolve: tile \(tile) (2 or 4)")
-        if tile == 2 {
-            convolve2(x, images: images, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
-        } else {
-            convolve4(x, images: images, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+    public static func convolveImage(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int,
+                                     width W: Int, tile: Int, kernel: Int, filters U: UnsafePointer<Float>,
+                                     into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+        switch (tile, kernel) {
+        case (2, 3): convolveImage2(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+        case (4, 3): convolveImage4(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+        case (2, 5): convolveImage25(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+        default: preconditionFailure("Winograd.convolveImage: F(\(tile)×\(tile), \(kernel)×\(kernel)) (F(2, 3), F(4, 3) or F(2, 5))")
         }
     }
 
@@ -179,35 +185,34 @@ public enum Winograd {
         for l in 0..<count { p[l] = v[l] }
     }
 
-    static func convolve2(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int, width W: Int,
+    static func convolveImage2(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
                           filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                           scratch: UnsafeMutablePointer<Float>) {
         let TH = (H + 1) / 2, TW = (W + 1) / 2
-        // Padded copy per image and channel: rows 0 … 2·TH + 1 (image row h at h + 1), each stored
+        // Padded copy per channel: rows 0 … 2·TH + 1 (image row h at h + 1), each stored
         // as its TW + 1 even columns then its TW + 1 odd ones (image column w at padded column
         // w + 1); zeros elsewhere.
         let half = TW + 1, rowStride = 2 * half, padPlane = (2 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, tile: 2, tileRows: images * TH, tileCols: TW)
-        let pad = scratch, V = pad + images * C * padPlane, M = V + 16 * C * rows * TW
-        Elementwise.fillZero(pad, count: images * C * padPlane)
-        for ic in 0..<(images * C) {
+        let rows = blockRows(cin: C, cout: O, alpha: 4, tileRows: TH, tileCols: TW)
+        let pad = scratch, V = pad + C * padPlane, M = V + 16 * (C * rows * TW + 8)
+        Elementwise.fillZero(pad, count: C * padPlane)
+        for c in 0..<C {
             for h in 0..<H {
-                let src = x + (ic * H + h) * W, even = pad + ic * padPlane + (h + 1) * rowStride, odd = even + half
+                let src = x + (c * H + h) * W, even = pad + c * padPlane + (h + 1) * rowStride, odd = even + half
                 var w = 0
                 while w + 1 < W { odd[w / 2] = src[w]; even[w / 2 + 1] = src[w + 1]; w += 2 }
                 if w < W { odd[w / 2] = src[w] }
             }
         }
-        // The images' tile rows (image i's row r is row i·TH + r) in blocks of `rows`.
+        // Tile rows in blocks of `rows`.
         var tr0 = 0
-        while tr0 < images * TH {
-            let nr = min(rows, images * TH - tr0), n = nr * TW
+        while tr0 < TH {
+            let nr = min(rows, TH - tr0), n = nr * TW
             // V_ξ (C, n) = Bᵀ·d·B of each tile's 4×4 patch, 8 tiles at a time.
-            let vs = C * n
+            let vs = C * n + 8
             for c in 0..<C {
                 for r in 0..<nr {
-                    let img = (tr0 + r) / TH, tr = (tr0 + r) % TH
-                    let top = pad + (img * C + c) * padPlane + 2 * tr * rowStride
+                    let top = pad + c * padPlane + 2 * (tr0 + r) * rowStride
                     let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
@@ -216,19 +221,19 @@ public enum Winograd {
                         // as a, c, b, d below, for 8 tiles j … j + 7.
                         let p0 = top + j, p1 = p0 + rowStride, p2 = p1 + rowStride, p3 = p2 + rowStride
                         // even columns at j and j + 1, odd columns at j and j + 1, for rows 0 … 3
-                        let a0 = load(p0, k), b0 = load(p0 + 1, k), c0 = load(p0 + half, k), d0 = load(p0 + half + 1, k)
-                        let a1 = load(p1, k), b1 = load(p1 + 1, k), c1 = load(p1 + half, k), d1 = load(p1 + half + 1, k)
-                        let a2 = load(p2, k), b2 = load(p2 + 1, k), c2 = load(p2 + half, k), d2 = load(p2 + half + 1, k)
-                        let a3 = load(p3, k), b3 = load(p3 + 1, k), c3 = load(p3 + half, k), d3 = load(p3 + half + 1, k)
+                        let a0 = load(p0, 8), b0 = load(p0 + 1, 8), c0 = load(p0 + half, 8), d0 = load(p0 + half + 1, 8)
+                        let a1 = load(p1, 8), b1 = load(p1 + 1, 8), c1 = load(p1 + half, 8), d1 = load(p1 + half + 1, 8)
+                        let a2 = load(p2, 8), b2 = load(p2 + 1, 8), c2 = load(p2 + half, 8), d2 = load(p2 + half + 1, 8)
+                        let a3 = load(p3, 8), b3 = load(p3 + 1, 8), c3 = load(p3 + half, 8), d3 = load(p3 + half + 1, 8)
                         // Bᵀ·d along the rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3) gives row a of
                         // the transform; ·B along its columns (E, E⁺, O, O⁺) → E − E⁺, O + E⁺,
                         // E⁺ − O, O − O⁺ gives ξ = 4a + b.
                         @inline(__always) func cols(_ e: V8, _ e1: V8, _ o: V8, _ o1: V8, _ a: Int) {
                             let q = out + j + 4 * a * vs
-                            store(e - e1, q, k)
-                            store(o + e1, q + vs, k)
-                            store(e1 - o, q + 2 * vs, k)
-                            store(o - o1, q + 3 * vs, k)
+                            store(e - e1, q, 8)
+                            store(o + e1, q + vs, 8)
+                            store(e1 - o, q + 2 * vs, 8)
+                            store(o - o1, q + 3 * vs, 8)
                         }
                         cols(a0 - a2, b0 - b2, c0 - c2, d0 - d2, 0)
                         cols(a1 + a2, b1 + b2, c1 + c2, d1 + d2, 1)
@@ -248,13 +253,13 @@ public enum Winograd {
             let ms = O * n
             for o in 0..<O {
                 for r in 0..<nr {
-                    let img = (tr0 + r) / TH, i = 2 * ((tr0 + r) % TH)
-                    let row0 = y + ((img * O + o) * H + i) * W
+                    let i = 2 * (tr0 + r)
+                    let row0 = y + (o * H + i) * W
                     let src = M + o * n + r * TW
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
-                        @inline(__always) func m(_ a: Int, _ b: Int) -> V8 { load(src + j + (4 * a + b) * ms, k) }
+                        @inline(__always) func m(_ a: Int, _ b: Int) -> V8 { load(src + j + (4 * a + b) * ms, 8) }
                         let s00 = m(0, 0) + m(1, 0) + m(2, 0), s01 = m(0, 1) + m(1, 1) + m(2, 1)
                         let s02 = m(0, 2) + m(1, 2) + m(2, 2), s03 = m(0, 3) + m(1, 3) + m(2, 3)
                         let s10 = m(1, 0) - m(2, 0) - m(3, 0), s11 = m(1, 1) - m(2, 1) - m(3, 1)
@@ -342,47 +347,46 @@ public enum Winograd {
         store((d12 + 8 * d34) + m5, p + 3 * stride, 8)
     }
 
-    static func convolve4(_ x: UnsafePointer<Float>, images: Int, cin C: Int, cout O: Int, height H: Int, width W: Int,
+    static func convolveImage4(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
                           filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                           scratch: UnsafeMutablePointer<Float>) {
         let TH = (H + 3) / 4, TW = (W + 3) / 4
-        // Padded copy per image and channel: rows 0 … 4·TH + 1 (image row h at h + 1), each stored as four phases of
+        // Padded copy per channel: rows 0 … 4·TH + 1 (image row h at h + 1), each stored as four phases of
         // TW + 1 values, phase p holding padded columns 4i + p (image column w at padded column
         // w + 1); zeros elsewhere. Tile j's six columns are then phase 0…3 at i = j and phase 0, 1
         // at i = j + 1.
         let ph = TW + 1, rowStride = 4 * ph, padPlane = (4 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, tile: 4, tileRows: images * TH, tileCols: TW)
-        let pad = scratch, V = pad + images * C * padPlane, M = V + 36 * C * rows * TW, tmp = M + 36 * O * rows * TW
-        Elementwise.fillZero(pad, count: images * C * padPlane)
-        for ic in 0..<(images * C) {
+        let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TW)
+        let pad = scratch, V = pad + C * padPlane, M = V + 36 * (C * rows * TW + 8), tmp = M + 36 * O * rows * TW + 8
+        Elementwise.fillZero(pad, count: C * padPlane)
+        for c in 0..<C {
             for h in 0..<H {
-                let src = x + (ic * H + h) * W, dst = pad + ic * padPlane + (h + 1) * rowStride
+                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + 1) * rowStride
                 for w in 0..<W { dst[((w + 1) & 3) * ph + (w + 1) >> 2] = src[w] }
             }
         }
-        // The images' tile rows (image i's row r is row i·TH + r) in blocks of `rows`.
+        // Tile rows in blocks of `rows`.
         var tr0 = 0
-        while tr0 < images * TH {
-            let nr = min(rows, images * TH - tr0), n = nr * TW
+        while tr0 < TH {
+            let nr = min(rows, TH - tr0), n = nr * TW
             // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time: d·B row by row into
             // tmp (6 × 6 vectors), then Bᵀ· column by column into V.
-            let vs = C * n
+            let vs = C * n + 8
             for c in 0..<C {
                 for r in 0..<nr {
-                    let img = (tr0 + r) / TH, tr = (tr0 + r) % TH
-                    let top = pad + (img * C + c) * padPlane + 4 * tr * rowStride
+                    let top = pad + c * padPlane + 4 * (tr0 + r) * rowStride
                     let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
                         for a in 0..<6 {
                             let q = top + a * rowStride + j
-                            bt6(load(q, k), load(q + ph, k), load(q + 2 * ph, k), load(q + 3 * ph, k),
-                                load(q + 1, k), load(q + ph + 1, k), tmp + 48 * a, 8, 8)
+                            bt6(load(q, 8), load(q + ph, 8), load(q + 2 * ph, 8), load(q + 3 * ph, 8),
+                                load(q + 1, 8), load(q + ph + 1, 8), tmp + 48 * a, 8, 8)
                         }
                         for b in 0..<6 {
                             @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b, 8) }
-                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs, k)
+                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs, 8)
                         }
                         j += 8
                     }
@@ -399,13 +403,13 @@ public enum Winograd {
             let ms = O * n, yt = tmp + 192
             for o in 0..<O {
                 for r in 0..<nr {
-                    let img = (tr0 + r) / TH, i = 4 * ((tr0 + r) % TH)
+                    let i = 4 * (tr0 + r)
                     let src = M + o * n + r * TW
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
                         for a in 0..<6 {
-                            @inline(__always) func m(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, k) }
+                            @inline(__always) func m(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
                             at6(m(0), m(1), m(2), m(3), m(4), m(5), tmp + 32 * a, 8)
                         }
                         for b in 0..<4 {
@@ -415,7 +419,7 @@ public enum Winograd {
                         // yt[(4·ii + jj)·8 + l] = output (i + ii, 4(j + l) + jj).
                         let fullCols = 4 * (j + k) <= W
                         for ii in 0..<min(4, H - i) {
-                            let row = y + ((img * O + o) * H + i + ii) * W + 4 * j, v = yt + 32 * ii
+                            let row = y + (o * H + i + ii) * W + 4 * j, v = yt + 32 * ii
                             if fullCols {
                                 for l in 0..<k {
                                     row[4 * l] = v[l]; row[4 * l + 1] = v[8 + l]
@@ -423,6 +427,134 @@ public enum Winograd {
                                 }
                             } else {
                                 for l in 0..<k { for jj in 0..<4 where 4 * (j + l) + jj < W { row[4 * l + jj] = v[8 * jj + l] } }
+                            }
+                        }
+                        j += 8
+                    }
+                }
+            }
+            tr0 += nr
+        }
+    }
+
+    // MARK: F(2×2, 5×5)
+
+    /// Ĝ₅·(a, b, c, d, e)ᵀ = (a, (a + c + e) ± (b + d), (a + 4c + 16e) ± (2b + 8d), e), the integer
+    /// rows of F(2×2, 5×5)'s G = diag(s)·Ĝ₅ (the same points and scales s as F(4×4, 3×3)): depth-3
+    /// sums, the powers of two exact.
+    @inline(__always) static func gHat5(_ a: Float, _ b: Float, _ c: Float, _ d: Float, _ e: Float) -> SIMD8<Float> {
+        let ace = (a + c) + e, bd = b + d, a4 = (a + 4 * c) + 16 * e, b2 = 2 * b + 8 * d
+        return SIMD8(a, ace + bd, ace - bd, a4 + b2, a4 - b2, e, 0, 0)
+    }
+
+    /// F(2×2, 5×5): U_ξ = s_a·s_b·(Ĝ₅·f·Ĝ₅ᵀ)_ab at ξ = 6a + b, as U (36, rows, cols); the scale
+    /// products s_a·s_b are rounded to float32 once.
+    static func transformFilters25(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int,
+                                   adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
+        let plane = O * C
+        var scale = [Float](repeating: 0, count: 36)
+        for a in 0..<6 { for b in 0..<6 { scale[6 * a + b] = Float(gScale[a] * gScale[b]) } }
+        scale.withUnsafeBufferPointer { sc in
+            ParallelFor.split(count: O, threads: threads) { _, outs in
+                for o in outs {
+                    for c in 0..<C {
+                        let src = w + (o * C + c) * 25
+                        @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[24 - t] : src[t] }
+                        // Ĝ₅·f (6×5) column by column, then (Ĝ₅·f)·Ĝ₅ᵀ row by row.
+                        let g0 = gHat5(f(0), f(5), f(10), f(15), f(20)), g1 = gHat5(f(1), f(6), f(11), f(16), f(21))
+                        let g2 = gHat5(f(2), f(7), f(12), f(17), f(22)), g3 = gHat5(f(3), f(8), f(13), f(18), f(23))
+                        let g4 = gHat5(f(4), f(9), f(14), f(19), f(24))
+                        let dst = adjoint ? c * O + o : o * C + c
+                        for a in 0..<6 {
+                            let row = gHat5(g0[a], g1[a], g2[a], g3[a], g4[a])
+                            for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Aᵀ·(m₀ … m₅) of F(2×2, 5×5) on 8 lanes, written to p and p + stride:
+    /// (m₀ + (m₁ + m₂)) + (m₃ + m₄) and ((m₁ − m₂) + 2(m₃ − m₄)) + m₅ (depth 3).
+    @inline(__always) static func at62(_ m0: V8, _ m1: V8, _ m2: V8, _ m3: V8, _ m4: V8, _ m5: V8,
+                                       _ p: UnsafeMutablePointer<Float>, _ stride: Int) {
+        store((m0 + (m1 + m2)) + (m3 + m4), p, 8)
+        store(((m1 - m2) + 2 * (m3 - m4)) + m5, p + stride, 8)
+    }
+
+    static func convolveImage25(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
+                           filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                           scratch: UnsafeMutablePointer<Float>) {
+        let TH = (H + 1) / 2, TW = (W + 1) / 2
+        // Padded copy per channel: rows 0 … 2·TH + 3 (image row h at h + 2), each stored
+        // as its TW + 2 even columns then its TW + 2 odd ones (image column w at padded column
+        // w + 2); zeros elsewhere. Tile j's six columns are even/odd at j, j + 1, j + 2.
+        let half = TW + 2, rowStride = 2 * half, padPlane = (2 * TH + 4) * rowStride
+        let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TW)
+        let pad = scratch, V = pad + C * padPlane, M = V + 36 * (C * rows * TW + 8), tmp = M + 36 * O * rows * TW + 8
+        Elementwise.fillZero(pad, count: C * padPlane)
+        for c in 0..<C {
+            for h in 0..<H {
+                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + 2) * rowStride
+                for w in 0..<W { dst[((w + 2) & 1) * half + (w + 2) >> 1] = src[w] }
+            }
+        }
+        // Tile rows in blocks of `rows`.
+        var tr0 = 0
+        while tr0 < TH {
+            let nr = min(rows, TH - tr0), n = nr * TW
+            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch (Bᵀ of F(4×4, 3×3)), 8 tiles at a time.
+            let vs = C * n + 8
+            for c in 0..<C {
+                for r in 0..<nr {
+                    let top = pad + c * padPlane + 2 * (tr0 + r) * rowStride
+                    let out = V + c * n + r * TW
+                    var j = 0
+                    while j < TW {
+                        let k = min(8, TW - j)
+                        for a in 0..<6 {
+                            let q = top + a * rowStride + j
+                            bt6(load(q, 8), load(q + half, 8), load(q + 1, 8), load(q + half + 1, 8),
+                                load(q + 2, 8), load(q + half + 2, 8), tmp + 48 * a, 8, 8)
+                        }
+                        for b in 0..<6 {
+                            @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b, 8) }
+                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs, 8)
+                        }
+                        j += 8
+                    }
+                }
+            }
+            // M_ξ (O, n) = U_ξ (O, C) · V_ξ (C, n).
+            for xi in 0..<36 {
+                BLAS.sgemm(m: O, n: n, k: C, a: U + xi * O * C, lda: C, b: V + xi * vs, ldb: n,
+                           c: M + xi * O * n, ldc: n)
+            }
+            // y tile = Aᵀ·m·A (2×2), 8 tiles at a time: ·A along each row a into tmp (6 × 2
+            // vectors), then Aᵀ· along the columns into tmp + 96 (2 rows × 2 columns of vectors).
+            let ms = O * n, yt = tmp + 96
+            for o in 0..<O {
+                for r in 0..<nr {
+                    let i = 2 * (tr0 + r)
+                    let src = M + o * n + r * TW
+                    var j = 0
+                    while j < TW {
+                        let k = min(8, TW - j)
+                        for a in 0..<6 {
+                            @inline(__always) func m(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
+                            at62(m(0), m(1), m(2), m(3), m(4), m(5), tmp + 16 * a, 8)
+                        }
+                        for b in 0..<2 {
+                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + 16 * a + 8 * b, 8) }
+                            at62(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, 16)
+                        }
+                        // yt[(2·ii + jj)·8 + l] = output (i + ii, 2(j + l) + jj).
+                        for ii in 0..<min(2, H - i) {
+                            let row = y + (o * H + i + ii) * W + 2 * j, v = yt + 16 * ii
+                            for l in 0..<k {
+                                row[2 * l] = v[l]
+                                if 2 * (j + l) + 1 < W { row[2 * l + 1] = v[8 + l] }
                             }
                         }
                         j += 8

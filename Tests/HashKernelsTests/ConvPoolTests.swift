@@ -7,7 +7,7 @@ import NumericBounds
 /// (bias included), O·k² + 1 for ∂x, N·(OH·OW + 1) + 1 for ∂w and ∂b (per-image GEMMs into per-part
 /// sums, then the parts, then the += into the caller's buffer). Layers that `Winograd.applies` to
 /// compute the forward and ∂x by Winograd F(m×m, 3×3): their bound is γ_{C + e + 1} (γ_{O + e} for
-/// ∂x, e = winogradExtraRoundings(tile: m)) times the Winograd magnitude
+/// ∂x, e = winogradExtraRoundings(tile: m, kernel: k)) times the Winograd magnitude
 /// (NumericBounds.winogradMagnitude) plus |b|.
 final class ConvPoolTests: XCTestCase {
     private func random(_ n: Int, seed: UInt64) -> [Float] {
@@ -43,7 +43,7 @@ final class ConvPoolTests: XCTestCase {
         }
         if let m = Winograd.tileSize(g) {
             bound = winogradConvBounds(x: x, w: w, b: b, dy: nil, batch: g.batch, inChannels: C, outChannels: O,
-                                       height: H, width: W, tile: m).y
+                                       height: H, width: W, tile: m, kernel: k).y
         }
         return (y, bound)
     }
@@ -71,7 +71,7 @@ final class ConvPoolTests: XCTestCase {
         var dxBound = dx.map { $0.bound(terms: nx) }
         if let m = Winograd.tileSize(g) {   // ∂x = conv(δ, rot180(w)ᵀ) from O channels to C, by Winograd
             dxBound = winogradConvBounds(x: x, w: w, b: [Float](repeating: 0, count: O), dy: dy, batch: g.batch,
-                                         inChannels: C, outChannels: O, height: H, width: W, tile: m).dx!
+                                         inChannels: C, outChannels: O, height: H, width: W, tile: m, kernel: k).dx!
         }
         return (dx.map(\.value), dxBound, dw.map(\.value), dw.map { $0.bound(terms: nw) },
                 db.map(\.value), db.map { $0.bound(terms: nw) })
@@ -90,14 +90,14 @@ final class ConvPoolTests: XCTestCase {
         (2, 4, 5, 5, 6, 1, 1, 0, 0),
         (2, 2, 3, 4, 3, 5, 1, 1, 0),  // kernel == padded height
         (1, 1, 4, 4, 1, 2, 4, 1, 0),  // stride > kernel
-        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 49 2×2 tiles per image, fewer than 49 4×4
+        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 100 2×2 tiles per image, fewer than 49 4×4
         // ones): even and odd sizes (a last tile cut in half), channel counts at and off the
-        // minimum, batch splits with a remainder; then the im2col side of the channel threshold.
+        // minimum, batch splits with a remainder; then the im2col side of each threshold.
         (3, 16, 20, 20, 16, 3, 1, 1, 2),
         (1, 16, 24, 22, 17, 3, 1, 1, 0),
         (3, 17, 21, 19, 20, 3, 1, 1, 2),
         (2, 24, 19, 21, 16, 3, 1, 1, 3),
-        (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 2×2 tiles: F(2×2)
+        (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles: im2col
         (2, 15, 20, 20, 16, 3, 1, 1, 0),              // one channel short: im2col
         // Winograd F(4×4, 3×3) layers (≥ 49 4×4 tiles): exactly 49 tiles, 10 tiles per row (two
         // lanes past an 8-tile group), last tiles cut to 3 rows / 1 column, rows of exactly 16
@@ -107,13 +107,12 @@ final class ConvPoolTests: XCTestCase {
         (3, 17, 43, 41, 20, 3, 1, 1, 2),
         (1, 16, 28, 64, 18, 3, 1, 1, 0),
         (2, 16, 24, 28, 16, 3, 1, 1, 0),              // 6 × 7 4×4 tiles: F(2×2)
-        // Images sharing GEMM blocks (`Winograd.groupSize`): alexnet's 13×13 kind (49 2×2 tiles,
-        // groups of 4) with a last group of 1 and of 3 images, vgg11's 28×28 kind (49 4×4 tiles,
-        // groups of 4); then 42 2×2 tiles (im2col).
-        (5, 16, 13, 13, 16, 3, 1, 1, 2),
-        (7, 17, 14, 13, 16, 3, 1, 1, 3),
-        (6, 16, 28, 28, 16, 3, 1, 1, 0),
-        (2, 16, 12, 14, 16, 3, 1, 1, 0),              // 6 × 7 2×2 tiles: im2col
+        // Winograd F(2×2, 5×5) layers (5×5, padding 2, ≥ 100 2×2 tiles): exactly 100 tiles, odd
+        // sizes with batch splits, alexnet's 27×27; then 90 tiles (im2col).
+        (2, 16, 20, 20, 16, 5, 1, 2, 0),
+        (3, 17, 21, 19, 20, 5, 1, 2, 2),
+        (1, 16, 27, 27, 24, 5, 1, 2, 0),
+        (2, 16, 18, 19, 16, 5, 1, 2, 0),              // 90 2×2 tiles: im2col
         // im2col in several slabs of output rows (`Conv2D.slabRows`), the last one shorter:
         // alexnet's 11×11/4 kind (2 slabs of 12 and 11 rows) and a wide 3×3 image (14 slabs of 3, 1).
         (2, 3, 99, 99, 8, 11, 4, 2, 0),

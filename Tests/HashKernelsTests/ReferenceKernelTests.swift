@@ -6,8 +6,8 @@ import NumericBounds
 /// straightforward reference loops, at the stride/padding variants the backbones use
 /// (cnn-small and vgg11: 3×3 pad 1 stride 1 and 2×2/2 pools; alexnet: 11×11 stride 4 pad 2,
 /// 5×5 pad 2, 3×3 pad 1 and 3×3/2 pools), with channel counts and image sizes scaled down except
-/// where a layer's sizes decide its algorithm (Winograd for 3×3 layers from 16 channels: F(4×4)
-/// from 49 4×4 tiles per image, F(2×2) from 100 2×2 tiles).
+/// where a layer's sizes decide its algorithm (Winograd for 3×3 and 5×5 layers from 16 channels:
+/// F(4×4, 3×3) from 49 4×4 tiles per image, F(2×2, 3×3) and F(2×2, 5×5) from 100 2×2 tiles).
 /// Agreement: every value within the float32 bound γ_n·Σ|terms| of its Double reference
 /// (NumericBounds), for 1, 2 and 3 threads; the fused conv → ReLU → pool epilogue and prologue
 /// equal the unfused kernels bit for bit.
@@ -45,7 +45,7 @@ final class ReferenceKernelTests: XCTestCase {
         var yb = y.map { $0.bound(terms: ny) }, dxb = dx.map { $0.bound(terms: nx) }
         if let m = Winograd.tileSize(g) {   // forward and ∂x by Winograd F(m×m, 3×3): its own magnitude
             let wb = winogradConvBounds(x: x, w: w, b: b, dy: dy, batch: g.batch, inChannels: C, outChannels: O,
-                                        height: H, width: W, tile: m)
+                                        height: H, width: W, tile: m, kernel: k)
             yb = wb.y; dxb = wb.dx!
         }
         return (y.map(\.value), yb, dx.map(\.value), dxb,
@@ -58,6 +58,7 @@ final class ReferenceKernelTests: XCTestCase {
         ("cnn-small conv2 3x3 p1", 2, 32, 16, 16, 16, 3, 1, 1),
         ("vgg11 3x3 p1 (odd size, Winograd F(2x2))", 2, 16, 21, 21, 16, 3, 1, 1),
         ("vgg11 3x3 p1 (odd size, Winograd F(4x4))", 2, 16, 29, 27, 16, 3, 1, 1),
+        ("alexnet conv2 5x5 p2 at 27x27 (Winograd F(2x2, 5x5))", 2, 16, 27, 27, 17, 5, 1, 2),
         ("3x3 p1 under 16 channels (im2col)", 2, 8, 15, 15, 8, 3, 1, 1),
         ("alexnet conv1 11x11 s4 p2", 2, 3, 39, 39, 4, 11, 4, 2),
         ("alexnet conv2 5x5 p2", 2, 6, 9, 9, 5, 5, 1, 2),
@@ -168,42 +169,31 @@ final class ReferenceKernelTests: XCTestCase {
         }
     }
 
-    /// Winograd layers whose images share GEMM blocks (`Winograd.groupSize` > 1): the forward and
-    /// ∂x are bitwise the same for 1, 2, 3 and 4 threads (units of images are cut at multiples of
-    /// the group size, whatever the thread count), including the fused ReLU → pool path.
-    func testGroupedWinogradIsThreadCountInvariant() {
-        // (name, N, C, H, W, O): alexnet's 13×13 kind by F(2×2), vgg11's 28×28 kind by F(4×4).
-        for (t, (name, n, c, h, w, o)) in [("13x13 F(2x2), groups of 4", 7, 16, 13, 13, 16),
-                                           ("28x28 F(4x4), groups of 4", 6, 16, 28, 28, 24)].enumerated() {
-            let g = Conv2DGeometry(batch: n, inChannels: c, height: h, width: w, outChannels: o,
-                                   kernel: 3, stride: 1, padding: 1)
-            XCTAssertGreaterThan(Conv2D.group(g), 1, name)
-            let x = random(g.inputCount, seed: UInt64(2100 + t)), wt = random(g.weightCount, seed: UInt64(2200 + t))
-            let b = random(o, seed: UInt64(2300 + t)), dy = random(g.outputCount, seed: UInt64(2400 + t))
-            let pg = Pool2DGeometry(batch: n, channels: o, height: h, width: w, kernel: 2, stride: 2)
-            var first: (y: [Float], dx: [Float], pooled: [Float], dxPool: [Float])?
-            for threads in [1, 2, 3, 4] {
-                var y = [Float](repeating: .nan, count: g.outputCount), dx = [Float](repeating: .nan, count: g.inputCount)
-                Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
-                Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: nil, dBias: nil, threads: threads)
-                var pooled = [Float](repeating: .nan, count: pg.outputCount), idx = [Int32](repeating: -1, count: pg.outputCount)
-                var dxPool = [Float](repeating: .nan, count: g.inputCount)
-                let gp = Array(dy[0..<pg.outputCount])
-                pooled.withUnsafeMutableBufferPointer { pp in idx.withUnsafeMutableBufferPointer { ip in
-                    Conv2D.forward(x: x, weight: wt, bias: b, y: nil, geometry: g, relu: true,
-                                   pool: .init(geometry: pg, y: pp.baseAddress!, argmax: ip.baseAddress!), threads: threads)
-                    Conv2D.backward(x: nil, weight: wt, dy: gp, geometry: g, dx: &dxPool, dWeight: nil, dBias: nil,
-                                    relu: UnsafePointer(pp.baseAddress!),
-                                    pool: .init(geometry: pg, argmax: UnsafePointer(ip.baseAddress!)), threads: threads)
-                } }
-                if let first {
-                    assertSameBits(y, first.y, "\(name) forward, \(threads) threads vs 1")
-                    assertSameBits(dx, first.dx, "\(name) ∂x, \(threads) threads vs 1")
-                    assertSameBits(pooled, first.pooled, "\(name) fused pool, \(threads) threads vs 1")
-                    assertSameBits(dxPool, first.dxPool, "\(name) fused ∂x, \(threads) threads vs 1")
-                } else {
-                    first = (y, dx, pooled, dxPool)
-                    XCTAssertFalse(y.contains { $0.isNaN } || dx.contains { $0.isNaN } || dxPool.contains { $0.isNaN }, name)
+    /// Winograd layers (F(2×2, 3×3), F(4×4, 3×3), F(2×2, 5×5)) convolve each image alone: an
+    /// image's forward and ∂x are the same bits in a batch of 3 (1, 2 and 3 threads) as computed
+    /// alone, so attacks give the same adversarial images whatever the chunk or shard they run in.
+    func testWinogradImageResultsDoNotDependOnTheBatch() {
+        for (t, (name, c, h, w, o, k, p)) in [("F(2x2, 3x3)", 16, 21, 21, 16, 3, 1), ("F(4x4, 3x3)", 16, 29, 27, 20, 3, 1),
+                                              ("F(2x2, 5x5)", 17, 27, 27, 16, 5, 2)].enumerated() {
+            let g = Conv2DGeometry(batch: 3, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: 1, padding: p)
+            let g1 = Conv2DGeometry(batch: 1, inChannels: c, height: h, width: w, outChannels: o, kernel: k, stride: 1, padding: p)
+            XCTAssertNotNil(Winograd.tileSize(g), name)
+            let x = random(g.inputCount, seed: UInt64(3100 + t)), wt = random(g.weightCount, seed: UInt64(3200 + t))
+            let b = random(o, seed: UInt64(3300 + t)), dy = random(g.outputCount, seed: UInt64(3400 + t))
+            for image in 0..<3 {
+                var y1 = [Float](repeating: .nan, count: g1.outputCount), dx1 = [Float](repeating: .nan, count: g1.inputCount)
+                Conv2D.forward(x: Array(x[(image * g1.inputCount)..<((image + 1) * g1.inputCount)]), weight: wt, bias: b,
+                               y: &y1, geometry: g1)
+                Conv2D.backward(x: nil, weight: wt, dy: Array(dy[(image * g1.outputCount)..<((image + 1) * g1.outputCount)]),
+                                geometry: g1, dx: &dx1, dWeight: nil, dBias: nil)
+                for threads in [1, 2, 3] {
+                    var y = [Float](repeating: .nan, count: g.outputCount), dx = [Float](repeating: .nan, count: g.inputCount)
+                    Conv2D.forward(x: x, weight: wt, bias: b, y: &y, geometry: g, threads: threads)
+                    Conv2D.backward(x: nil, weight: wt, dy: dy, geometry: g, dx: &dx, dWeight: nil, dBias: nil, threads: threads)
+                    assertSameBits(y[(image * g1.outputCount)..<((image + 1) * g1.outputCount)], y1,
+                                   "\(name) forward of image \(image) in the batch (\(threads) threads) vs alone")
+                    assertSameBits(dx[(image * g1.inputCount)..<((image + 1) * g1.inputCount)], dx1,
+                                   "\(name) ∂x of image \(image) in the batch (\(threads) threads) vs alone")
                 }
             }
         }

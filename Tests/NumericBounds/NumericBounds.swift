@@ -100,14 +100,32 @@ public struct BoundedSum {
 ///   the product and 4 in the output transform Aᵀ·m·A: 11;
 /// - m = 4: 4 in the input transform (two depth-2 passes), 6 in the filter transform (two depth-2
 ///   passes of the integer rows Ĝ, the float32 scale s_a·s_b and its product), 1 in the product
-///   and 6 in the output transform (two depth-3 passes): 17.
-public func winogradExtraRoundings(tile m: Int) -> Int {
-    precondition(m == 2 || m == 4, "winogradExtraRoundings: tile \(m)")
-    return m == 2 ? 11 : 17
+///   and 6 in the output transform (two depth-3 passes): 17;
+/// - F(2×2, 5×5): 4 in the input transform, 8 in the filter transform (two depth-3 passes, the
+///   scale and its product), 1 in the product and 6 in the output transform: 19.
+public func winogradExtraRoundings(tile m: Int, kernel r: Int) -> Int {
+    switch (m, r) {
+    case (2, 3): return 11
+    case (4, 3): return 17
+    case (2, 5): return 19
+    default: preconditionFailure("winogradExtraRoundings: F(\(m), \(r))")
+    }
 }
 
-/// |Bᵀ|, |G|, |Aᵀ| of F(m×m, 3×3) for m = 2 and 4 (the matrices of HashKernels' `Winograd`).
-private func winogradAbsMatrices(_ m: Int) -> (BT: [[Double]], G: [[Double]], AT: [[Double]]) {
+/// |Bᵀ|, |G|, |Aᵀ| of F(m×m, r×r) for (m, r) = (2, 3), (4, 3), (2, 5) (the matrices of
+/// HashKernels' `Winograd`).
+private func winogradAbsMatrices(_ m: Int, _ r: Int) -> (BT: [[Double]], G: [[Double]], AT: [[Double]]) {
+    if r == 5 {
+        precondition(m == 2, "winogradMagnitude: F(\(m), 5)")
+        let s = [1.0 / 4, 1.0 / 6, 1.0 / 6, 1.0 / 24, 1.0 / 24, 1]
+        let gHat: [[Double]] = [[1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, 2, 4, 8, 16], [1, 2, 4, 8, 16],
+                                [0, 0, 0, 0, 1]]
+        return ([[4, 0, 5, 0, 1, 0], [0, 4, 4, 1, 1, 0], [0, 4, 4, 1, 1, 0], [0, 2, 1, 2, 1, 0], [0, 2, 1, 2, 1, 0],
+                 [0, 4, 0, 5, 0, 1]],
+                (0..<6).map { a in gHat[a].map { s[a] * $0 } },
+                [[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 1]])
+    }
+    precondition(r == 3, "winogradMagnitude: kernel \(r) (3 or 5)")
     if m == 2 {
         return ([[1, 0, 1, 0], [0, 1, 1, 0], [0, 1, 1, 0], [0, 1, 0, 1]],
                 [[1, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0.5], [0, 0, 1]],
@@ -121,27 +139,28 @@ private func winogradAbsMatrices(_ m: Int) -> (BT: [[Double]], G: [[Double]], AT
             [[1, 1, 1, 1, 1, 0], [0, 1, 1, 2, 2, 0], [0, 1, 1, 4, 4, 0], [0, 1, 1, 8, 8, 1]])
 }
 
-/// The rounding magnitude of a Winograd F(m×m, 3×3), padding-1 convolution (HashKernels'
-/// `Winograd`, m = `tile`): for every output (n, o, i, j),
+/// The rounding magnitude of a Winograd F(m×m, r×r), padding-(r − 1)/2 convolution (HashKernels'
+/// `Winograd`, m = `tile`, r = `kernel`): for every output (n, o, i, j),
 /// |Aᵀ|·[Σ_c (|G|·|f_oc|·|Gᵀ|) ⊙ (|Bᵀ|·|d_c|·|B|)]·|A| at the output's place in its m×m tile, d_c the
-/// zero-padded (m+2)×(m+2) input patch under the tile. `input` (N, C, H, W) and `weight` are taken
-/// in absolute value. Forward: `weight` is (O, C, 3, 3) and f_oc = w[o, c]. `adjoint`, the input
-/// gradient of a layer with weight (L_out, L_in, 3, 3), a convolution from its L_out output
-/// channels to its L_in inputs: pass that weight with inChannels = L_out and outChannels = L_in;
-/// then f_oc = rot180(w[c, o]).
+/// zero-padded α×α input patch under the tile (α = m + r − 1). `input` (N, C, H, W) and `weight`
+/// are taken in absolute value. Forward: `weight` is (O, C, r, r) and f_oc = w[o, c]. `adjoint`,
+/// the input gradient of a layer with weight (L_out, L_in, r, r), a convolution from its L_out
+/// output channels to its L_in inputs: pass that weight with inChannels = L_out and outChannels =
+/// L_in; then f_oc = rot180(w[c, o]).
 public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, inChannels C: Int, outChannels O: Int,
-                              height H: Int, width W: Int, adjoint: Bool, tile m: Int) -> [Double] {
-    precondition(input.count == N * C * H * W && weight.count == O * C * 9, "winogradMagnitude: sizes")
-    let (BT, G, AT) = winogradAbsMatrices(m)
-    let a = m + 2, aa = a * a
+                              height H: Int, width W: Int, adjoint: Bool, tile m: Int, kernel r: Int) -> [Double] {
+    let rr = r * r, pad = (r - 1) / 2
+    precondition(input.count == N * C * H * W && weight.count == O * C * rr, "winogradMagnitude: sizes")
+    let (BT, G, AT) = winogradAbsMatrices(m, r)
+    let a = m + r - 1, aa = a * a
     // |U|[o][c] (a×a) = |G|·|f|·|Gᵀ|.
     var U = [Double](repeating: 0, count: O * C * aa)
     for o in 0..<O { for c in 0..<C {
-        var f = [Double](repeating: 0, count: 9)
-        for t in 0..<9 { f[t] = abs(adjoint ? weight[(c * O + o) * 9 + 8 - t] : weight[(o * C + c) * 9 + t]) }
+        var f = [Double](repeating: 0, count: rr)
+        for t in 0..<rr { f[t] = abs(adjoint ? weight[(c * O + o) * rr + rr - 1 - t] : weight[(o * C + c) * rr + t]) }
         for p in 0..<a { for q in 0..<a {
             var s = 0.0
-            for u in 0..<3 { for v in 0..<3 { s += G[p][u] * f[u * 3 + v] * G[q][v] } }
+            for u in 0..<r { for v in 0..<r { s += G[p][u] * f[u * r + v] * G[q][v] } }
             U[(o * C + c) * aa + p * a + q] = s
         } }
     } }
@@ -150,20 +169,20 @@ public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, i
     var V = [Double](repeating: 0, count: C * aa), d = [Double](repeating: 0, count: aa)
     var rowPass = [Double](repeating: 0, count: aa), acc = [Double](repeating: 0, count: aa)
     for n in 0..<N { for ti in 0..<TH { for tj in 0..<TW {
-        // |V|[c] = |Bᵀ|·|d|·|B| of the patch at rows m·ti − 1 …, columns m·tj − 1 ….
+        // |V|[c] = |Bᵀ|·|d|·|B| of the patch at rows m·ti − pad …, columns m·tj − pad ….
         for c in 0..<C {
-            for r in 0..<a { for q in 0..<a {
-                let h = m * ti - 1 + r, w = m * tj - 1 + q
-                d[r * a + q] = h >= 0 && h < H && w >= 0 && w < W ? abs(input[((n * C + c) * H + h) * W + w]) : 0
+            for y in 0..<a { for q in 0..<a {
+                let h = m * ti - pad + y, w = m * tj - pad + q
+                d[y * a + q] = h >= 0 && h < H && w >= 0 && w < W ? abs(input[((n * C + c) * H + h) * W + w]) : 0
             } }
-            for r in 0..<a { for q in 0..<a {   // rowPass = |d|·|B|
+            for y in 0..<a { for q in 0..<a {   // rowPass = |d|·|B|
                 var s = 0.0
-                for t in 0..<a { s += d[r * a + t] * BT[q][t] }
-                rowPass[r * a + q] = s
+                for t in 0..<a { s += d[y * a + t] * BT[q][t] }
+                rowPass[y * a + q] = s
             } }
             for p in 0..<a { for q in 0..<a {
                 var s = 0.0
-                for r in 0..<a { s += BT[p][r] * rowPass[r * a + q] }
+                for y in 0..<a { s += BT[p][y] * rowPass[y * a + q] }
                 V[c * aa + p * a + q] = s
             } }
         }
@@ -182,22 +201,25 @@ public func winogradMagnitude(input: [Double], weight: [Double], batch N: Int, i
     return out
 }
 
-/// Float32 bounds of a Winograd F(m×m, 3×3), padding-1 layer (m = `tile`; exact float32 inputs):
-/// the forward output's γ_{C+e+1}·(|b| + magnitude) (bias added once more) and the input
-/// gradient's γ_{O+e}·magnitude of the adjoint convolution of `dy`, e = `winogradExtraRoundings`.
-/// x (N, C, H, W), w (O, C, 3, 3), b (O), dy (N, O, H, W).
+/// Float32 bounds of a Winograd F(m×m, r×r), padding-(r − 1)/2 layer (m = `tile`, r = `kernel`;
+/// exact float32 inputs): the forward output's γ_{C+e+1}·(|b| + magnitude) (bias added once more)
+/// and the input gradient's γ_{O+e}·magnitude of the adjoint convolution of `dy`, e =
+/// `winogradExtraRoundings`. x (N, C, H, W), w (O, C, r, r), b (O), dy (N, O, H, W).
 public func winogradConvBounds(x: [Float], w: [Float], b: [Float], dy: [Float]?, batch N: Int,
-                               inChannels C: Int, outChannels O: Int, height H: Int, width W: Int, tile: Int)
+                               inChannels C: Int, outChannels O: Int, height H: Int, width W: Int, tile: Int,
+                               kernel: Int)
     -> (y: [Double], dx: [Double]?) {
-    let plane = H * W, e = winogradExtraRoundings(tile: tile)
+    let plane = H * W, e = winogradExtraRoundings(tile: tile, kernel: kernel)
     let mag = winogradMagnitude(input: x.map(Double.init), weight: w.map(Double.init), batch: N,
-                                inChannels: C, outChannels: O, height: H, width: W, adjoint: false, tile: tile)
+                                inChannels: C, outChannels: O, height: H, width: W, adjoint: false, tile: tile,
+                                kernel: kernel)
     let gy = gamma(C + e + 1)
     let yb = mag.indices.map { gy * (abs(Double(b[$0 / plane % O])) + mag[$0]) }
     guard let dy else { return (yb, nil) }
     let gx = gamma(O + e)
     let dmag = winogradMagnitude(input: dy.map(Double.init), weight: w.map(Double.init), batch: N,
-                                 inChannels: O, outChannels: C, height: H, width: W, adjoint: true, tile: tile)
+                                 inChannels: O, outChannels: C, height: H, width: W, adjoint: true, tile: tile,
+                                 kernel: kernel)
     return (yb, dmag.map { gx * $0 })
 }
 

@@ -226,6 +226,14 @@ final class LayerGradientTests: XCTestCase {
                                                         kernel: 3, stride: 1, padding: 1)), 4)
         checkLayersAgainstReference(vggLike4, input: randomTensor([2, 3, 41, 42], seed: 110), seed: 111,
                                     label: "vgg-like chain (F(4×4))")
+        // alexnet's 5×5 kind with 16 channels on 21×20 images: Winograd F(2×2, 5×5) (11 × 10 tiles).
+        let alexLike5: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
+                                  Conv2d(inChannels: 16, outChannels: 16, kernel: 5, padding: 2, rng: &rng), Flatten(),
+                                  Linear(inFeatures: 16 * 21 * 20, outFeatures: 3, rng: &rng)]
+        XCTAssertEqual(Winograd.tileSize(Conv2DGeometry(batch: 2, inChannels: 16, height: 21, width: 20, outChannels: 16,
+                                                        kernel: 5, stride: 1, padding: 2)), 2)
+        checkLayersAgainstReference(alexLike5, input: randomTensor([2, 3, 21, 20], seed: 112), seed: 113,
+                                    label: "alexnet-like chain (F(2×2, 5×5))")
     }
 
     /// The fused conv → ReLU (→ max-pool) block as one `Layer`, for the reference checks.

@@ -75,7 +75,7 @@ extension RefLayer {
 /// output positions in per-image GEMMs (β = 1), per-part sums, then the parts. A layer that
 /// `Winograd.applies` to computes y and ∂x by Winograd F(m×m, 3×3) instead: their float32
 /// rounding terms are then γ_{C+e+1} and γ_{O+e} times the Winograd magnitude (e =
-/// winogradExtraRoundings(tile: m))
+/// winogradExtraRoundings(tile: m, kernel: k))
 /// (NumericBounds.winogradMagnitude), while input errors still propagate through the exact
 /// convolution (Σ|w|·E). At u = 2⁻⁵³ the bounds describe these float64 loops, which are direct.
 final class RefConv: RefLayer {
@@ -148,9 +148,9 @@ final class RefConv: RefLayer {
         var g = gamma(cin * k * k + 1, u: u)
         if let m = winograd(d.h, d.w), u >= Rounding.float32 {
             let wm = winogradMagnitude(input: x.v, weight: wt, batch: d.n, inChannels: cin, outChannels: cout,
-                                       height: d.h, width: d.w, adjoint: false, tile: m)
+                                       height: d.h, width: d.w, adjoint: false, tile: m, kernel: k)
             for t in mag.indices { mag[t] = abs(b[t / plane % cout]) + wm[t] }
-            g = gamma(cin + winogradExtraRoundings(tile: m) + 1, u: u)
+            g = gamma(cin + winogradExtraRoundings(tile: m, kernel: k) + 1, u: u)
         }
         input = x
         return Bounded(shape: [d.n, cout, d.oh, d.ow], v: val, e: zip(ein, mag).map { $0 + g * $1 })
@@ -191,8 +191,8 @@ final class RefConv: RefLayer {
         var gx = gamma(cout * k * k + 1, u: u)
         if let m = winograd(d.h, d.w), u >= Rounding.float32 {   // ∂x = conv(δ, rot180(w)ᵀ), O → C channels
             dxm = winogradMagnitude(input: dy.v, weight: wt, batch: d.n, inChannels: cout, outChannels: cin,
-                                    height: d.h, width: d.w, adjoint: true, tile: m)
-            gx = gamma(cout + winogradExtraRoundings(tile: m), u: u)
+                                    height: d.h, width: d.w, adjoint: true, tile: m, kernel: k)
+            gx = gamma(cout + winogradExtraRoundings(tile: m, kernel: k), u: u)
         }
         // ∂W, ∂b: N·P products, per-image GEMMs into ≤ N per-part sums, then into the zeroed grad.
         let terms = d.n * (plane + 1) + 1, gp = gamma(terms, u: u)
