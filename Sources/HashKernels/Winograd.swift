@@ -121,8 +121,8 @@ public enum Winograd {
                                         threads: Int = 0) {
         switch (tile, kernel) {
         case (2, 3): transformFilters2(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
-        case (4, 3): transformFilters4(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
-        case (2, 5): transformFilters25(w, outChannels: O, inChannels: C, adjoint: adjoint, into: U, threads: threads)
+        case (4, 3), (2, 5):
+            transformFilters6(w, outChannels: O, inChannels: C, kernel: kernel, adjoint: adjoint, into: U, threads: threads)
         default: preconditionFailure("Winograd.transformFilters: F(\(tile)×\(tile), \(kernel)×\(kernel)) (F(2, 3), F(4, 3) or F(2, 5))")
         }
     }
@@ -138,8 +138,8 @@ public enum Winograd {
                                      into y: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
         switch (tile, kernel) {
         case (2, 3): convolveImage2(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
-        case (4, 3): convolveImage4(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
-        case (2, 5): convolveImage25(x, cin: C, cout: O, height: H, width: W, filters: U, into: y, scratch: scratch)
+        case (4, 3), (2, 5):
+            convolveImage6(x, cin: C, cout: O, height: H, width: W, tile: tile, filters: U, into: y, scratch: scratch)
         default: preconditionFailure("Winograd.convolveImage: F(\(tile)×\(tile), \(kernel)×\(kernel)) (F(2, 3), F(4, 3) or F(2, 5))")
         }
     }
@@ -295,33 +295,7 @@ public enum Winograd {
     /// The row scales s of F(4×4)'s G = diag(s)·Ĝ.
     static let gScale: [Double] = [1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24, 1]
 
-    /// F(4×4): U_ξ = s_a·s_b·(Ĝ·f·Ĝᵀ)_ab at ξ = 6a + b, as U (36, rows, cols); the scale products
-    /// s_a·s_b are rounded to float32 once.
-    static func transformFilters4(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int,
-                                  adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
-        let plane = O * C
-        var scale = [Float](repeating: 0, count: 36)
-        for a in 0..<6 { for b in 0..<6 { scale[6 * a + b] = Float(gScale[a] * gScale[b]) } }
-        scale.withUnsafeBufferPointer { sc in
-            ParallelFor.split(count: O, threads: threads) { _, outs in
-                for o in outs {
-                    for c in 0..<C {
-                        let src = w + (o * C + c) * 9
-                        @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[8 - t] : src[t] }
-                        // Ĝ·f (6×3) column by column, then (Ĝ·f)·Ĝᵀ row by row.
-                        let g0 = gHat(f(0), f(3), f(6)), g1 = gHat(f(1), f(4), f(7)), g2 = gHat(f(2), f(5), f(8))
-                        let dst = adjoint ? c * O + o : o * C + c
-                        for a in 0..<6 {
-                            let row = gHat(g0[a], g1[a], g2[a])
-                            for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Bᵀ·(d₀ … d₅) of F(4×4) on 8 lanes, written to p, p + stride, …, p + 5·stride: depth-2 trees
+    /// Bᵀ·(d₀ … d₅) of the α = 6 variants on 8 lanes, written to p, p + stride, …, p + 5·stride: depth-2 trees
     /// (r₀ = 4(d₀ − d₂) + (d₄ − d₂), r₁,₂ = (d₄ − 4d₂) ± (d₃ − 4d₁), r₃,₄ = (d₄ − d₂) ± 2(d₃ − d₁),
     /// r₅ = 4(d₁ − d₃) + (d₅ − d₃)).
     @inline(__always) static func bt6(_ d0: V8, _ d1: V8, _ d2: V8, _ d3: V8, _ d4: V8, _ d5: V8,
@@ -347,96 +321,6 @@ public enum Winograd {
         store((d12 + 8 * d34) + m5, p + 3 * stride, 8)
     }
 
-    static func convolveImage4(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
-                          filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                          scratch: UnsafeMutablePointer<Float>) {
-        let TH = (H + 3) / 4, TW = (W + 3) / 4
-        // Padded copy per channel: rows 0 … 4·TH + 1 (image row h at h + 1), each stored as four phases of
-        // TW + 1 values, phase p holding padded columns 4i + p (image column w at padded column
-        // w + 1); zeros elsewhere. Tile j's six columns are then phase 0…3 at i = j and phase 0, 1
-        // at i = j + 1.
-        let ph = TW + 1, rowStride = 4 * ph, padPlane = (4 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TW)
-        let pad = scratch, V = pad + C * padPlane, M = V + 36 * (C * rows * TW + 8), tmp = M + 36 * O * rows * TW + 8
-        Elementwise.fillZero(pad, count: C * padPlane)
-        for c in 0..<C {
-            for h in 0..<H {
-                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + 1) * rowStride
-                for w in 0..<W { dst[((w + 1) & 3) * ph + (w + 1) >> 2] = src[w] }
-            }
-        }
-        // Tile rows in blocks of `rows`.
-        var tr0 = 0
-        while tr0 < TH {
-            let nr = min(rows, TH - tr0), n = nr * TW
-            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time: d·B row by row into
-            // tmp (6 × 6 vectors), then Bᵀ· column by column into V.
-            let vs = C * n + 8
-            for c in 0..<C {
-                for r in 0..<nr {
-                    let top = pad + c * padPlane + 4 * (tr0 + r) * rowStride
-                    let out = V + c * n + r * TW
-                    var j = 0
-                    while j < TW {
-                        let k = min(8, TW - j)
-                        for a in 0..<6 {
-                            let q = top + a * rowStride + j
-                            bt6(load(q, 8), load(q + ph, 8), load(q + 2 * ph, 8), load(q + 3 * ph, 8),
-                                load(q + 1, 8), load(q + ph + 1, 8), tmp + 48 * a, 8, 8)
-                        }
-                        for b in 0..<6 {
-                            @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b, 8) }
-                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs, 8)
-                        }
-                        j += 8
-                    }
-                }
-            }
-            // M_ξ (O, n) = U_ξ (O, C) · V_ξ (C, n).
-            for xi in 0..<36 {
-                BLAS.sgemm(m: O, n: n, k: C, a: U + xi * O * C, lda: C, b: V + xi * vs, ldb: n,
-                           c: M + xi * O * n, ldc: n)
-            }
-            // y tile = Aᵀ·m·A, 8 tiles at a time: ·A along each row a of m into tmp (6 × 4
-            // vectors), then Aᵀ· along the columns into tmp + 192 (4 rows × 4 columns of vectors),
-            // then stored tile by tile.
-            let ms = O * n, yt = tmp + 192
-            for o in 0..<O {
-                for r in 0..<nr {
-                    let i = 4 * (tr0 + r)
-                    let src = M + o * n + r * TW
-                    var j = 0
-                    while j < TW {
-                        let k = min(8, TW - j)
-                        for a in 0..<6 {
-                            @inline(__always) func m(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
-                            at6(m(0), m(1), m(2), m(3), m(4), m(5), tmp + 32 * a, 8)
-                        }
-                        for b in 0..<4 {
-                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + 32 * a + 8 * b, 8) }
-                            at6(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, 32)
-                        }
-                        // yt[(4·ii + jj)·8 + l] = output (i + ii, 4(j + l) + jj).
-                        let fullCols = 4 * (j + k) <= W
-                        for ii in 0..<min(4, H - i) {
-                            let row = y + (o * H + i + ii) * W + 4 * j, v = yt + 32 * ii
-                            if fullCols {
-                                for l in 0..<k {
-                                    row[4 * l] = v[l]; row[4 * l + 1] = v[8 + l]
-                                    row[4 * l + 2] = v[16 + l]; row[4 * l + 3] = v[24 + l]
-                                }
-                            } else {
-                                for l in 0..<k { for jj in 0..<4 where 4 * (j + l) + jj < W { row[4 * l + jj] = v[8 * jj + l] } }
-                            }
-                        }
-                        j += 8
-                    }
-                }
-            }
-            tr0 += nr
-        }
-    }
-
     // MARK: F(2×2, 5×5)
 
     /// Ĝ₅·(a, b, c, d, e)ᵀ = (a, (a + c + e) ± (b + d), (a + 4c + 16e) ± (2b + 8d), e), the integer
@@ -447,26 +331,33 @@ public enum Winograd {
         return SIMD8(a, ace + bd, ace - bd, a4 + b2, a4 - b2, e, 0, 0)
     }
 
-    /// F(2×2, 5×5): U_ξ = s_a·s_b·(Ĝ₅·f·Ĝ₅ᵀ)_ab at ξ = 6a + b, as U (36, rows, cols); the scale
-    /// products s_a·s_b are rounded to float32 once.
-    static func transformFilters25(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int,
-                                   adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
-        let plane = O * C
+    /// The α = 6 variants (F(4×4, 3×3), r = 3, and F(2×2, 5×5), r = 5): U_ξ = s_a·s_b·(Ĝ·f·Ĝᵀ)_ab at
+    /// ξ = 6a + b with Ĝ = `gHat` or `gHat5`, as U (36, rows, cols); the scale products s_a·s_b are
+    /// rounded to float32 once.
+    static func transformFilters6(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int, kernel r: Int,
+                                  adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
+        precondition(r == 3 || r == 5, "Winograd.transformFilters6: kernel \(r)")
+        let plane = O * C, rr = r * r
         var scale = [Float](repeating: 0, count: 36)
         for a in 0..<6 { for b in 0..<6 { scale[6 * a + b] = Float(gScale[a] * gScale[b]) } }
+        @inline(__always) func gHatR(_ v: (Int) -> Float) -> SIMD8<Float> {
+            r == 3 ? gHat(v(0), v(1), v(2)) : gHat5(v(0), v(1), v(2), v(3), v(4))
+        }
         scale.withUnsafeBufferPointer { sc in
             ParallelFor.split(count: O, threads: threads) { _, outs in
                 for o in outs {
                     for c in 0..<C {
-                        let src = w + (o * C + c) * 25
-                        @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[24 - t] : src[t] }
-                        // Ĝ₅·f (6×5) column by column, then (Ĝ₅·f)·Ĝ₅ᵀ row by row.
-                        let g0 = gHat5(f(0), f(5), f(10), f(15), f(20)), g1 = gHat5(f(1), f(6), f(11), f(16), f(21))
-                        let g2 = gHat5(f(2), f(7), f(12), f(17), f(22)), g3 = gHat5(f(3), f(8), f(13), f(18), f(23))
-                        let g4 = gHat5(f(4), f(9), f(14), f(19), f(24))
+                        let src = w + (o * C + c) * rr
+                        @inline(__always) func f(_ u: Int, _ v: Int) -> Float { adjoint ? src[rr - 1 - u * r - v] : src[u * r + v] }
+                        // Ĝ·f (6×r) column by column, then (Ĝ·f)·Ĝᵀ row by row.
+                        let g0 = gHatR { f($0, 0) }, g1 = gHatR { f($0, 1) }, g2 = gHatR { f($0, 2) }
+                        let g3 = r == 5 ? gHatR { f($0, 3) } : SIMD8(), g4 = r == 5 ? gHatR { f($0, 4) } : SIMD8()
+                        @inline(__always) func g(_ q: Int, _ a: Int) -> Float {
+                            switch q { case 0: g0[a]; case 1: g1[a]; case 2: g2[a]; case 3: g3[a]; default: g4[a] }
+                        }
                         let dst = adjoint ? c * O + o : o * C + c
                         for a in 0..<6 {
-                            let row = gHat5(g0[a], g1[a], g2[a], g3[a], g4[a])
+                            let row = gHatR { g($0, a) }
                             for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
                         }
                     }
@@ -483,40 +374,50 @@ public enum Winograd {
         store(((m1 - m2) + 2 * (m3 - m4)) + m5, p + stride, 8)
     }
 
-    static func convolveImage25(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
-                           filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
-                           scratch: UnsafeMutablePointer<Float>) {
-        let TH = (H + 1) / 2, TW = (W + 1) / 2
-        // Padded copy per channel: rows 0 … 2·TH + 3 (image row h at h + 2), each stored
-        // as its TW + 2 even columns then its TW + 2 odd ones (image column w at padded column
-        // w + 2); zeros elsewhere. Tile j's six columns are even/odd at j, j + 1, j + 2.
-        let half = TW + 2, rowStride = 2 * half, padPlane = (2 * TH + 4) * rowStride
+    // MARK: the α = 6 variants: F(4×4, 3×3) and F(2×2, 5×5)
+
+    /// y (cout, H, W) by F(m×m, r×r) with α = m + r − 1 = 6: m = 4, r = 3 or m = 2, r = 5 (the two
+    /// share Bᵀ and the 6×6 patches; they differ in the tile stride m, the padding (r − 1)/2 and
+    /// Aᵀ: `at6` or `at62`).
+    static func convolveImage6(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
+                               tile m: Int, filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
+                               scratch: UnsafeMutablePointer<Float>) {
+        precondition(m == 4 || m == 2, "Winograd.convolveImage6: tile \(m)")
+        let r = 7 - m, p = (r - 1) / 2
+        let TH = (H + m - 1) / m, TW = (W + m - 1) / m
+        // Padded copy per channel: rows 0 … m·TH + r − 2 (image row h at h + p), each stored as m
+        // phases of `ph` values, phase q holding padded columns m·i + q (image column w at padded
+        // column w + p); zeros elsewhere. Tile j's six columns m·j + q, q < 6, are then phase q mod m
+        // at index j + q / m: contiguous over the tiles j.
+        let ph = TW + (r + m - 2) / m, rowStride = m * ph, padPlane = (m * TH + r - 1) * rowStride
         let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TW)
         let pad = scratch, V = pad + C * padPlane, M = V + 36 * (C * rows * TW + 8), tmp = M + 36 * O * rows * TW + 8
         Elementwise.fillZero(pad, count: C * padPlane)
         for c in 0..<C {
             for h in 0..<H {
-                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + 2) * rowStride
-                for w in 0..<W { dst[((w + 2) & 1) * half + (w + 2) >> 1] = src[w] }
+                let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + p) * rowStride
+                for w in 0..<W { dst[((w + p) % m) * ph + (w + p) / m] = src[w] }
             }
         }
-        // Tile rows in blocks of `rows`.
+        // Where tile j's column q starts, relative to phase 0 at index j.
+        let column = (0..<6).map { q in (q % m) * ph + q / m }
+        let c0 = column[0], c1 = column[1], c2 = column[2], c3 = column[3], c4 = column[4], c5 = column[5]
         var tr0 = 0
         while tr0 < TH {
             let nr = min(rows, TH - tr0), n = nr * TW
-            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch (Bᵀ of F(4×4, 3×3)), 8 tiles at a time.
+            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time: d·B row by row into
+            // tmp (6 × 6 vectors), then Bᵀ· column by column into V.
             let vs = C * n + 8
             for c in 0..<C {
-                for r in 0..<nr {
-                    let top = pad + c * padPlane + 2 * (tr0 + r) * rowStride
-                    let out = V + c * n + r * TW
+                for tr in 0..<nr {
+                    let top = pad + c * padPlane + m * (tr0 + tr) * rowStride
+                    let out = V + c * n + tr * TW
                     var j = 0
                     while j < TW {
-                        let k = min(8, TW - j)
                         for a in 0..<6 {
                             let q = top + a * rowStride + j
-                            bt6(load(q, 8), load(q + half, 8), load(q + 1, 8), load(q + half + 1, 8),
-                                load(q + 2, 8), load(q + half + 2, 8), tmp + 48 * a, 8, 8)
+                            bt6(load(q + c0, 8), load(q + c1, 8), load(q + c2, 8), load(q + c3, 8),
+                                load(q + c4, 8), load(q + c5, 8), tmp + 48 * a, 8, 8)
                         }
                         for b in 0..<6 {
                             @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b, 8) }
@@ -531,30 +432,40 @@ public enum Winograd {
                 BLAS.sgemm(m: O, n: n, k: C, a: U + xi * O * C, lda: C, b: V + xi * vs, ldb: n,
                            c: M + xi * O * n, ldc: n)
             }
-            // y tile = Aᵀ·m·A (2×2), 8 tiles at a time: ·A along each row a into tmp (6 × 2
-            // vectors), then Aᵀ· along the columns into tmp + 96 (2 rows × 2 columns of vectors).
-            let ms = O * n, yt = tmp + 96
+            // y tile = Aᵀ·m·A (m×m), 8 tiles at a time: ·A along each row a of m into tmp (6 × m
+            // vectors), then Aᵀ· along the columns into yt (m rows × m columns of vectors), then
+            // stored tile by tile: yt[(m·ii + jj)·8 + l] = output (i + ii, m(j + l) + jj).
+            let row8 = 8 * m, ms = O * n, yt = tmp + 6 * row8
             for o in 0..<O {
-                for r in 0..<nr {
-                    let i = 2 * (tr0 + r)
-                    let src = M + o * n + r * TW
+                for tr in 0..<nr {
+                    let i = m * (tr0 + tr)
+                    let src = M + o * n + tr * TW
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
                         for a in 0..<6 {
-                            @inline(__always) func m(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
-                            at62(m(0), m(1), m(2), m(3), m(4), m(5), tmp + 16 * a, 8)
+                            @inline(__always) func v(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
+                            if m == 4 {
+                                at6(v(0), v(1), v(2), v(3), v(4), v(5), tmp + row8 * a, 8)
+                            } else {
+                                at62(v(0), v(1), v(2), v(3), v(4), v(5), tmp + row8 * a, 8)
+                            }
                         }
-                        for b in 0..<2 {
-                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + 16 * a + 8 * b, 8) }
-                            at62(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, 16)
+                        for b in 0..<m {
+                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + row8 * a + 8 * b, 8) }
+                            if m == 4 {
+                                at6(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, row8)
+                            } else {
+                                at62(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, row8)
+                            }
                         }
-                        // yt[(2·ii + jj)·8 + l] = output (i + ii, 2(j + l) + jj).
-                        for ii in 0..<min(2, H - i) {
-                            let row = y + (o * H + i + ii) * W + 2 * j, v = yt + 16 * ii
-                            for l in 0..<k {
-                                row[2 * l] = v[l]
-                                if 2 * (j + l) + 1 < W { row[2 * l + 1] = v[8 + l] }
+                        let fullCols = m * (j + k) <= W
+                        for ii in 0..<min(m, H - i) {
+                            let row = y + (o * H + i + ii) * W + m * j, v = yt + row8 * ii
+                            if fullCols {
+                                for l in 0..<k { for jj in 0..<m { row[m * l + jj] = v[8 * jj + l] } }
+                            } else {
+                                for l in 0..<k { for jj in 0..<m where m * (j + l) + jj < W { row[m * l + jj] = v[8 * jj + l] } }
                             }
                         }
                         j += 8
