@@ -216,7 +216,6 @@ public enum Winograd {
                     let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
-                        let k = min(8, TW - j)
                         // Patch row k (padded row 2·ti + k): columns E[j], O[j], E[j+1], O[j+1]
                         // as a, c, b, d below, for 8 tiles j … j + 7.
                         let p0 = top + j, p1 = p0 + rowStride, p2 = p1 + rowStride, p3 = p2 + rowStride
