@@ -173,16 +173,13 @@ public enum Winograd {
 
     typealias V8 = SIMD8<Float>
 
-    @inline(__always) static func load(_ p: UnsafePointer<Float>, _ count: Int) -> V8 {
-        if count >= 8 { return UnsafeRawPointer(p).loadUnaligned(as: V8.self) }
-        var v = V8()
-        for l in 0..<count { v[l] = p[l] }
-        return v
+    /// 8 lanes at p (the transforms always move whole vectors, see `scratchCount`).
+    @inline(__always) static func load(_ p: UnsafePointer<Float>) -> V8 {
+        UnsafeRawPointer(p).loadUnaligned(as: V8.self)
     }
 
-    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>, _ count: Int) {
-        if count >= 8 { UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self); return }
-        for l in 0..<count { p[l] = v[l] }
+    @inline(__always) static func store(_ v: V8, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
     }
 
     static func convolveImage2(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
@@ -220,19 +217,19 @@ public enum Winograd {
                         // as a, c, b, d below, for 8 tiles j … j + 7.
                         let p0 = top + j, p1 = p0 + rowStride, p2 = p1 + rowStride, p3 = p2 + rowStride
                         // even columns at j and j + 1, odd columns at j and j + 1, for rows 0 … 3
-                        let a0 = load(p0, 8), b0 = load(p0 + 1, 8), c0 = load(p0 + half, 8), d0 = load(p0 + half + 1, 8)
-                        let a1 = load(p1, 8), b1 = load(p1 + 1, 8), c1 = load(p1 + half, 8), d1 = load(p1 + half + 1, 8)
-                        let a2 = load(p2, 8), b2 = load(p2 + 1, 8), c2 = load(p2 + half, 8), d2 = load(p2 + half + 1, 8)
-                        let a3 = load(p3, 8), b3 = load(p3 + 1, 8), c3 = load(p3 + half, 8), d3 = load(p3 + half + 1, 8)
+                        let a0 = load(p0), b0 = load(p0 + 1), c0 = load(p0 + half), d0 = load(p0 + half + 1)
+                        let a1 = load(p1), b1 = load(p1 + 1), c1 = load(p1 + half), d1 = load(p1 + half + 1)
+                        let a2 = load(p2), b2 = load(p2 + 1), c2 = load(p2 + half), d2 = load(p2 + half + 1)
+                        let a3 = load(p3), b3 = load(p3 + 1), c3 = load(p3 + half), d3 = load(p3 + half + 1)
                         // Bᵀ·d along the rows (d0 − d2, d1 + d2, d2 − d1, d1 − d3) gives row a of
                         // the transform; ·B along its columns (E, E⁺, O, O⁺) → E − E⁺, O + E⁺,
                         // E⁺ − O, O − O⁺ gives ξ = 4a + b.
                         @inline(__always) func cols(_ e: V8, _ e1: V8, _ o: V8, _ o1: V8, _ a: Int) {
                             let q = out + j + 4 * a * vs
-                            store(e - e1, q, 8)
-                            store(o + e1, q + vs, 8)
-                            store(e1 - o, q + 2 * vs, 8)
-                            store(o - o1, q + 3 * vs, 8)
+                            store(e - e1, q)
+                            store(o + e1, q + vs)
+                            store(e1 - o, q + 2 * vs)
+                            store(o - o1, q + 3 * vs)
                         }
                         cols(a0 - a2, b0 - b2, c0 - c2, d0 - d2, 0)
                         cols(a1 + a2, b1 + b2, c1 + c2, d1 + d2, 1)
@@ -258,7 +255,7 @@ public enum Winograd {
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
-                        @inline(__always) func m(_ a: Int, _ b: Int) -> V8 { load(src + j + (4 * a + b) * ms, 8) }
+                        @inline(__always) func m(_ a: Int, _ b: Int) -> V8 { load(src + j + (4 * a + b) * ms) }
                         let s00 = m(0, 0) + m(1, 0) + m(2, 0), s01 = m(0, 1) + m(1, 1) + m(2, 1)
                         let s02 = m(0, 2) + m(1, 2) + m(2, 2), s03 = m(0, 3) + m(1, 3) + m(2, 3)
                         let s10 = m(1, 0) - m(2, 0) - m(3, 0), s11 = m(1, 1) - m(2, 1) - m(3, 1)
@@ -298,14 +295,14 @@ public enum Winograd {
     /// (r₀ = 4(d₀ − d₂) + (d₄ − d₂), r₁,₂ = (d₄ − 4d₂) ± (d₃ − 4d₁), r₃,₄ = (d₄ − d₂) ± 2(d₃ − d₁),
     /// r₅ = 4(d₁ − d₃) + (d₅ − d₃)).
     @inline(__always) static func bt6(_ d0: V8, _ d1: V8, _ d2: V8, _ d3: V8, _ d4: V8, _ d5: V8,
-                                      _ p: UnsafeMutablePointer<Float>, _ stride: Int, _ count: Int) {
+                                      _ p: UnsafeMutablePointer<Float>, _ stride: Int) {
         let p42 = d4 - 4 * d2, p31 = d3 - 4 * d1, e = d4 - d2, f = 2 * (d3 - d1)
-        store(4 * (d0 - d2) + e, p, count)
-        store(p42 + p31, p + stride, count)
-        store(p42 - p31, p + 2 * stride, count)
-        store(e + f, p + 3 * stride, count)
-        store(e - f, p + 4 * stride, count)
-        store(4 * (d1 - d3) + (d5 - d3), p + 5 * stride, count)
+        store(4 * (d0 - d2) + e, p)
+        store(p42 + p31, p + stride)
+        store(p42 - p31, p + 2 * stride)
+        store(e + f, p + 3 * stride)
+        store(e - f, p + 4 * stride)
+        store(4 * (d1 - d3) + (d5 - d3), p + 5 * stride)
     }
 
     /// Aᵀ·(m₀ … m₅) of F(4×4) on 8 lanes, written to p, p + stride, p + 2·stride, p + 3·stride:
@@ -314,10 +311,10 @@ public enum Winograd {
     @inline(__always) static func at6(_ m0: V8, _ m1: V8, _ m2: V8, _ m3: V8, _ m4: V8, _ m5: V8,
                                       _ p: UnsafeMutablePointer<Float>, _ stride: Int) {
         let s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4
-        store((m0 + s12) + s34, p, 8)
-        store(d12 + 2 * d34, p + stride, 8)
-        store(s12 + 4 * s34, p + 2 * stride, 8)
-        store((d12 + 8 * d34) + m5, p + 3 * stride, 8)
+        store((m0 + s12) + s34, p)
+        store(d12 + 2 * d34, p + stride)
+        store(s12 + 4 * s34, p + 2 * stride)
+        store((d12 + 8 * d34) + m5, p + 3 * stride)
     }
 
     // MARK: F(2×2, 5×5)
@@ -369,8 +366,8 @@ public enum Winograd {
     /// (m₀ + (m₁ + m₂)) + (m₃ + m₄) and ((m₁ − m₂) + 2(m₃ − m₄)) + m₅ (depth 3).
     @inline(__always) static func at62(_ m0: V8, _ m1: V8, _ m2: V8, _ m3: V8, _ m4: V8, _ m5: V8,
                                        _ p: UnsafeMutablePointer<Float>, _ stride: Int) {
-        store((m0 + (m1 + m2)) + (m3 + m4), p, 8)
-        store(((m1 - m2) + 2 * (m3 - m4)) + m5, p + stride, 8)
+        store((m0 + (m1 + m2)) + (m3 + m4), p)
+        store(((m1 - m2) + 2 * (m3 - m4)) + m5, p + stride)
     }
 
     // MARK: the α = 6 variants: F(4×4, 3×3) and F(2×2, 5×5)
@@ -415,12 +412,12 @@ public enum Winograd {
                     while j < TW {
                         for a in 0..<6 {
                             let q = top + a * rowStride + j
-                            bt6(load(q + c0, 8), load(q + c1, 8), load(q + c2, 8), load(q + c3, 8),
-                                load(q + c4, 8), load(q + c5, 8), tmp + 48 * a, 8, 8)
+                            bt6(load(q + c0), load(q + c1), load(q + c2), load(q + c3),
+                                load(q + c4), load(q + c5), tmp + 48 * a, 8)
                         }
                         for b in 0..<6 {
-                            @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b, 8) }
-                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs, 8)
+                            @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b) }
+                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs)
                         }
                         j += 8
                     }
@@ -443,7 +440,7 @@ public enum Winograd {
                     while j < TW {
                         let k = min(8, TW - j)
                         for a in 0..<6 {
-                            @inline(__always) func v(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms, 8) }
+                            @inline(__always) func v(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms) }
                             if m == 4 {
                                 at6(v(0), v(1), v(2), v(3), v(4), v(5), tmp + row8 * a, 8)
                             } else {
@@ -451,7 +448,7 @@ public enum Winograd {
                             }
                         }
                         for b in 0..<m {
-                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + row8 * a + 8 * b, 8) }
+                            @inline(__always) func u(_ a: Int) -> V8 { load(tmp + row8 * a + 8 * b) }
                             if m == 4 {
                                 at6(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, row8)
                             } else {
