@@ -216,24 +216,19 @@ final class LayerGradientTests: XCTestCase {
         XCTAssertTrue(Winograd.applies(Conv2DGeometry(batch: 2, inChannels: 16, height: 20, width: 20, outChannels: 16,
                                                       kernel: 3, stride: 1, padding: 1)))
         checkLayersAgainstReference(vggLike, input: randomTensor([2, 3, 20, 20], seed: 108), seed: 109, label: "vgg-like chain")
-        // A 16 → 16 layer on 41×42 images, which runs Winograd F(4×4, 3×3) (11 × 11 tiles, the
-        // last ones cut), straight into the linear head (fewer ReLU kinks for the probes to cross
-        // than the pooled chain above has at this size).
-        let vggLike4: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
-                                 Conv2d(inChannels: 16, outChannels: 16, kernel: 3, padding: 1, rng: &rng), Flatten(),
-                                 Linear(inFeatures: 16 * 41 * 42, outFeatures: 3, rng: &rng)]
-        XCTAssertEqual(Winograd.tileSize(Conv2DGeometry(batch: 2, inChannels: 16, height: 41, width: 42, outChannels: 16,
-                                                        kernel: 3, stride: 1, padding: 1)), 4)
-        checkLayersAgainstReference(vggLike4, input: randomTensor([2, 3, 41, 42], seed: 110), seed: 111,
-                                    label: "vgg-like chain (F(4×4))")
-        // alexnet's 5×5 kind with 16 channels on 21×20 images: Winograd F(2×2, 5×5) (11 × 10 tiles).
-        let alexLike5: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
-                                  Conv2d(inChannels: 16, outChannels: 16, kernel: 5, padding: 2, rng: &rng), Flatten(),
-                                  Linear(inFeatures: 16 * 21 * 20, outFeatures: 3, rng: &rng)]
-        XCTAssertEqual(Winograd.tileSize(Conv2DGeometry(batch: 2, inChannels: 16, height: 21, width: 20, outChannels: 16,
-                                                        kernel: 5, stride: 1, padding: 2)), 2)
-        checkLayersAgainstReference(alexLike5, input: randomTensor([2, 3, 21, 20], seed: 112), seed: 113,
-                                    label: "alexnet-like chain (F(2×2, 5×5))")
+        // A 16 → 16 layer straight into the linear head (fewer ReLU kinks for the probes to cross
+        // than the pooled chain above has at these sizes), on images where it runs Winograd
+        // F(4×4, 3×3) (3×3 on 41×42: 11 × 11 tiles, the last ones cut) and F(2×2, 5×5) (alexnet's
+        // 5×5 kind on 21×20: 11 × 10 tiles). (kernel, padding, H, W, tile size, seed, label)
+        for (k, pad, h, w, tile, seed, label) in [(3, 1, 41, 42, 4, UInt64(110), "vgg-like chain (F(4×4))"),
+                                                  (5, 2, 21, 20, 2, UInt64(112), "alexnet-like chain (F(2×2, 5×5))")] {
+            let chain: [Layer] = [Conv2d(inChannels: 3, outChannels: 16, kernel: 3, padding: 1, rng: &rng), ReLU(),
+                                  Conv2d(inChannels: 16, outChannels: 16, kernel: k, padding: pad, rng: &rng), Flatten(),
+                                  Linear(inFeatures: 16 * h * w, outFeatures: 3, rng: &rng)]
+            XCTAssertEqual(Winograd.tileSize(Conv2DGeometry(batch: 2, inChannels: 16, height: h, width: w, outChannels: 16,
+                                                            kernel: k, stride: 1, padding: pad)), tile, label)
+            checkLayersAgainstReference(chain, input: randomTensor([2, 3, h, w], seed: seed), seed: seed + 1, label: label)
+        }
     }
 
     /// The fused conv → ReLU (→ max-pool) block as one `Layer`, for the reference checks.
