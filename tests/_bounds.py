@@ -99,7 +99,7 @@ def _rounding(mag, terms_grid, n_terms, u, exact_input):
 
 # ------------------------------------------------------------------ Winograd F(m×m, 3×3)
 WINOGRAD_MIN_CHANNELS = 16   # HashKernels' Winograd.minimumChannels
-WINOGRAD_MIN_TILES = 100     # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
+WINOGRAD_MIN_TILES = 49      # HashKernels' Winograd.minimumTiles (2×2 tiles per image, F(2×2))
 WINOGRAD_MIN_TILES4 = 49     # HashKernels' Winograd.minimumTiles4 (4×4 tiles per image, F(4×4))
 # Roundings besides the channel sum (NumericBounds.winogradExtraRoundings), by (tile, kernel):
 # F(2×2, 3×3) 2 (input transform) + 4 (filter transform) + 1 (product) + 4 (output); F(4×4, 3×3)
@@ -112,8 +112,8 @@ def uses_winograd(w, pad, image_shape, stride=1):
     gradient by, 0 when it does not: stride 1, at least WINOGRAD_MIN_CHANNELS input and output
     channels, and 3×3 with padding 1 (F(4×4) from WINOGRAD_MIN_TILES4 4×4 tiles per image, else
     F(2×2) from WINOGRAD_MIN_TILES 2×2 tiles) or 5×5 with padding 2 (F(2×2) from
-    WINOGRAD_MIN_TILES 2×2 tiles); image_shape: (..., H, W). Never for cnn-small at 32×32 (its
-    3×3 layers have 3 input channels or 8×8 2×2 tiles)."""
+    WINOGRAD_MIN_TILES 2×2 tiles); image_shape: (..., H, W). At 32×32, cnn-small's 16×16 layer
+    (8×8 2×2 tiles) is F(2×2); its first layer has 3 input channels."""
     o, c, kh, kw = w.shape
     h, wd = image_shape[-2:]
     if not (kh == kw and (kh, pad) in ((3, 1), (5, 2)) and stride == 1 and min(o, c) >= WINOGRAD_MIN_CHANNELS):

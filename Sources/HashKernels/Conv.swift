@@ -1,8 +1,8 @@
 /// 2-d convolution (cross-correlation, as `torch.nn.functional.conv2d`) on NCHW float32 batches,
 /// forward and backward, through im2col + OpenBLAS sgemm, or Winograd for the forward and input
 /// gradient of stride-1 layers with ≥ 16 channels on large enough images (`Winograd.tileSize`:
-/// F(4×4, 3×3) for vgg11's 3×3 layers from 112×112 to 28×28, F(2×2, 5×5) for alexnet's 5×5 layer;
-/// cnn-small, alexnet's 13×13 and vgg11's 14×14 layers keep im2col), or `DirectConv` for layers
+/// F(4×4, 3×3) for vgg11's 3×3 layers from 112×112 to 28×28, F(2×2, 3×3) for vgg11's 14×14,
+/// alexnet's 13×13 and cnn-small's 16×16 layers, F(2×2, 5×5) for alexnet's 5×5 layer), or `DirectConv` for layers
 /// with ≤ 4 input channels.
 ///
 /// Layouts (row-major, PyTorch's):

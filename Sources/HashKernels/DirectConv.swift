@@ -106,15 +106,8 @@ public enum DirectConv {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V.self)
     }
 
-    /// acc + a·b: a fused multiply-add where the kernels are built for a CPU with FMA; a product
-    /// then a sum on baseline x86-64 (where `addingProduct` becomes a per-lane library call).
-    @inline(__always) static func madd(_ acc: V, _ a: V, _ b: V) -> V {
-        #if SAAT_CPU_haswell || SAAT_CPU_znver3 || SAAT_CPU_znver4 || SAAT_CPU_skylake_avx512 || SAAT_CPU_native
-        return acc.addingProduct(a, b)
-        #else
-        return acc + a * b
-        #endif
-    }
+    /// acc + a·b (`MultiplyAdd.madd`: fused where the build's CPU has FMA).
+    @inline(__always) static func madd(_ acc: V, _ a: V, _ b: V) -> V { MultiplyAdd.madd(acc, a, b) }
 
     /// A 4-row × 24-lane register tile (rows r, vectors 0…2).
     struct Tile {

@@ -4,9 +4,8 @@
 /// whenever `applies` holds; weight gradients stay on im2col. Three variants (`tileSize`):
 /// - F(4×4, 3×3) on images of at least `minimumTiles4` 4×4 tiles (vgg11's layers from 112×112 to
 ///   28×28): 36 products per 16 outputs, 4× fewer multiplications than the direct method;
-/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (none of the backbones'
-///   layers at 224×224 or 32×32: vgg11's 14×14, alexnet's 13×13 and cnn-small's 16×16 layers
-///   have fewer and stay on im2col): 16 products per 4 outputs, 2.25× fewer;
+/// - F(2×2, 3×3) on smaller images of at least `minimumTiles` 2×2 tiles (vgg11's 14×14,
+///   alexnet's 13×13 and cnn-small's 16×16 layers): 16 products per 4 outputs, 2.25× fewer;
 /// - F(2×2, 5×5) for 5×5 layers on images of at least `minimumTiles` 2×2 tiles (alexnet's 27×27
 ///   layer): 36 products per 4 outputs, 2.8× fewer.
 ///
@@ -22,15 +21,19 @@
 /// F(2×2, 5×5) (the same points, so the same Bᵀ and scales):
 ///   G = diag(¼, −⅙, −⅙, 1/24, 1/24, 1)·[1 0 0 0 0; 1 1 1 1 1; 1 −1 1 −1 1; 1 2 4 8 16; 1 −2 4 −8 16; 0 0 0 0 1],
 ///   Aᵀ = [1 1 1 1 1 0; 0 1 −1 2 −2 1].
-/// The sum over c for each of the α² transform positions ξ is one GEMM M_ξ (O, T) =
+/// The sum over c for each of the α² transform positions ξ is one product M_ξ (O, T) =
 /// U_ξ (O, C) · V_ξ (C, T) over a block of T tiles (whole rows of tiles of one image), plus
-/// transforms linear in C + O.
+/// transforms linear in C + O. The products are `PanelGemm`'s: the filter transform writes U_ξ
+/// in its A-panel layout and the input transform writes V_ξ in its B-panel layout, a tile row of
+/// TW tiles taking ⌈TW/8⌉·8 columns (`paddedTileCols`), so nothing is packed per call; every
+/// value is one multiply-add chain over c in increasing order.
 /// The transforms run on 8 tiles at a time: the padded image copy stores each row split by column
 /// phase (even/odd for m = 2, the four residues mod 4 for m = 4), so every tile's columns are
 /// contiguous vector loads.
 ///
 /// Rounding (float32, unit u), besides the GEMM's sum of C terms:
-/// - F(2×2, 3×3): input transform 2, filter transform 4 (×½ is exact), product 1, output transform 4;
+/// - F(2×2, 3×3): input transform 2, filter transform 4 (×½ is exact), product 1 (0 when
+///   `MultiplyAdd` is fused), output transform 4;
 /// - F(4×4, 3×3): input transform 4 (each 1-d pass is a depth-2 tree such as (d₄ − 4d₂) + (d₃ − 4d₁);
 ///   ×2, ×4 are exact), filter transform 6 (the integer rows in two depth-2 passes, then the
 ///   product with the float32-rounded scale s_a·s_b), product 1, output transform 6 (depth-3
@@ -49,11 +52,12 @@ public enum Winograd {
     /// Smallest input and output channel counts for which the GEMMs over channels pay for the
     /// transforms (below it, e.g. an RGB input layer, im2col is faster).
     public static let minimumChannels = 16
-    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉) for F(2×2, 3×3) and F(2×2, 5×5):
-    /// below it the per-image GEMMs are too narrow and im2col is faster (measured on 2 Zen 3 cores:
-    /// alexnet's 13×13 and vgg11's 14×14 layers ran at 0.5–0.7× of im2col). Images are never
-    /// convolved together (see `blockTiles`).
-    public static let minimumTiles = 100
+    /// Smallest number of 2×2 tiles per image (⌈H/2⌉·⌈W/2⌉) for F(2×2, 3×3) and F(2×2, 5×5).
+    /// Measured on 2 Zen 4 cores, batch 16, with `PanelGemm` (no per-call packing): alexnet's 13×13
+    /// layers (49 tiles) ran 1.3–1.6× faster than by im2col and vgg11's 14×14 ones 1.25–1.35×
+    /// (with sgemm's packing per call they had run at 0.5–0.7× of im2col). Smaller images were
+    /// not measured and stay on im2col. Images are never convolved together (see `blockTiles`).
+    public static let minimumTiles = 49
     /// Smallest number of 4×4 tiles per image (⌈H/4⌉·⌈W/4⌉) for F(4×4, 3×3), which is preferred
     /// from there on. Measured on 2 Zen 4 cores, batch 16: vgg11's 28×28 layers (49 tiles) ran
     /// 1.4–1.5× faster by F(4×4) than by F(2×2), in one GEMM block per image; at 14×14 (16 tiles)
@@ -75,39 +79,61 @@ public enum Winograd {
     @inlinable public static func applies(_ g: Conv2DGeometry) -> Bool { tileSize(g) != nil }
 
     /// Floats of the transformed filters of a layer with `inChannels` × `outChannels`, output tile
-    /// size `tile` and kernel size `kernel`: α²·C·O, α = tile + kernel − 1.
+    /// size `tile` and kernel size `kernel`, forward or adjoint: α² packed (rows × cols) matrices
+    /// (`PanelGemm`'s A layout, rows rounded up to whole panels), α = tile + kernel − 1.
     @inlinable public static func filterCount(inChannels: Int, outChannels: Int, tile: Int, kernel: Int) -> Int {
-        (tile + kernel - 1) * (tile + kernel - 1) * inChannels * outChannels
+        (tile + kernel - 1) * (tile + kernel - 1) * max(filterPlane(rows: outChannels, cols: inChannels),
+                                                        filterPlane(rows: inChannels, cols: outChannels))
     }
 
-    /// Rows of tiles per GEMM block (of an image's `tileRows` rows): the block's
-    /// transformed inputs and products, α²·(C + O)·T floats, stay within about 4 MiB
-    /// (cache-resident between the transform and the GEMM), with at least `blockTiles` tiles.
+    /// Floats of one transformed-filter matrix U_ξ (rows × cols) in `PanelGemm`'s A layout.
+    @inlinable static func filterPlane(rows: Int, cols: Int) -> Int { PanelGemm.packedACount(rows: rows, depth: cols) }
+
+    /// Tiles per tile row in the products' column order: an image row of TW tiles takes
+    /// ⌈TW/8⌉·8 columns, so that the transforms' 8-tile vectors are whole, aligned vectors of
+    /// `PanelGemm`'s B panels (the columns past TW are computed and never stored).
+    @inlinable static func paddedTileCols(_ tw: Int) -> Int { (tw + 7) / 8 * 8 }
+
+    /// Zeroes the rows past `rows` of the last panel of every U_ξ (`PanelGemm` reads them).
+    static func zeroPanelPadding(_ U: UnsafeMutablePointer<Float>, positions: Int, rows: Int, cols: Int) {
+        let plane = filterPlane(rows: rows, cols: cols)
+        for xi in 0..<positions {
+            for r in rows..<(rows + 5) / 6 * 6 {
+                for k in 0..<cols { U[xi * plane + PanelGemm.aIndex(row: r, k: k, depth: cols)] = 0 }
+            }
+        }
+    }
+
+    /// Rows of tiles per GEMM block (of an image's `tileRows` rows of `tileCols` product columns):
+    /// the block's transformed inputs and products, α²·(C + O)·T floats, stay within about 1 MiB
+    /// (2¹⁸ floats: resident in L2 between the transform, the products and the output transform),
+    /// with at least `blockTiles` columns.
     @inlinable static func blockRows(cin: Int, cout: Int, alpha: Int, tileRows: Int, tileCols: Int) -> Int {
-        let tiles = max(blockTiles, (1 << 20) / (alpha * alpha * (cin + cout)))
+        let tiles = max(blockTiles, (1 << 18) / (alpha * alpha * (cin + cout)))
         return min(tileRows, max(1, tiles / tileCols))
     }
 
-    /// Fewest tiles of a GEMM block (an image's whole tiles when it has fewer): wide enough that
-    /// OpenBLAS's packing of the transformed filters (once per GEMM call) costs little against
-    /// the multiplications (measured on 2 Zen 4 cores: vgg11's 56×56 layers ran 1.15–1.25× faster
-    /// with 196-tile blocks than with 56-tile ones). An image's blocks depend only on the layer's
-    /// sizes, never on the other images of the batch: an image's result is the same bits whether it
-    /// is convolved alone or in any batch (OpenBLAS's sums depend on a column's place in the call).
-    public static let blockTiles = 256
+    /// Fewest product columns of a GEMM block (an image's whole tiles when it has fewer), so that
+    /// each transformed-filter panel is reused by several B panels. Measured on 2 Zen 4 cores,
+    /// batch 16, against the 4 MiB / 256-tile blocks sgemm had needed: vgg11's 56×56 layers ran
+    /// 1.15–1.25× faster, its 112×112 layer 1.15× and its 28×28 ones equally fast (one block per
+    /// image either way); 32-column blocks made the 28×28 layers 1.1× slower. An image's blocks
+    /// depend only on the layer's sizes, never on the other images of the batch (and `PanelGemm`'s
+    /// values do not depend on their column): an image's result is the same bits whether it is
+    /// convolved alone or in any batch.
+    public static let blockTiles = 64
 
     /// Scratch floats `convolveImage` needs: the image's padded copy (m·TH + r − 1 rows
-    /// of m·(TW + ⌈(r − 1)/m⌉) floats per channel), one block's transformed inputs and products,
-    /// and (α = 6) the 8-tile transform temporaries. The transforms always load and store 8 lanes
+    /// of m·(TW + ⌈(r − 1)/m⌉) floats per channel), one block's transformed inputs (`PanelGemm`'s
+    /// B layout) and products (α² × cout × n, n = the block's tile rows × `paddedTileCols`), and
+    /// (α = 6) the 8-tile transform temporaries. The transforms always load and store 8 lanes
     /// (partial vectors cost a scalar insert per lane): lanes past a row's last tile read the
-    /// following floats of the buffer and write into the next tile row's place, which its own
-    /// stores overwrite later, or into the 8 spare floats after each transformed-input plane (the
-    /// products have 8 spare floats at the end for the reads).
+    /// following floats of the padded copy and fill the row's padding columns.
     public static func scratchCount(cin: Int, cout: Int, height: Int, width: Int, tile m: Int, kernel r: Int) -> Int {
-        let th = (height + m - 1) / m, tw = (width + m - 1) / m, a = m + r - 1
-        let n = blockRows(cin: cin, cout: cout, alpha: a, tileRows: th, tileCols: tw) * tw
-        return cin * (m * th + r - 1) * (m * (tw + (r + m - 2) / m)) + a * a * (cin * n + 8) + a * a * cout * n + 8
-            + (a == 6 ? 48 * 8 : 0)
+        let th = (height + m - 1) / m, tw = (width + m - 1) / m, a = m + r - 1, twp = paddedTileCols(tw)
+        let n = blockRows(cin: cin, cout: cout, alpha: a, tileRows: th, tileCols: twp) * twp
+        return cin * (m * th + r - 1) * (m * (tw + (r + m - 2) / m)) + a * a * PanelGemm.packedBCount(depth: cin, cols: n)
+            + a * a * cout * n + (a == 6 ? 48 * 8 : 0)
     }
 
     /// U_ξ = G·f·Gᵀ at position ξ = (m+2)·a + b for every filter pair of a layer with output tile
@@ -148,7 +174,8 @@ public enum Winograd {
 
     static func transformFilters2(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int,
                                   adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
-        let plane = O * C
+        let rows = adjoint ? C : O, cols = adjoint ? O : C, plane = filterPlane(rows: rows, cols: cols)
+        zeroPanelPadding(U, positions: 16, rows: rows, cols: cols)
         ParallelFor.split(count: O, threads: threads) { _, outs in
             for o in outs {
                 for c in 0..<C {
@@ -156,7 +183,7 @@ public enum Winograd {
                     @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[8 - t] : src[t] }
                     // G·f (4×3): column v of f gives column v of G·f; then (G·f)·Gᵀ row by row.
                     let g0 = gTimes(f(0), f(3), f(6)), g1 = gTimes(f(1), f(4), f(7)), g2 = gTimes(f(2), f(5), f(8))
-                    let dst = adjoint ? c * O + o : o * C + c
+                    let dst = adjoint ? PanelGemm.aIndex(row: c, k: o, depth: cols) : PanelGemm.aIndex(row: o, k: c, depth: cols)
                     for r in 0..<4 {
                         let row = gTimes(g0[r], g1[r], g2[r])
                         for b in 0..<4 { U[(4 * r + b) * plane + dst] = row[b] }
@@ -189,9 +216,10 @@ public enum Winograd {
         // Padded copy per channel: rows 0 … 2·TH + 1 (image row h at h + 1), each stored
         // as its TW + 1 even columns then its TW + 1 odd ones (image column w at padded column
         // w + 1); zeros elsewhere.
-        let half = TW + 1, rowStride = 2 * half, padPlane = (2 * TH + 2) * rowStride
-        let rows = blockRows(cin: C, cout: O, alpha: 4, tileRows: TH, tileCols: TW)
-        let pad = scratch, V = pad + C * padPlane, M = V + 16 * (C * rows * TW + 8)
+        let half = TW + 1, rowStride = 2 * half, padPlane = (2 * TH + 2) * rowStride, TWp = paddedTileCols(TW)
+        let rows = blockRows(cin: C, cout: O, alpha: 4, tileRows: TH, tileCols: TWp)
+        let vs = PanelGemm.packedBCount(depth: C, cols: rows * TWp), uPlane = filterPlane(rows: O, cols: C)
+        let pad = scratch, V = pad + C * padPlane, M = V + 16 * vs
         Elementwise.fillZero(pad, count: C * padPlane)
         for c in 0..<C {
             for h in 0..<H {
@@ -204,15 +232,14 @@ public enum Winograd {
         // Tile rows in blocks of `rows`.
         var tr0 = 0
         while tr0 < TH {
-            let nr = min(rows, TH - tr0), n = nr * TW
-            // V_ξ (C, n) = Bᵀ·d·B of each tile's 4×4 patch, 8 tiles at a time.
-            let vs = C * n + 8
+            let nr = min(rows, TH - tr0), n = nr * TWp
+            // V_ξ (C, n) = Bᵀ·d·B of each tile's 4×4 patch, 8 tiles at a time (column r·TWp + j).
             for c in 0..<C {
                 for r in 0..<nr {
                     let top = pad + c * padPlane + 2 * (tr0 + r) * rowStride
-                    let out = V + c * n + r * TW
                     var j = 0
                     while j < TW {
+                        let out = V + PanelGemm.bIndex(k: c, col: r * TWp + j, depth: C)
                         // Patch row k (padded row 2·ti + k): columns E[j], O[j], E[j+1], O[j+1]
                         // as a, c, b, d below, for 8 tiles j … j + 7.
                         let p0 = top + j, p1 = p0 + rowStride, p2 = p1 + rowStride, p3 = p2 + rowStride
@@ -225,7 +252,7 @@ public enum Winograd {
                         // the transform; ·B along its columns (E, E⁺, O, O⁺) → E − E⁺, O + E⁺,
                         // E⁺ − O, O − O⁺ gives ξ = 4a + b.
                         @inline(__always) func cols(_ e: V8, _ e1: V8, _ o: V8, _ o1: V8, _ a: Int) {
-                            let q = out + j + 4 * a * vs
+                            let q = out + 4 * a * vs
                             store(e - e1, q)
                             store(o + e1, q + vs)
                             store(e1 - o, q + 2 * vs)
@@ -241,8 +268,7 @@ public enum Winograd {
             }
             // M_ξ (O, n) = U_ξ (O, C) · V_ξ (C, n).
             for xi in 0..<16 {
-                BLAS.sgemm(m: O, n: n, k: C, a: U + xi * O * C, lda: C, b: V + xi * vs, ldb: n,
-                           c: M + xi * O * n, ldc: n)
+                PanelGemm.multiply(a: U + xi * uPlane, rows: O, depth: C, b: V + xi * vs, cols: n, c: M + xi * O * n, ldc: n)
             }
             // y tile = Aᵀ·m·A: s0 = m0 + m1 + m2, s1 = m1 − m2 − m3 over the rows a, then the same
             // over the columns b, 8 tiles at a time; stores interleave the tiles' two columns.
@@ -251,7 +277,7 @@ public enum Winograd {
                 for r in 0..<nr {
                     let i = 2 * (tr0 + r)
                     let row0 = y + (o * H + i) * W
-                    let src = M + o * n + r * TW
+                    let src = M + o * n + r * TWp
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)
@@ -333,7 +359,8 @@ public enum Winograd {
     static func transformFilters6(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int, kernel r: Int,
                                   adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
         precondition(r == 3 || r == 5, "Winograd.transformFilters6: kernel \(r)")
-        let plane = O * C, rr = r * r
+        let rows = adjoint ? C : O, cols = adjoint ? O : C, plane = filterPlane(rows: rows, cols: cols), rr = r * r
+        zeroPanelPadding(U, positions: 36, rows: rows, cols: cols)
         var scale = [Float](repeating: 0, count: 36)
         for a in 0..<6 { for b in 0..<6 { scale[6 * a + b] = Float(gScale[a] * gScale[b]) } }
         @inline(__always) func gHatR(_ v: (Int) -> Float) -> SIMD8<Float> {
@@ -351,7 +378,7 @@ public enum Winograd {
                         @inline(__always) func g(_ q: Int, _ a: Int) -> Float {
                             switch q { case 0: g0[a]; case 1: g1[a]; case 2: g2[a]; case 3: g3[a]; default: g4[a] }
                         }
-                        let dst = adjoint ? c * O + o : o * C + c
+                        let dst = adjoint ? PanelGemm.aIndex(row: c, k: o, depth: cols) : PanelGemm.aIndex(row: o, k: c, depth: cols)
                         for a in 0..<6 {
                             let row = gHatR { g($0, a) }
                             for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
@@ -386,8 +413,10 @@ public enum Winograd {
         // column w + p); zeros elsewhere. Tile j's six columns m·j + q, q < 6, are then phase q mod m
         // at index j + q / m: contiguous over the tiles j.
         let ph = TW + (r + m - 2) / m, rowStride = m * ph, padPlane = (m * TH + r - 1) * rowStride
-        let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TW)
-        let pad = scratch, V = pad + C * padPlane, M = V + 36 * (C * rows * TW + 8), tmp = M + 36 * O * rows * TW + 8
+        let TWp = paddedTileCols(TW)
+        let rows = blockRows(cin: C, cout: O, alpha: 6, tileRows: TH, tileCols: TWp)
+        let vs = PanelGemm.packedBCount(depth: C, cols: rows * TWp), uPlane = filterPlane(rows: O, cols: C)
+        let pad = scratch, V = pad + C * padPlane, M = V + 36 * vs, tmp = M + 36 * O * rows * TWp
         Elementwise.fillZero(pad, count: C * padPlane)
         for c in 0..<C {
             for h in 0..<H {
@@ -400,16 +429,15 @@ public enum Winograd {
         let c0 = column[0], c1 = column[1], c2 = column[2], c3 = column[3], c4 = column[4], c5 = column[5]
         var tr0 = 0
         while tr0 < TH {
-            let nr = min(rows, TH - tr0), n = nr * TW
-            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time: d·B row by row into
-            // tmp (6 × 6 vectors), then Bᵀ· column by column into V.
-            let vs = C * n + 8
+            let nr = min(rows, TH - tr0), n = nr * TWp
+            // V_ξ (C, n) = Bᵀ·d·B of each tile's 6×6 patch, 8 tiles at a time (column tr·TWp + j):
+            // d·B row by row into tmp (6 × 6 vectors), then Bᵀ· column by column into V.
             for c in 0..<C {
                 for tr in 0..<nr {
                     let top = pad + c * padPlane + m * (tr0 + tr) * rowStride
-                    let out = V + c * n + tr * TW
                     var j = 0
                     while j < TW {
+                        let out = V + PanelGemm.bIndex(k: c, col: tr * TWp + j, depth: C)
                         for a in 0..<6 {
                             let q = top + a * rowStride + j
                             bt6(load(q + c0), load(q + c1), load(q + c2), load(q + c3),
@@ -417,7 +445,7 @@ public enum Winograd {
                         }
                         for b in 0..<6 {
                             @inline(__always) func t(_ a: Int) -> V8 { load(tmp + 48 * a + 8 * b) }
-                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + j + b * vs, 6 * vs)
+                            bt6(t(0), t(1), t(2), t(3), t(4), t(5), out + b * vs, 6 * vs)
                         }
                         j += 8
                     }
@@ -425,8 +453,7 @@ public enum Winograd {
             }
             // M_ξ (O, n) = U_ξ (O, C) · V_ξ (C, n).
             for xi in 0..<36 {
-                BLAS.sgemm(m: O, n: n, k: C, a: U + xi * O * C, lda: C, b: V + xi * vs, ldb: n,
-                           c: M + xi * O * n, ldc: n)
+                PanelGemm.multiply(a: U + xi * uPlane, rows: O, depth: C, b: V + xi * vs, cols: n, c: M + xi * O * n, ldc: n)
             }
             // y tile = Aᵀ·m·A (m×m), 8 tiles at a time: ·A along each row a of m into tmp (6 × m
             // vectors), then Aᵀ· along the columns into yt (m rows × m columns of vectors), then
@@ -435,7 +462,7 @@ public enum Winograd {
             for o in 0..<O {
                 for tr in 0..<nr {
                     let i = m * (tr0 + tr)
-                    let src = M + o * n + tr * TW
+                    let src = M + o * n + tr * TWp
                     var j = 0
                     while j < TW {
                         let k = min(8, TW - j)

@@ -90,14 +90,18 @@ final class ConvPoolTests: XCTestCase {
         (2, 4, 5, 5, 6, 1, 1, 0, 0),
         (2, 2, 3, 4, 3, 5, 1, 1, 0),  // kernel == padded height
         (1, 1, 4, 4, 1, 2, 4, 1, 0),  // stride > kernel
-        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 100 2×2 tiles per image, fewer than 49 4×4
+        // Winograd F(2×2, 3×3) layers (≥ 16 channels, ≥ 49 2×2 tiles per image, fewer than 49 4×4
         // ones): even and odd sizes (a last tile cut in half), channel counts at and off the
-        // minimum, batch splits with a remainder; then the im2col side of each threshold.
+        // minimum, batch splits with a remainder, exactly 49 tiles (alexnet's 13×13, 7 of 8 columns
+        // of each tile row's vector used) and 14×14 (vgg11's); then the im2col side of each threshold.
         (3, 16, 20, 20, 16, 3, 1, 1, 2),
         (1, 16, 24, 22, 17, 3, 1, 1, 0),
         (3, 17, 21, 19, 20, 3, 1, 1, 2),
         (2, 24, 19, 21, 16, 3, 1, 1, 3),
-        (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles: im2col
+        (2, 16, 18, 19, 16, 3, 1, 1, 0),              // 90 tiles
+        (3, 16, 13, 13, 18, 3, 1, 1, 2),              // 49 tiles
+        (2, 20, 14, 14, 16, 3, 1, 1, 0),
+        (2, 16, 12, 15, 16, 3, 1, 1, 0),              // 48 tiles: im2col
         (2, 15, 20, 20, 16, 3, 1, 1, 0),              // one channel short: im2col
         // Winograd F(4×4, 3×3) layers (≥ 49 4×4 tiles): exactly 49 tiles, 10 tiles per row (two
         // lanes past an 8-tile group), last tiles cut to 3 rows / 1 column, rows of exactly 16
@@ -107,12 +111,13 @@ final class ConvPoolTests: XCTestCase {
         (3, 17, 43, 41, 20, 3, 1, 1, 2),
         (1, 16, 28, 64, 18, 3, 1, 1, 0),
         (2, 16, 24, 28, 16, 3, 1, 1, 0),              // 6 × 7 4×4 tiles: F(2×2)
-        // Winograd F(2×2, 5×5) layers (5×5, padding 2, ≥ 100 2×2 tiles): exactly 100 tiles, odd
-        // sizes with batch splits, alexnet's 27×27; then 90 tiles (im2col).
+        // Winograd F(2×2, 5×5) layers (5×5, padding 2, ≥ 49 2×2 tiles): 100 tiles, odd sizes with
+        // batch splits, alexnet's 27×27, exactly 49 tiles; then 48 tiles (im2col).
         (2, 16, 20, 20, 16, 5, 1, 2, 0),
         (3, 17, 21, 19, 20, 5, 1, 2, 2),
         (1, 16, 27, 27, 24, 5, 1, 2, 0),
-        (2, 16, 18, 19, 16, 5, 1, 2, 0),              // 90 2×2 tiles: im2col
+        (2, 16, 13, 14, 16, 5, 1, 2, 0),              // 49 2×2 tiles
+        (2, 16, 12, 15, 16, 5, 1, 2, 0),              // 48 2×2 tiles: im2col
         // im2col in several slabs of output rows (`Conv2D.slabRows`), the last one shorter:
         // alexnet's 11×11/4 kind (2 slabs of 12 and 11 rows) and a wide 3×3 image (14 slabs of 3, 1).
         (2, 3, 99, 99, 8, 11, 4, 2, 0),

@@ -7,7 +7,7 @@ import NumericBounds
 /// (cnn-small and vgg11: 3×3 pad 1 stride 1 and 2×2/2 pools; alexnet: 11×11 stride 4 pad 2,
 /// 5×5 pad 2, 3×3 pad 1 and 3×3/2 pools), with channel counts and image sizes scaled down except
 /// where a layer's sizes decide its algorithm (Winograd for 3×3 and 5×5 layers from 16 channels:
-/// F(4×4, 3×3) from 49 4×4 tiles per image, F(2×2, 3×3) and F(2×2, 5×5) from 100 2×2 tiles).
+/// F(4×4, 3×3) from 49 4×4 tiles per image, F(2×2, 3×3) and F(2×2, 5×5) from 49 2×2 tiles).
 /// Agreement: every value within the float32 bound γ_n·Σ|terms| of its Double reference
 /// (NumericBounds), for 1, 2 and 3 threads; the fused conv → ReLU → pool epilogue and prologue
 /// equal the unfused kernels bit for bit.
@@ -55,7 +55,7 @@ final class ReferenceKernelTests: XCTestCase {
     /// (name, N, C, H, W, O, k, stride, padding)
     private let convShapes: [(String, Int, Int, Int, Int, Int, Int, Int, Int)] = [
         ("cnn-small conv1 3x3 p1", 3, 3, 32, 32, 8, 3, 1, 1),
-        ("cnn-small conv2 3x3 p1", 2, 32, 16, 16, 16, 3, 1, 1),
+        ("cnn-small conv2 3x3 p1 (Winograd F(2x2): 64 tiles)", 2, 32, 16, 16, 16, 3, 1, 1),
         ("vgg11 3x3 p1 (odd size, Winograd F(2x2))", 2, 16, 21, 21, 16, 3, 1, 1),
         ("vgg11 3x3 p1 (odd size, Winograd F(4x4))", 2, 16, 29, 27, 16, 3, 1, 1),
         ("alexnet conv2 5x5 p2 at 27x27 (Winograd F(2x2, 5x5))", 2, 16, 27, 27, 17, 5, 1, 2),
@@ -63,7 +63,8 @@ final class ReferenceKernelTests: XCTestCase {
         ("alexnet conv1 11x11 s4 p2", 2, 3, 39, 39, 4, 11, 4, 2),
         ("alexnet conv2 5x5 p2", 2, 6, 9, 9, 5, 5, 1, 2),
         ("alexnet conv3 3x3 p1", 2, 7, 6, 6, 6, 3, 1, 1),
-        ("alexnet conv4 3x3 p1 at 13x13 (im2col: 49 tiles)", 2, 24, 13, 13, 16, 3, 1, 1),
+        ("alexnet conv4 3x3 p1 at 13x13 (Winograd F(2x2): 49 tiles)", 2, 24, 13, 13, 16, 3, 1, 1),
+        ("3x3 p1 at 12x14 (im2col: 42 2x2 tiles)", 2, 16, 12, 14, 16, 3, 1, 1),
     ]
 
     func testConvForwardAndBackwardMatchReferenceLoops() {
