@@ -209,6 +209,17 @@ public enum Winograd {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
     }
 
+    /// The first `count` (≤ 16) lanes of v at p: whole 8-lane halves, then single lanes.
+    @inline(__always) static func storeRow(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
+        if count >= 8 {
+            store(v.lowHalf, p)
+            if count == 16 { store(v.highHalf, p + 8); return }
+            for l in 8..<count { p[l] = v[l] }
+        } else {
+            for l in 0..<count { p[l] = v[l] }
+        }
+    }
+
     static func convolveImage2(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int, width W: Int,
                           filters U: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>,
                           scratch: UnsafeMutablePointer<Float>) {
@@ -225,6 +236,11 @@ public enum Winograd {
             for h in 0..<H {
                 let src = x + (c * H + h) * W, even = pad + c * padPlane + (h + 1) * rowStride, odd = even + half
                 var w = 0
+                while w + 16 <= W {
+                    let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD16<Float>.self)
+                    store(v.evenHalf, odd + w / 2); store(v.oddHalf, even + w / 2 + 1)
+                    w += 16
+                }
                 while w + 1 < W { odd[w / 2] = src[w]; even[w / 2 + 1] = src[w + 1]; w += 2 }
                 if w < W { odd[w / 2] = src[w] }
             }
@@ -280,7 +296,6 @@ public enum Winograd {
                     let src = M + o * n + r * TWp
                     var j = 0
                     while j < TW {
-                        let k = min(8, TW - j)
                         @inline(__always) func m(_ a: Int, _ b: Int) -> V8 { load(src + j + (4 * a + b) * ms) }
                         let s00 = m(0, 0) + m(1, 0) + m(2, 0), s01 = m(0, 1) + m(1, 1) + m(2, 1)
                         let s02 = m(0, 2) + m(1, 2) + m(2, 2), s03 = m(0, 3) + m(1, 3) + m(2, 3)
@@ -288,15 +303,12 @@ public enum Winograd {
                         let s12 = m(1, 2) - m(2, 2) - m(3, 2), s13 = m(1, 3) - m(2, 3) - m(3, 3)
                         let y00 = s00 + s01 + s02, y01 = s01 - s02 - s03
                         let y10 = s10 + s11 + s12, y11 = s11 - s12 - s13
-                        for l in 0..<k {
-                            let col = 2 * (j + l)
-                            row0[col] = y00[l]
-                            if col + 1 < W { row0[col + 1] = y01[l] }
-                            if i + 1 < H {
-                                row0[W + col] = y10[l]
-                                if col + 1 < W { row0[W + col + 1] = y11[l] }
-                            }
-                        }
+                        // The tiles' two columns interleaved: output columns 2j … 2j + 15 of the
+                        // tile's two rows, stored as whole vectors while they fit in the row.
+                        var r0 = SIMD16<Float>(), r1 = SIMD16<Float>()
+                        r0.evenHalf = y00; r0.oddHalf = y01; r1.evenHalf = y10; r1.oddHalf = y11
+                        storeRow(r0, row0 + 2 * j, count: min(16, W - 2 * j))
+                        if i + 1 < H { storeRow(r1, row0 + W + 2 * j, count: min(16, W - 2 * j)) }
                         j += 8
                     }
                 }
@@ -457,7 +469,7 @@ public enum Winograd {
             }
             // y tile = Aᵀ·m·A (m×m), 8 tiles at a time: ·A along each row a of m into tmp (6 × m
             // vectors), then Aᵀ· along the columns into yt (m rows × m columns of vectors), then
-            // stored tile by tile: yt[(m·ii + jj)·8 + l] = output (i + ii, m(j + l) + jj).
+            // stored row by row: yt[(m·ii + jj)·8 + l] = output (i + ii, m(j + l) + jj).
             let row8 = 8 * m, ms = O * n, yt = tmp + 6 * row8
             for o in 0..<O {
                 for tr in 0..<nr {
@@ -465,7 +477,6 @@ public enum Winograd {
                     let src = M + o * n + tr * TWp
                     var j = 0
                     while j < TW {
-                        let k = min(8, TW - j)
                         for a in 0..<6 {
                             @inline(__always) func v(_ b: Int) -> V8 { load(src + j + (6 * a + b) * ms) }
                             if m == 4 {
@@ -482,13 +493,21 @@ public enum Winograd {
                                 at62(u(0), u(1), u(2), u(3), u(4), u(5), yt + 8 * b, row8)
                             }
                         }
-                        let fullCols = m * (j + k) <= W
+                        // Output row i + ii, columns m·j …: lane l of vector jj is column m·(j + l) + jj,
+                        // so the m vectors are interleaved (twice for m = 4) and stored while they fit.
+                        let count = min(8 * m, W - m * j)
                         for ii in 0..<min(m, H - i) {
-                            let row = y + (o * H + i + ii) * W + m * j, v = yt + row8 * ii
-                            if fullCols {
-                                for l in 0..<k { for jj in 0..<m { row[m * l + jj] = v[8 * jj + l] } }
+                            let row = y + (o * H + i + ii) * W + m * j, v = UnsafePointer(yt + row8 * ii)
+                            var a = SIMD16<Float>()
+                            a.evenHalf = load(v); a.oddHalf = load(v + 8 * (m == 4 ? 2 : 1))
+                            if m == 2 {
+                                storeRow(a, row, count: count)
                             } else {
-                                for l in 0..<k { for jj in 0..<m where m * (j + l) + jj < W { row[m * l + jj] = v[8 * jj + l] } }
+                                var b = SIMD16<Float>(), r = SIMD32<Float>()
+                                b.evenHalf = load(v + 8); b.oddHalf = load(v + 24)
+                                r.evenHalf = a; r.oddHalf = b
+                                storeRow(r.lowHalf, row, count: min(16, count))
+                                if count > 16 { storeRow(r.highHalf, row + 16, count: count - 16) }
                             }
                         }
                         j += 8

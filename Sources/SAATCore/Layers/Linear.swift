@@ -37,6 +37,12 @@ public final class Linear: Layer {
     /// 4096 features make 64 calls, each still large enough (m = 64) to run at full speed.
     static let block = 64
 
+    /// Input features per `RowProducts.combinations` call of the input gradient: each call reads
+    /// a run of this many contiguous floats from every row of W, so wide runs stream from memory
+    /// (64-float runs of rows 36 KiB apart, alexnet's fc6, ran latency-bound: the input gradient
+    /// took 2.3× the forward's time, measured on 2 Zen 4 cores). Values do not depend on it.
+    static let gradientBlock = 512
+
     /// Threads for a batch of `n`: all of `ParallelFor.computeThreads` when the GEMM is large
     /// enough (≥ 8 MFLOP, ~0.1 ms on one core) to pay for a thread hand-off, else 1 (cnn-small's
     /// 512→32 hash layer at batch 64, 2 MFLOP, gains nothing from a split).
@@ -82,7 +88,7 @@ public final class Linear: Layer {
                 dx.data.withUnsafeMutableBufferPointer { dxp in
                     let wa = wp.baseAddress!, dxa = dxp.baseAddress!
                     // Input features split over the threads: ∂x[:, r] = δ · W[:, r].
-                    ParallelFor.blocks(count: I, block: Self.block, threads: threads(n)) { r in
+                    ParallelFor.blocks(count: I, block: Self.gradientBlock, threads: threads(n)) { r in
                         RowProducts.combinations(d: d, rows: n, m: O, w: wa, ldw: I, columns: r, dx: dxa, ldx: I)
                     }
                 }
