@@ -1,38 +1,23 @@
-/// acc + a·b on 8 lanes, the one multiply-add of saat's own register kernels (`PanelGemm`,
-/// `DirectConv`): a fused multiply-add (one rounding) where the kernels are built for a CPU with
-/// FMA; a product then a sum (two roundings) on baseline x86-64, where `addingProduct` would
-/// become a per-lane library call. Either way the float32 bound γ_{k+1}·Σ|a·b| of a k-term chain
-/// holds.
+/// acc + a·b, the one multiply-add of saat's own register kernels (`PanelGemm`, `DirectConv`): a
+/// fused multiply-add (one rounding) where the kernels are built for a CPU with FMA; a product
+/// then a sum (two roundings) on baseline x86-64, where `addingProduct` would become a per-lane
+/// library call. Either way the float32 bound γ_{k+1}·Σ|a·b| of a k-term chain holds. The scalar
+/// form has the same rounding, for reference loops that must reproduce a kernel's bits.
 public enum MultiplyAdd {
     public typealias V = SIMD8<Float>
-
-    /// True when `madd` is fused (the kernels were built for a CPU with FMA).
-    public static var isFused: Bool {
-        #if SAAT_CPU_haswell || SAAT_CPU_znver3 || SAAT_CPU_znver4 || SAAT_CPU_skylake_avx512 || SAAT_CPU_native
-        return true
-        #else
-        return false
-        #endif
-    }
-
-    @inline(__always) public static func madd(_ acc: V, _ a: V, _ b: V) -> V {
-        #if SAAT_CPU_haswell || SAAT_CPU_znver3 || SAAT_CPU_znver4 || SAAT_CPU_skylake_avx512 || SAAT_CPU_native
-        return acc.addingProduct(a, b)
-        #else
-        return acc + a * b
-        #endif
-    }
-
-    /// The scalar form of `madd` (the same rounding), for reference loops that must reproduce a
-    /// kernel's bits.
-    @inline(__always) public static func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float {
-        #if SAAT_CPU_haswell || SAAT_CPU_znver3 || SAAT_CPU_znver4 || SAAT_CPU_skylake_avx512 || SAAT_CPU_native
-        return acc.addingProduct(a, b)
-        #else
-        return acc + a * b
-        #endif
-    }
 }
+
+#if SAAT_CPU_haswell || SAAT_CPU_znver3 || SAAT_CPU_znver4 || SAAT_CPU_skylake_avx512 || SAAT_CPU_native
+extension MultiplyAdd {
+    @inline(__always) public static func madd(_ acc: V, _ a: V, _ b: V) -> V { acc.addingProduct(a, b) }
+    @inline(__always) public static func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float { acc.addingProduct(a, b) }
+}
+#else
+extension MultiplyAdd {
+    @inline(__always) public static func madd(_ acc: V, _ a: V, _ b: V) -> V { acc + a * b }
+    @inline(__always) public static func madd(_ acc: Float, _ a: Float, _ b: Float) -> Float { acc + a * b }
+}
+#endif
 
 /// C (m × n) = A (m × k) · B (k × n) with both operands already in register-panel layout, for
 /// the Winograd convolutions' products (`Winograd`), whose transforms write their outputs
@@ -56,24 +41,29 @@ public enum MultiplyAdd {
 /// Measured on one Zen 4 core (fused): 92–100 GFLOP/s on Winograd-shaped products (m 256–384,
 /// k 192–256, n 48–192), against OpenBLAS sgemm's 55–81 GFLOP/s on the same unpacked operands.
 public enum PanelGemm {
+    /// Rows of an A panel and columns of a B panel: the 6 × 16 register tile of `tile16`.
     public static let panelRows = 6
     public static let panelCols = 16
     typealias V = SIMD8<Float>
 
     /// Floats of a packed A of `rows` × `depth` (rows rounded up to whole panels).
-    @inlinable public static func packedACount(rows: Int, depth: Int) -> Int { (rows + 5) / 6 * 6 * depth }
+    @inlinable public static func packedACount(rows: Int, depth: Int) -> Int {
+        (rows + panelRows - 1) / panelRows * panelRows * depth
+    }
 
     /// Floats of a packed B of `depth` × `cols` (cols rounded up to whole panels).
-    @inlinable public static func packedBCount(depth: Int, cols: Int) -> Int { (cols + 15) / 16 * 16 * depth }
+    @inlinable public static func packedBCount(depth: Int, cols: Int) -> Int {
+        (cols + panelCols - 1) / panelCols * panelCols * depth
+    }
 
     /// Offset of A[row, kk] in a packed A of `depth` columns.
     @inline(__always) public static func aIndex(row: Int, k kk: Int, depth: Int) -> Int {
-        ((row / 6) * depth + kk) * 6 + row % 6
+        ((row / panelRows) * depth + kk) * panelRows + row % panelRows
     }
 
     /// Offset of B[kk, col] in a packed B of `depth` rows.
     @inline(__always) public static func bIndex(k kk: Int, col: Int, depth: Int) -> Int {
-        ((col >> 4) * depth + kk) * 16 + (col & 15)
+        ((col / panelCols) * depth + kk) * panelCols + col % panelCols
     }
 
     /// Floats of A per cache block (A's panels in a block are reused by every B panel).
@@ -84,18 +74,19 @@ public enum PanelGemm {
                                 cols n: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         precondition(n % 8 == 0 && m >= 0 && k >= 0, "PanelGemm.multiply: cols \(n) must be a multiple of 8")
         if m == 0 || n == 0 { return }
-        let panels = (m + 5) / 6, block = max(1, aBlockFloats / (6 * max(k, 1)))
+        let R = panelRows, P = panelCols   // the register tile of tile16 / tile8
+        let panels = (m + R - 1) / R, block = max(1, aBlockFloats / (R * max(k, 1)))
         var p0 = 0
         while p0 < panels {
             let p1 = min(panels, p0 + block)
             var j = 0
             while j < n {
-                let bp = b + (j >> 4) * k * 16, wide = n - j >= 16
+                let bp = b + (j / P) * k * P, wide = n - j >= P
                 for p in p0..<p1 {
-                    let ap = a + p * 6 * k, rows = min(6, m - 6 * p), cp = c + 6 * p * ldc + j
+                    let ap = a + p * R * k, rows = min(R, m - R * p), cp = c + R * p * ldc + j
                     if wide { tile16(ap, bp, k, cp, ldc, rows) } else { tile8(ap, bp, k, cp, ldc, rows) }
                 }
-                j += wide ? 16 : 8
+                j += wide ? P : 8
             }
             p0 = p1
         }

@@ -98,7 +98,7 @@ public enum Winograd {
     static func zeroPanelPadding(_ U: UnsafeMutablePointer<Float>, positions: Int, rows: Int, cols: Int) {
         let plane = filterPlane(rows: rows, cols: cols)
         for xi in 0..<positions {
-            for r in rows..<(rows + 5) / 6 * 6 {
+            for r in rows..<(rows + PanelGemm.panelRows - 1) / PanelGemm.panelRows * PanelGemm.panelRows {
                 for k in 0..<cols { U[xi * plane + PanelGemm.aIndex(row: r, k: k, depth: cols)] = 0 }
             }
         }
