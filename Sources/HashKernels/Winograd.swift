@@ -176,17 +176,32 @@ public enum Winograd {
                                   adjoint: Bool, into U: UnsafeMutablePointer<Float>, threads: Int) {
         let rows = adjoint ? C : O, cols = adjoint ? O : C, plane = filterPlane(rows: rows, cols: cols)
         zeroPanelPadding(U, positions: 16, rows: rows, cols: cols)
-        ParallelFor.split(count: O, threads: threads) { _, outs in
-            for o in outs {
-                for c in 0..<C {
-                    let src = w + (o * C + c) * 9
-                    @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[8 - t] : src[t] }
-                    // G·f (4×3): column v of f gives column v of G·f; then (G·f)·Gᵀ row by row.
-                    let g0 = gTimes(f(0), f(3), f(6)), g1 = gTimes(f(1), f(4), f(7)), g2 = gTimes(f(2), f(5), f(8))
-                    let dst = adjoint ? PanelGemm.aIndex(row: c, k: o, depth: cols) : PanelGemm.aIndex(row: o, k: c, depth: cols)
-                    for r in 0..<4 {
-                        let row = gTimes(g0[r], g1[r], g2[r])
-                        for b in 0..<4 { U[(4 * r + b) * plane + dst] = row[b] }
+        forEachFilterPair(rows: rows, cols: cols, adjoint: adjoint, threads: threads) { o, c, dst in
+            let src = w + (o * C + c) * 9
+            @inline(__always) func f(_ t: Int) -> Float { adjoint ? src[8 - t] : src[t] }
+            // G·f (4×3): column v of f gives column v of G·f; then (G·f)·Gᵀ row by row.
+            let g0 = gTimes(f(0), f(3), f(6)), g1 = gTimes(f(1), f(4), f(7)), g2 = gTimes(f(2), f(5), f(8))
+            for r in 0..<4 {
+                let row = gTimes(g0[r], g1[r], g2[r])
+                for b in 0..<4 { U[(4 * r + b) * plane + dst] = row[b] }
+            }
+        }
+    }
+
+    /// Calls body(o, c, offset) for every filter pair (output channel o, input channel c) with
+    /// the offset of its value in one packed U_ξ (rows × cols, `PanelGemm`'s A layout; rows = O and
+    /// cols = C, or the reverse for the adjoint), in memory order: panel by panel (split over
+    /// `threads`), then column, then the panel's rows, so that each of the α² planes is written as
+    /// one sequential stream (each value by one thread, whatever the thread count).
+    @inline(__always) static func forEachFilterPair(rows: Int, cols: Int, adjoint: Bool, threads: Int,
+                                                    _ body: (Int, Int, Int) -> Void) {
+        let R = PanelGemm.panelRows
+        ParallelFor.split(count: (rows + R - 1) / R, threads: threads) { _, panels in
+            for p in panels {
+                for k in 0..<cols {
+                    for row in (p * R)..<min(rows, p * R + R) {
+                        let dst = (p * cols + k) * R + row - p * R   // PanelGemm.aIndex(row:k:depth:) without its division
+                        if adjoint { body(k, row, dst) } else { body(row, k, dst) }
                     }
                 }
             }
@@ -379,23 +394,18 @@ public enum Winograd {
             r == 3 ? gHat(v(0), v(1), v(2)) : gHat5(v(0), v(1), v(2), v(3), v(4))
         }
         scale.withUnsafeBufferPointer { sc in
-            ParallelFor.split(count: O, threads: threads) { _, outs in
-                for o in outs {
-                    for c in 0..<C {
-                        let src = w + (o * C + c) * rr
-                        @inline(__always) func f(_ u: Int, _ v: Int) -> Float { adjoint ? src[rr - 1 - u * r - v] : src[u * r + v] }
-                        // Ĝ·f (6×r) column by column, then (Ĝ·f)·Ĝᵀ row by row.
-                        let g0 = gHatR { f($0, 0) }, g1 = gHatR { f($0, 1) }, g2 = gHatR { f($0, 2) }
-                        let g3 = r == 5 ? gHatR { f($0, 3) } : SIMD8(), g4 = r == 5 ? gHatR { f($0, 4) } : SIMD8()
-                        @inline(__always) func g(_ q: Int, _ a: Int) -> Float {
-                            switch q { case 0: g0[a]; case 1: g1[a]; case 2: g2[a]; case 3: g3[a]; default: g4[a] }
-                        }
-                        let dst = adjoint ? PanelGemm.aIndex(row: c, k: o, depth: cols) : PanelGemm.aIndex(row: o, k: c, depth: cols)
-                        for a in 0..<6 {
-                            let row = gHatR { g($0, a) }
-                            for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
-                        }
-                    }
+            forEachFilterPair(rows: rows, cols: cols, adjoint: adjoint, threads: threads) { o, c, dst in
+                let src = w + (o * C + c) * rr
+                @inline(__always) func f(_ u: Int, _ v: Int) -> Float { adjoint ? src[rr - 1 - u * r - v] : src[u * r + v] }
+                // Ĝ·f (6×r) column by column, then (Ĝ·f)·Ĝᵀ row by row.
+                let g0 = gHatR { f($0, 0) }, g1 = gHatR { f($0, 1) }, g2 = gHatR { f($0, 2) }
+                let g3 = r == 5 ? gHatR { f($0, 3) } : SIMD8(), g4 = r == 5 ? gHatR { f($0, 4) } : SIMD8()
+                @inline(__always) func g(_ q: Int, _ a: Int) -> Float {
+                    switch q { case 0: g0[a]; case 1: g1[a]; case 2: g2[a]; case 3: g3[a]; default: g4[a] }
+                }
+                for a in 0..<6 {
+                    let row = gHatR { g($0, a) }
+                    for b in 0..<6 { U[(6 * a + b) * plane + dst] = row[b] * sc[6 * a + b] }
                 }
             }
         }
