@@ -58,7 +58,12 @@ public enum PanelGemm {
 
     /// Offset of A[row, kk] in a packed A of `depth` columns.
     @inline(__always) public static func aIndex(row: Int, k kk: Int, depth: Int) -> Int {
-        ((row / panelRows) * depth + kk) * panelRows + row % panelRows
+        aIndex(panel: row / panelRows, lane: row % panelRows, k: kk, depth: depth)
+    }
+
+    /// Offset of A[panel·`panelRows` + lane, kk] (for loops that walk the panels, no division).
+    @inline(__always) public static func aIndex(panel: Int, lane: Int, k kk: Int, depth: Int) -> Int {
+        (panel * depth + kk) * panelRows + lane
     }
 
     /// Offset of B[kk, col] in a packed B of `depth` rows.

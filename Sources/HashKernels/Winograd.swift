@@ -137,11 +137,12 @@ public enum Winograd {
     }
 
     /// U_ξ = G·f·Gᵀ at position ξ = (m+2)·a + b for every filter pair of a layer with output tile
-    /// size `tile` = m, written as U ((m+2)², rows, cols):
+    /// size `tile` = m, written as (m+2)² matrices U_ξ (rows × cols) in `PanelGemm`'s A layout, each
+    /// `filterPlane(rows:cols:)` floats (the rows past the last whole panel zero):
     /// - forward (`adjoint` false): rows = O, cols = C, f = w[o, c];
     /// - input gradient (`adjoint` true): rows = C, cols = O, f = w[o, c] rotated by 180°, the
     ///   filters of the transposed convolution ∂x = conv(δ, rot180(w)ᵀ, padding 1).
-    /// Split over `threads` by output channel (each value computed by one thread).
+    /// Split over `threads` by row panel (each value computed by one thread, `forEachFilterPair`).
     public static func transformFilters(_ w: UnsafePointer<Float>, outChannels O: Int, inChannels C: Int, tile: Int,
                                         kernel: Int, adjoint: Bool, into U: UnsafeMutablePointer<Float>,
                                         threads: Int = 0) {
@@ -154,10 +155,10 @@ public enum Winograd {
     }
 
     /// y (cout, H, W) = the r×r, padding-(r − 1)/2 cross-correlation (r = `kernel`) of x (cin, H, W)
-    /// with the filters transformed by `transformFilters` for the same `tile` and `kernel` (U: α²,
-    /// cout, cin); y is overwritten, no bias. `scratch` holds
+    /// with the filters transformed by `transformFilters` for the same `tile` and `kernel` (U: α²
+    /// packed cout × cin matrices); y is overwritten, no bias. `scratch` holds
     /// `scratchCount(cin:cout:height:width:tile:kernel:)` floats.
-    /// Single-threaded (callers split the batch; OpenBLAS runs single-threaded inside saat's
+    /// Single-threaded (callers split the batch; the products are `PanelGemm`'s, in the caller's
     /// worker threads).
     public static func convolveImage(_ x: UnsafePointer<Float>, cin C: Int, cout O: Int, height H: Int,
                                      width W: Int, tile: Int, kernel: Int, filters U: UnsafePointer<Float>,
@@ -199,8 +200,8 @@ public enum Winograd {
         ParallelFor.split(count: (rows + R - 1) / R, threads: threads) { _, panels in
             for p in panels {
                 for k in 0..<cols {
-                    for row in (p * R)..<min(rows, p * R + R) {
-                        let dst = (p * cols + k) * R + row - p * R   // PanelGemm.aIndex(row:k:depth:) without its division
+                    for lane in 0..<min(R, rows - p * R) {
+                        let row = p * R + lane, dst = PanelGemm.aIndex(panel: p, lane: lane, k: k, depth: cols)
                         if adjoint { body(k, row, dst) } else { body(row, k, dst) }
                     }
                 }
