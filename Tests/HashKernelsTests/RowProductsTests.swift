@@ -43,8 +43,12 @@ final class RowProductsTests: XCTestCase {
         Array(x[(rows.lowerBound * k)..<(rows.upperBound * k)])
     }
 
-    /// (rows, k, outputs of O, with a bias): k below 8, at 8·j, and with tails; rows 1, 4·j, odd.
+    /// (rows, k, outputs of O, with a bias): k below 8, at 8·j, and with tails; rows 1, 4·j, odd;
+    /// k over several `dotChunk` chunks with a short last one, rows over several `dotRows` blocks
+    /// with a short last one, outputs over several `dotOutputs` blocks with an odd last one.
     private let dotCases: [(Int, Int, Range<Int>, Int, Bool)] = [
+        (18, 300, 3..<37, 40, true),
+        (37, 1031, 1..<20, 23, false),
         (11, 77, 3..<20, 21, true),
         (13, 5, 0..<9, 9, true),
         (4, 64, 1..<18, 18, false),
@@ -78,7 +82,12 @@ final class RowProductsTests: XCTestCase {
     }
 
     func testDotsAreIndependentOfRowsAndOutputRange() {
-        let n = 13, k = 77, O = 37
+        // k = 300: three chunks of `dotChunk`, the last one short, and a 4-float tail.
+        for k in [77, 300] { dotsIndependence(k: k) }
+    }
+
+    private func dotsIndependence(k: Int) {
+        let n = 13, O = 37
         let x = random(n * k, seed: 1), w = random(O * k, seed: 2), b = random(O, seed: 3)
         let full = dots(x, rows: n, w, outputs: 0..<O, k: k, bias: b, ldy: O)
         // Each row alone, and runs of rows of several lengths at several positions (4-row tiles

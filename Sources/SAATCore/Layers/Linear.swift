@@ -37,6 +37,12 @@ public final class Linear: Layer {
     /// 4096 features make 64 calls, each still large enough (m = 64) to run at full speed.
     static let block = 64
 
+    /// Output features per `RowProducts.dots` call of the forward: each call copies the batch's x
+    /// once (chunk-major, see `RowProducts.dotChunk`), so a block of 256 weight rows (fc6: 9 MiB
+    /// of W per 0.6 MiB copy) keeps the copy cheap while 4096 features still make 16 blocks for
+    /// the threads to share. Values do not depend on it.
+    static let forwardBlock = 256
+
     /// Input features per `RowProducts.combinations` call of the input gradient: each call reads
     /// a run of this many contiguous floats from every row of W, so wide runs stream from memory
     /// (64-float runs of rows 36 KiB apart, alexnet's fc6, ran latency-bound: the input gradient
@@ -65,7 +71,7 @@ public final class Linear: Layer {
                         guard let xa = xp.baseAddress, let ya = yp.baseAddress else { return }
                         let wa = wp.baseAddress!, ba = bp.baseAddress!
                         // Output features split over the threads, each reading only its rows of W.
-                        ParallelFor.blocks(count: O, block: Self.block, threads: threads(n)) { r in
+                        ParallelFor.blocks(count: O, block: Self.forwardBlock, threads: threads(n)) { r in
                             RowProducts.dots(x: xa, rows: n, w: wa, outputs: r, k: I, bias: ba, y: ya, ldy: O)
                         }
                     }
