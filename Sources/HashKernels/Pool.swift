@@ -101,20 +101,20 @@ public enum MaxPool2D {
                     }
                 } else if fast3 {
                     // alexnet's overlapping 3×3/2 windows, 8 outputs at a time: columns 2j, 2j + 1
-                    // are the even/odd halves of one 16-lane load, column 2j + 2 the even half of
-                    // the load two further; the nine candidates in row-major order, a later one
-                    // taken only when strictly larger (the scalar scan's first-maximum rule).
+                    // are the even/odd halves of one 16-lane load at 2j, column 2j + 2 the odd half
+                    // of the load at 2j + 1 (so a block reads columns up to 2j + 16 only); the nine
+                    // candidates in row-major order, a later one taken only when strictly larger
+                    // (the scalar scan's first-maximum rule). False when a window holds a NaN
+                    // (the scalar scan then handles the block).
                     let h0 = 2 * i
                     let lane = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14)
-                    // The last block's second load reads columns up to 2j + 17: only while inside the row.
-                    while j + 8 <= OW && 2 * j + 18 <= W {
+                    @inline(__always) func block(_ j: Int) -> Bool {
                         var best = SIMD8<Float>(repeating: 0), off = SIMD8<Float>(repeating: 0)
-                        var nan = false
                         for u in 0..<3 {
                             let r = src + (h0 + u) * W + 2 * j
                             let a = UnsafeRawPointer(r).loadUnaligned(as: SIMD16<Float>.self)
-                            let b = UnsafeRawPointer(r + 2).loadUnaligned(as: SIMD16<Float>.self).evenHalf
-                            if any(a .!= a) || any(b .!= b) { nan = true; break }
+                            let b = UnsafeRawPointer(r + 1).loadUnaligned(as: SIMD16<Float>.self).oddHalf
+                            if any(a .!= a) || any(b .!= b) { return false }
                             let cands = (a.evenHalf, a.oddHalf, b)
                             for v in 0..<3 {
                                 let c = v == 0 ? cands.0 : (v == 1 ? cands.1 : cands.2)
@@ -124,13 +124,23 @@ public enum MaxPool2D {
                                 off.replace(with: Float(bitPattern: UInt32(truncatingIfNeeded: u * W + v)), where: m)
                             }
                         }
-                        // A NaN anywhere in the 8 windows: the scalar scan below handles them.
-                        if nan { break }
                         let base = SIMD8<Int32>(repeating: Int32(truncatingIfNeeded: h0 * W + 2 * j)) &+ lane
                         let at = base &+ unsafeBitCast(off, to: SIMD8<Int32>.self)
                         UnsafeMutableRawPointer(dst + i * OW + j).storeBytes(of: best, as: SIMD8<Float>.self)
                         UnsafeMutableRawPointer(idx + i * OW + j).storeBytes(of: at, as: SIMD8<Int32>.self)
+                        return true
+                    }
+                    // Blocks read columns 2j … 2j + 16: inside the row while 2j + 17 ≤ W.
+                    var clean = true
+                    while j + 8 <= OW && 2 * j + 17 <= W {
+                        if !block(j) { clean = false; break }
                         j += 8
+                    }
+                    // The last outputs as one more block ending at OW − 1, overlapping the previous
+                    // one (its shared outputs are computed again, to the same values). Without
+                    // padding 2·OW ≤ W − 1, so that block reads at most column W − 1.
+                    if clean && j < OW && OW >= 8 && 2 * (OW - 8) + 17 <= W {
+                        if block(OW - 8) { j = OW } else { j = OW - 8 }
                     }
                 }
                 while j < OW {

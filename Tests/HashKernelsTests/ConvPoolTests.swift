@@ -202,7 +202,11 @@ final class ConvPoolTests: XCTestCase {
     }
 
     func testMaxPoolMatchesNaiveWithTies() {
-        for (t, (k, s, h, w)) in [(2, 2, 7, 7), (3, 2, 7, 8), (3, 1, 5, 5), (2, 3, 8, 7), (1, 1, 3, 3)].enumerated() {
+        // 3×3/2 rows of 27 and 13 outputs (alexnet's 55 and 27 px: 8-output blocks, then one
+        // block overlapping the previous one), exactly 8 outputs (W 17, 18), 9 outputs.
+        let shapes = [(2, 2, 7, 7), (3, 2, 7, 8), (3, 1, 5, 5), (2, 3, 8, 7), (1, 1, 3, 3),
+                      (3, 2, 5, 55), (3, 2, 7, 27), (3, 2, 5, 17), (3, 2, 3, 18), (3, 2, 5, 19)]
+        for (t, (k, s, h, w)) in shapes.enumerated() {
             let g = Pool2DGeometry(batch: 2, channels: 3, height: h, width: w, kernel: k, stride: s)
             // Values from a 4-level grid: many ties inside windows.
             var rng = SeededRNG(seed: UInt64(t))
@@ -228,6 +232,27 @@ final class ConvPoolTests: XCTestCase {
             } }
             assertWithinBounds(dx, refDx, zip(terms, mag).map { gamma(max($0 - 1, 0)) * $1 }, "pool backward \(t)")
         }
+    }
+
+    /// NaNs in the 3×3/2 vector blocks (the main ones and the overlapping last one): the scalar
+    /// scan's rule, a NaN is taken whenever met (so a window's last NaN is its argmax).
+    func testMaxPool3x3NaNInVectorBlocks() {
+        let g = Pool2DGeometry(batch: 1, channels: 2, height: 5, width: 27, kernel: 3, stride: 2)
+        var x = random(g.inputCount, seed: 77)
+        for at in [3, 27 + 20, 2 * 27 + 25, 135 + 4 * 27 + 9, 135 + 10, 135 + 11] { x[at] = .nan }
+        var y = [Float](repeating: 0, count: g.outputCount), idx = [Int32](repeating: -1, count: g.outputCount)
+        MaxPool2D.forward(x: x, y: &y, argmax: &idx, geometry: g)
+        var o = 0
+        for pl in 0..<g.planes { for i in 0..<g.outHeight { for j in 0..<g.outWidth {
+            var best = -Float.infinity, at = 2 * i * g.width + 2 * j
+            for u in 0..<3 { for v in 0..<3 {
+                let q = (2 * i + u) * g.width + 2 * j + v, val = x[pl * g.height * g.width + q]
+                if val > best || val.isNaN { best = val; at = q }
+            } }
+            XCTAssertEqual(y[o].bitPattern, best.bitPattern, "pool value (\(pl), \(i), \(j))")
+            XCTAssertEqual(idx[o], Int32(at), "pool argmax (\(pl), \(i), \(j))")
+            o += 1
+        } } }
     }
 
     func testMaxPoolExplicitTieAndNaN() {
