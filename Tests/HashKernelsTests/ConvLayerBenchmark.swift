@@ -3,8 +3,8 @@ import Foundation
 @testable import HashKernels
 
 /// Per-layer timing of `Conv2D` forward, input gradient (∂x) and weight gradient (∂W + ∂b) at
-/// the paper backbones' shapes, against OpenBLAS sgemm 2048³ on the same machine (the rows of
-/// `benchmarks/conv_layers.py`). Opt-in: runs only when SAAT_BENCH_CONV is set (e.g.
+/// the paper backbones' shapes, against OpenBLAS sgemm 2048³ on the same machine (a subset of
+/// the per-layer rows of `benchmarks/run_all.py`, `PAPER_CONVS`). Opt-in: runs only when SAAT_BENCH_CONV is set (e.g.
 /// `SAAT_BENCH_CONV=1 swift test -c release --skip-build --filter ConvLayerBenchmark`);
 /// SAAT_BENCH_CONV_LAYERS (comma-separated name prefixes) selects layers, SAAT_BENCH_REPEATS the
 /// repeats (default 5). Each kernel is timed alternating with sgemm in the same process; the
