@@ -8,8 +8,9 @@
 /// or sharded over processes. ∂W = δᵀ·x is one sgemm (OpenBLAS) per fixed block of
 /// `Linear.block` rows of ∂W; it sums over the batch, and is bitwise the same for any thread
 /// count (each value computed by one call whose shape depends only on its block: OpenBLAS picks
-/// its micro-kernel, and so a value's summation order, from the call's shape). Features and
-/// input columns are cut into the same fixed blocks, which the kernels' threads share out.
+/// its micro-kernel, and so a value's summation order, from the call's shape). Output features
+/// (`forwardBlock` for y, `block` for ∂W) and input features (`gradientBlock` for ∂x) are cut
+/// into fixed blocks, which the kernels' threads share out.
 ///
 /// Initialisation (PyTorch's default, `reset_parameters`): weight ~ U(−1/√in, 1/√in)
 /// (`kaiming_uniform_(a=√5)` reduces to this bound), bias ~ U(−1/√in, 1/√in); drawn from `rng`
