@@ -215,16 +215,39 @@ public enum Conv2D {
 
     /// Floats of scratch memory `forward`/`backward` need for `g` on `threads` threads (≤ 0:
     /// `ParallelFor.computeThreads`): per part, one image's column matrix, padded copy, output
-    /// gradient and Winograd scratch and the part's ∂W/∂b partial sums; then the transformed
-    /// filters of a Winograd layer. A caller that passes
+    /// gradient and Winograd scratch and the part's ∂W/∂b partial sums; then, with
+    /// `includingFilters`, the transformed filters of a Winograd layer (a caller that always
+    /// passes `filters` to `forward`/`backward` needs no room for them). A caller that passes
     /// a `workspace` of this size (e.g. a layer keeping one per batch size) saves a malloc/free
     /// with its page faults per call; without one the kernels allocate it themselves. Contents are
     /// scratch.
-    public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0) -> Int {
+    public static func workspaceCount(_ g: Conv2DGeometry, threads: Int = 0, includingFilters: Bool = true) -> Int {
         partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
-            + (Winograd.tileSize(g).map { Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels,
-                                                               tile: $0, kernel: g.kernel) } ?? 0)
+            + (includingFilters ? filterCount(g) : 0)
             + (DirectConv.applies(g) ? DirectConv.weightCount(g) : 0)
+    }
+
+    /// Floats of a Winograd layer's transformed filters (forward or adjoint, `transformFilters`);
+    /// 0 when the layer does not use Winograd.
+    public static func filterCount(_ g: Conv2DGeometry) -> Int {
+        Winograd.tileSize(g).map {
+            Winograd.filterCount(inChannels: g.inChannels, outChannels: g.outChannels, tile: $0, kernel: g.kernel)
+        } ?? 0
+    }
+
+    /// Writes the transformed filters of a Winograd layer (`Winograd.applies(g)`) into `U`
+    /// (`filterCount(g)` floats): the forward's, or with `adjoint` the input gradient's. They
+    /// depend only on w, the layer's channel counts and kernel and its tile size
+    /// (`Winograd.tileSize(g)`, which depends on the image size), never on the batch or the
+    /// thread count; `forward(filters:)` and `backward(filters:)` take them as they are, so a
+    /// caller whose weights stay fixed over many calls (an attack's steps, an encoding pass)
+    /// transforms them once.
+    public static func transformFilters(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, adjoint: Bool,
+                                        into U: UnsafeMutablePointer<Float>, threads: Int = 0) {
+        guard let tile = Winograd.tileSize(g) else { preconditionFailure("Conv2D.transformFilters: not a Winograd layer") }
+        Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile,
+                                  kernel: g.kernel, adjoint: adjoint, into: U,
+                                  threads: threads > 0 ? threads : ParallelFor.computeThreads)
     }
 
     @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {
@@ -244,15 +267,18 @@ public enum Conv2D {
 
     /// The transformed filters of a Winograd layer (forward, or the input gradient's with
     /// `adjoint`), written to their place in the workspace, after the parts' scratch.
+    /// The filters are taken from `given` when the caller passed them (the workspace then may
+    /// have no room for them).
     static func winogradFilters(_ w: UnsafePointer<Float>, _ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>,
-                                adjoint: Bool, threads: Int) -> UnsafeMutablePointer<Float> {
+                                adjoint: Bool, given: UnsafePointer<Float>?, threads: Int) -> UnsafePointer<Float> {
+        if let given { return given }
         let U = ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
-        Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: Winograd.tileSize(g)!,
-                                  kernel: g.kernel, adjoint: adjoint, into: U, threads: threads)
-        return U
+        transformFilters(w, g, adjoint: adjoint, into: U, threads: threads)
+        return UnsafePointer(U)
     }
 
-    /// The repacked weights of a `DirectConv` layer, after the parts' scratch.
+    /// The repacked weights of a `DirectConv` layer, after the parts' scratch (DirectConv layers
+    /// have no Winograd filters before them).
     static func sharedWeights(_ g: Conv2DGeometry, _ ws: UnsafeMutablePointer<Float>, threads: Int) -> UnsafeMutablePointer<Float> {
         ws + partStride(g) * ParallelFor.parts(count: g.batch, threads: threads)
     }
@@ -278,11 +304,15 @@ public enum Conv2D {
     /// `pool` (requires `relu`), the max pool of that ReLU'd y is written to `pool.y`/`pool.argmax`,
     /// and y may be nil: each image's convolution output then lives only in a per-thread scratch
     /// (the backward needs just the pooled values and argmax, see `backward`).
+    /// `filters`: for a Winograd layer, its forward filters as `transformFilters(w, g, adjoint:
+    /// false)` wrote them (then not recomputed; a workspace sized without filters needs them);
+    /// nil: transformed here into the workspace. Must be nil for other layers.
     public static func forward(x: UnsafePointer<Float>, weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>?,
                                y: UnsafeMutablePointer<Float>?, geometry g: Conv2DGeometry,
-                               relu: Bool = false, pool: PoolOutput? = nil,
+                               relu: Bool = false, pool: PoolOutput? = nil, filters: UnsafePointer<Float>? = nil,
                                workspace: UnsafeMutablePointer<Float>? = nil, threads: Int = 0) {
         if g.batch == 0 { return }
+        precondition(filters == nil || Winograd.applies(g), "Conv2D.forward: filters given for a layer without Winograd")
         precondition(pool == nil || relu, "Conv2D.forward: a fused pool follows a fused ReLU")
         precondition(y != nil || pool != nil, "Conv2D.forward: y may be nil only with a fused pool")
         if let pool {
@@ -295,7 +325,7 @@ public enum Conv2D {
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
-        let U = Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: false, threads: threads) : nil
+        let U = Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: false, given: filters, threads: threads) : nil
         let direct = DirectConv.applies(g) ? DirectConv.ForwardPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in
             let sc = PartScratch(ws, part: part, g)
@@ -351,13 +381,17 @@ public enum Conv2D {
     /// the *pooled* output and dy its gradient (N, O, OPH, OPW): each dy value goes to its argmax
     /// position when the pooled value (= y there) is > 0. Either way the full-size output
     /// gradient is never materialised (one image's worth per thread).
+    /// `filters`: for a Winograd layer, its input-gradient filters as `transformFilters(w, g,
+    /// adjoint: true)` wrote them (see `forward`); nil: transformed here when dx is asked for.
     public static func backward(x: UnsafePointer<Float>?, weight w: UnsafePointer<Float>,
                                 dy: UnsafePointer<Float>, geometry g: Conv2DGeometry,
                                 dx: UnsafeMutablePointer<Float>?,
                                 dWeight: UnsafeMutablePointer<Float>?, dBias: UnsafeMutablePointer<Float>?,
                                 relu: UnsafePointer<Float>? = nil, pool: PoolGradient? = nil,
+                                filters: UnsafePointer<Float>? = nil,
                                 workspace: UnsafeMutablePointer<Float>? = nil, threads: Int = 0) {
         if g.batch == 0 { return }
+        precondition(filters == nil || Winograd.applies(g), "Conv2D.backward: filters given for a layer without Winograd")
         precondition(dWeight == nil || x != nil, "Conv2D.backward: ∂weight needs the input x")
         precondition(pool == nil || relu != nil, "Conv2D.backward: a fused pool needs the ReLU output")
         let threads = threads > 0 ? threads : ParallelFor.computeThreads   // read once: sizes ws
@@ -365,7 +399,7 @@ public enum Conv2D {
         let owned = workspace == nil ? UnsafeMutablePointer<Float>.allocate(capacity: workspaceCount(g, threads: threads)) : nil
         defer { owned?.deallocate() }
         let ws = workspace ?? owned!
-        let U = dx != nil && Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: true, threads: threads) : nil
+        let U = dx != nil && Winograd.applies(g) ? winogradFilters(w, g, ws, adjoint: true, given: filters, threads: threads) : nil
         let direct = dx != nil && DirectConv.applies(g)
             ? DirectConv.GradientPlan(w, g, into: sharedWeights(g, ws, threads: threads)) : nil
         ParallelFor.split(count: g.batch, threads: threads) { part, images in

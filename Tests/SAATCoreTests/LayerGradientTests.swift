@@ -24,6 +24,49 @@ final class LayerGradientTests: XCTestCase {
         }
     }
 
+    /// The layer's cached Winograd filters (`Conv2d.withFilters`) give the same bits as the kernels
+    /// transforming the current weights themselves, after every way the weights or the tile size
+    /// can change: in-place edits, optimiser steps, assignment, and images that select F(4×4),
+    /// F(2×2) or no Winograd at all.
+    func testConv2dFilterCacheFollowsTheWeights() {
+        for (k, p) in [(3, 1), (5, 2)] {
+            var rng = SeededRNG(seed: UInt64(40 + k))
+            let conv = Conv2d(inChannels: 16, outChannels: 16, kernel: k, padding: p, rng: &rng)
+            var seed: UInt64 = 500
+            /// Forward and input gradient of the layer against `Conv2D` with no filters given.
+            func check(size: Int, _ label: String) {
+                seed += 1
+                let x = randomTensor([2, 16, size, size], seed: seed), dy = randomTensor([2, 16, size, size], seed: seed + 1000)
+                let g = Conv2DGeometry(batch: 2, inChannels: 16, height: size, width: size, outChannels: 16,
+                                       kernel: k, padding: p)
+                var y = [Float](repeating: 0, count: g.outputCount), dx = [Float](repeating: 0, count: g.inputCount)
+                Conv2D.forward(x: x.data, weight: conv.weight.value.data, bias: conv.bias.value.data, y: &y, geometry: g)
+                Conv2D.backward(x: nil, weight: conv.weight.value.data, dy: dy.data, geometry: g, dx: &dx,
+                                dWeight: nil, dBias: nil)
+                for repeatCall in 0..<2 {
+                    XCTAssertEqual(conv.forward(x, mode: .eval).data, y, "k\(k) \(label): forward, call \(repeatCall)")
+                    XCTAssertEqual(conv.backward(dy, paramGrads: false).data, dx, "k\(k) \(label): ∂x, call \(repeatCall)")
+                }
+            }
+            // 28×28: F(4×4) for 3×3 layers; 14×14: F(2×2); 6×6: im2col (too few tiles).
+            check(size: 28, "first call")
+            let before = conv.forward(randomTensor([1, 16, 14, 14], seed: 9), mode: .eval).data
+            conv.weight.value.data[7] += 0.25
+            XCTAssertNotEqual(conv.forward(randomTensor([1, 16, 14, 14], seed: 9), mode: .eval).data, before,
+                              "k\(k): the edit must change the output")
+            check(size: 14, "after an in-place edit")
+            check(size: 28, "back to the first size")
+            check(size: 6, "no Winograd")
+            check(size: 14, "after no Winograd")
+            for i in conv.weight.grad.data.indices { conv.weight.grad.data[i] = Float(i % 7) - 3 }
+            let sgd = try! SGD(params: conv.params, learningRate: 0.01)
+            sgd.step()
+            check(size: 14, "after an SGD step")
+            conv.weight.value = randomTensor(conv.weight.value.shape, seed: 77)
+            check(size: 28, "after assignment")
+        }
+    }
+
     // MARK: Linear
 
     func testLinearGradients() {

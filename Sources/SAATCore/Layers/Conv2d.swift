@@ -25,14 +25,47 @@ public final class Conv2d: Layer {
     private var workspace: [Float] = []
     /// State of the last fused `forwardBlock` (see the extension below).
     var blockCache: BlockCache?
+    /// The Winograd filter transforms of the weights (forward and input gradient), kept until the
+    /// weight changes (`Param.version`) or the image size asks for another tile size: the steps
+    /// of an attack and the batches of an encoding pass, whose weights stay fixed, transform them
+    /// once instead of on every call. Trained weights change every step and are transformed again.
+    private let forwardFilters = FilterCache(), adjointFilters = FilterCache()
 
     /// Runs `body(workspace, threads)` with a workspace sized for `threads` (read once, so a
-    /// concurrent `setComputeThreads` cannot make the kernels overrun it).
+    /// concurrent `setComputeThreads` cannot make the kernels overrun it). The workspace has no
+    /// room for Winograd filters: the layer always passes its cached ones (`withFilters`).
     func withWorkspace<R>(_ g: Conv2DGeometry, _ body: (UnsafeMutablePointer<Float>, Int) -> R) -> R {
         let threads = ParallelFor.computeThreads
-        let need = Conv2D.workspaceCount(g, threads: threads)
+        let need = Conv2D.workspaceCount(g, threads: threads, includingFilters: false)
         if workspace.count < need { workspace = [Float](repeating: 0, count: need) }
         return workspace.withUnsafeMutableBufferPointer { body($0.baseAddress!, threads) }
+    }
+
+    /// One direction's transformed filters and what they were computed from.
+    final class FilterCache {
+        var data: [Float] = []
+        /// (weight version, tile size) of `data`; nil before the first transform.
+        var key: (version: UInt64, tile: Int)?
+    }
+
+    /// Runs `body` with this layer's Winograd filters for `g` (forward, or the input gradient's
+    /// with `adjoint`), transformed only when the weight or the tile size changed since the last
+    /// call; nil for a layer that does not use Winograd. The values are those the kernels would
+    /// compute themselves (`Conv2D.transformFilters` does not depend on the batch or threads).
+    func withFilters<R>(_ g: Conv2DGeometry, adjoint: Bool, _ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let tile = Winograd.tileSize(g) else { return body(nil) }
+        let cache = adjoint ? adjointFilters : forwardFilters
+        if cache.key?.version != weight.version || cache.key?.tile != tile {
+            let count = Conv2D.filterCount(g)
+            if cache.data.count != count { cache.data = [Float](repeating: 0, count: count) }
+            weight.value.data.withUnsafeBufferPointer { wp in
+                cache.data.withUnsafeMutableBufferPointer {
+                    Conv2D.transformFilters(wp.baseAddress!, g, adjoint: adjoint, into: $0.baseAddress!)
+                }
+            }
+            cache.key = (weight.version, tile)
+        }
+        return cache.data.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
     public init(inChannels: Int, outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -78,9 +111,11 @@ public final class Conv2d: Layer {
         x.data.withUnsafeBufferPointer { xp in
             weight.value.data.withUnsafeBufferPointer { wp in
                 bias.value.data.withUnsafeBufferPointer { bp in
-                    withWorkspace(g) { ws, t in
-                        Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, y: y,
-                                       geometry: g, relu: relu, pool: pool, workspace: ws, threads: t)
+                    withFilters(g, adjoint: false) { U in
+                        withWorkspace(g) { ws, t in
+                            Conv2D.forward(x: xp.baseAddress!, weight: wp.baseAddress!, bias: bp.baseAddress!, y: y,
+                                           geometry: g, relu: relu, pool: pool, filters: U, workspace: ws, threads: t)
+                        }
                     }
                 }
             }
@@ -108,14 +143,16 @@ public final class Conv2d: Layer {
                             dx.data.withUnsafeMutableBufferPointer { dxp in
                                 weight.grad.data.withUnsafeMutableBufferPointer { gw in
                                     bias.grad.data.withUnsafeMutableBufferPointer { gb in
-                                        withWorkspace(g) { ws, t in
-                                            Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
-                                                            dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
-                                                            dWeight: paramGrads ? gw.baseAddress! : nil,
-                                                            dBias: paramGrads && hasBias ? gb.baseAddress! : nil,
-                                                            relu: reluOutput == nil ? nil : rp.baseAddress!,
-                                                            pool: pool.map { .init(geometry: $0, argmax: ap.baseAddress!) },
-                                                            workspace: ws, threads: t)
+                                        withFilters(g, adjoint: true) { U in
+                                            withWorkspace(g) { ws, t in
+                                                Conv2D.backward(x: paramGrads ? xp.baseAddress! : nil, weight: wp.baseAddress!,
+                                                                dy: dp.baseAddress!, geometry: g, dx: dxp.baseAddress!,
+                                                                dWeight: paramGrads ? gw.baseAddress! : nil,
+                                                                dBias: paramGrads && hasBias ? gb.baseAddress! : nil,
+                                                                relu: reluOutput == nil ? nil : rp.baseAddress!,
+                                                                pool: pool.map { .init(geometry: $0, argmax: ap.baseAddress!) },
+                                                                filters: U, workspace: ws, threads: t)
+                                            }
                                         }
                                     }
                                 }

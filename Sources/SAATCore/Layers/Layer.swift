@@ -1,7 +1,13 @@
 /// A learnable tensor with its gradient, named as in PyTorch's `state_dict` ("weight", "bias").
+///
+/// Every change of `value` (assignment or in-place mutation through it, as the optimisers and
+/// state-dict loads do) advances `version`, so layers may keep data derived from the value (e.g.
+/// `Conv2d`'s Winograd filter transforms) until it changes.
 public final class Param {
     public let name: String
-    public var value: Tensor
+    public var value: Tensor { didSet { version &+= 1 } }
+    /// Advanced by every change of `value`; starts at 0.
+    public private(set) var version: UInt64 = 0
     public var grad: Tensor
 
     public init(_ name: String, _ value: Tensor) {
