@@ -225,6 +225,11 @@ public enum Winograd {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
     }
 
+    /// All lanes of a short vector at p (unaligned).
+    @inline(__always) static func storePart<T: SIMD>(_ v: T, _ p: UnsafeMutablePointer<Float>) where T.Scalar == Float {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: T.self)
+    }
+
     /// The first `count` (≤ 16) lanes of v at p: whole 8-lane halves, then single lanes.
     @inline(__always) static func storeRow(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, count: Int) {
         if count >= 8 {
@@ -441,10 +446,52 @@ public enum Winograd {
         let vs = PanelGemm.packedBCount(depth: C, cols: rows * TWp), uPlane = filterPlane(rows: O, cols: C)
         let pad = scratch, V = pad + C * padPlane, M = V + 36 * vs, tmp = M + 36 * O * rows * TWp
         Elementwise.fillZero(pad, count: C * padPlane)
+        let shift = m == 4 ? 2 : 1   // log2(m): no integer division per value
         for c in 0..<C {
             for h in 0..<H {
                 let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + p) * rowStride
-                for w in 0..<W { dst[((w + p) % m) * ph + (w + p) / m] = src[w] }
+                var w = 0
+                if m == 4 {
+                    // p = 1: image column w + l (w ≡ 0 mod 4) is padded column w + l + 1, phase
+                    // (l + 1) mod 4 at index w/4 + (l + 1)/4; 32 columns split into their 4 phases.
+                    while w + 32 <= W {
+                        let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD32<Float>.self)
+                        let e = v.evenHalf, o = v.oddHalf, q = w / 4
+                        store(o.oddHalf, dst + q + 1)          // l ≡ 3: phase 0
+                        store(e.evenHalf, dst + ph + q)        // l ≡ 0: phase 1
+                        store(o.evenHalf, dst + 2 * ph + q)    // l ≡ 1: phase 2
+                        store(e.oddHalf, dst + 3 * ph + q)     // l ≡ 2: phase 3
+                        w += 32
+                    }
+                    // The same for one group of 16 and one of 8 columns (vgg11's 28 and 56 px rows).
+                    if w + 16 <= W {
+                        let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD16<Float>.self)
+                        let e = v.evenHalf, o = v.oddHalf, q = w / 4
+                        storePart(o.oddHalf, dst + q + 1); storePart(e.evenHalf, dst + ph + q)
+                        storePart(o.evenHalf, dst + 2 * ph + q); storePart(e.oddHalf, dst + 3 * ph + q)
+                        w += 16
+                    }
+                    if w + 8 <= W {
+                        let v = load(src + w), e = v.evenHalf, o = v.oddHalf, q = w / 4
+                        storePart(o.oddHalf, dst + q + 1); storePart(e.evenHalf, dst + ph + q)
+                        storePart(o.evenHalf, dst + 2 * ph + q); storePart(e.oddHalf, dst + 3 * ph + q)
+                        w += 8
+                    }
+                } else {
+                    // p = 2: image column w + l (w even) is padded column w + l + 2, phase l mod 2
+                    // at index w/2 + 1 + l/2.
+                    while w + 16 <= W {
+                        let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD16<Float>.self)
+                        store(v.evenHalf, dst + w / 2 + 1)
+                        store(v.oddHalf, dst + ph + w / 2 + 1)
+                        w += 16
+                    }
+                }
+                while w < W {
+                    let t = w + p
+                    dst[(t & (m - 1)) * ph + (t >> shift)] = src[w]
+                    w += 1
+                }
             }
         }
         // Where tile j's column q starts, relative to phase 0 at index j.
