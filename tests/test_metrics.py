@@ -361,3 +361,25 @@ def test_core_entry_points_check_arguments():
         saat._core.precision_at_n(Q, DB, QL, DBL, np.array([0], np.int64), np.empty(1))
     with pytest.raises(TypeError, match="missing required argument 'k'"):
         saat._core.map_at_k(Q, DB, QL, DBL)
+
+
+# ------------------------------------------------------------------------------ collapse
+
+def test_code_spread_counts_distinct_codes_and_the_commonest_share():
+    c = np.array([[1, -1, 1], [1, -1, 1], [-1, -1, 1], [1, -1, 1], [1, 1, 1]], np.int8)
+    assert metrics.code_spread(c) == (3, 0.6)
+    assert metrics.code_spread(c.astype(np.float64)) == (3, 0.6)
+    assert metrics.code_spread(c[:1]) == (1, 1.0)
+    with pytest.raises(ValueError, match="'codes'.*at least one code"):
+        metrics.code_spread(np.ones((0, 3), np.int8))
+    with pytest.raises(ValueError, match="'codes'.*-1 or \\+1"):
+        metrics.code_spread(np.zeros((2, 3)))
+
+
+def test_warn_if_collapsed_warns_only_above_half(recwarn):
+    two_of_four = np.array([[1, 1], [1, 1], [-1, 1], [1, -1]], np.int8)
+    assert metrics.warn_if_collapsed(two_of_four, "x") == (3, 0.5)
+    assert not recwarn.list
+    three_of_four = np.array([[1, 1], [1, 1], [-1, 1], [1, 1]], np.int8)
+    with pytest.warns(metrics.CollapseWarning, match=r"my model: 3 of 4 codes \(75%\) are one code \(2 distinct"):
+        assert metrics.warn_if_collapsed(three_of_four, "my model") == (2, 0.75)

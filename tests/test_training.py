@@ -171,3 +171,16 @@ def test_train_data_errors(small_data):
         saat.train(m, x[:0], y[:0], progress=False)
     with pytest.raises(TypeError, match="'model'"):
         saat.train(None, x, y, progress=False)
+
+
+def test_train_warns_when_the_codes_collapse(small_data, trained):
+    # One label for every image: DPSH's likelihood pulls all codes together, and 3 epochs from
+    # scratch end with every training image on one code.
+    x = small_data.train.images[:128]
+    y = np.zeros((128, small_data.train.labels.shape[1]), np.uint8)
+    y[:, 0] = 1
+    m = saat.HashingModel("cnn-small", 16, seed=0)
+    with pytest.warns(metrics.CollapseWarning, match=r"saat.train: the training images' codes: 128 of 128 codes"):
+        saat.train(m, x, y, loss="dpsh", epochs=3, batch_size=32, lr=0.01, seed=0, progress=False)
+    # The session's trained model (MAP well above chance) spreads its codes.
+    assert metrics.code_spread(trained["db_codes"]).commonest_share < 0.2

@@ -420,10 +420,13 @@ def _train_defence(train_set, cfg, d, clean, progress):
     return m
 
 
-def _encode(model, train_set, query_images, db_images):
-    """The codes every cell of a model needs: database, training set and clean queries."""
+def _encode(model, train_set, query_images, db_images, label: str = "model"):
+    """The codes every cell of a model needs: database, training set and clean queries. Warns
+    (``metrics.CollapseWarning``) when the model gives most of the database one code."""
     m = model.eval()
-    return {"db": m.encode(db_images), "train": m.encode(train_set[0]), "query": m.encode(query_images)}
+    codes = {"db": m.encode(db_images), "train": m.encode(train_set[0]), "query": m.encode(query_images)}
+    metrics.warn_if_collapsed(codes["db"], f"{label}: the database codes")
+    return codes
 
 
 def _curve(codes, q, db_codes) -> dict:
@@ -729,7 +732,7 @@ def _run_local(plan, cells, train_set, db_images, k, progress, verbose):
         if not pending:
             continue
         m = models[(s, bits, d)]
-        codes = _encode(m, train_set, q["images"], db_images)
+        codes = _encode(m, train_set, q["images"], db_images, f"seed {s}, {bits} bits, {d} model")
         for name, cpath in pending:
             t0 = time.perf_counter()
             cell = _attack_cell(m, codes, name, q, scfg, k, curve=_wants_curve(scfg, d, name))
@@ -769,7 +772,8 @@ def _run_ray(plan, cells, train_set, db_images, k, address, verbose):
             model_refs[(s, bits, d)] = ref
             pending[ref] = ("model", s, bits, d, path)
         if missing:
-            codes_ref = encode.remote(model_refs[(s, bits, d)], train_ref, q_img_ref, db_ref)
+            codes_ref = encode.remote(model_refs[(s, bits, d)], train_ref, q_img_ref, db_ref,
+                                      f"seed {s}, {bits} bits, {d} model")
             for name, cpath in missing:
                 ref = attack_cell.remote(model_refs[(s, bits, d)], codes_ref, name, q_ref, scfg, k,
                                          _wants_curve(scfg, d, name))

@@ -1,5 +1,5 @@
 """Retrieval evaluation of hashing models: MAP@k, t-MAP@k, precision-recall, P@N, Hamming
-ranking, and the perceptibility of adversarial perturbations.
+ranking, the perceptibility of adversarial perturbations, and a check for collapsed codes.
 
 Protocol (SAAT / CgAT evaluation code). A database item is **relevant** to a query iff their
 multi-hot label vectors share a class (``y_q · y_db > 0``). The database is ranked by ascending
@@ -39,7 +39,7 @@ from ._convert import as_real_array
 from ._validate import check_int
 
 __all__ = ["map_at_k", "t_map_at_k", "pr_curve", "precision_at_n", "hamming_rank",
-           "perceptibility", "Perceptibility"]
+           "perceptibility", "Perceptibility", "code_spread", "CodeSpread", "CollapseWarning", "warn_if_collapsed"]
 
 
 # ---------------------------------------------------------------------------------- conversion
@@ -254,6 +254,57 @@ def hamming_rank(query_codes, db_codes, k: int, *, threads: int | None = None) -
     out = np.empty((q.shape[0], min(k, d.shape[0])), dtype=np.int64)
     _core.hamming_rank(q, d, k, out, threads=_threads(threads))
     return out
+
+
+# ------------------------------------------------------------------------------ collapse
+
+class CodeSpread(NamedTuple):
+    """How a set of codes spreads over the code space (:func:`code_spread`)."""
+    distinct: int
+    """Number of distinct codes."""
+    commonest_share: float
+    """Fraction of the codes equal to the most common one."""
+
+
+class CollapseWarning(UserWarning):
+    """A model gives most images one and the same code. Its MAP then sits near the share of
+    relevant database items (every ranking is a tie broken by index), so attack and defence
+    effects measured on it mean nothing. Usual causes: too few epochs, no backbone pretraining,
+    a learning rate too high for the data."""
+
+
+#: ``warn_if_collapsed`` warns when more than this fraction of the codes are one code. A model
+#: that tells labels apart gives each label set its own code, so one code holds about the share
+#: of the most common label set (a few percent on multi-label benchmarks, 1/C on C balanced
+#: classes); the collapsed 2-epoch alexnet models of the short table gave one code to every image.
+COLLAPSE_SHARE = 0.5
+
+
+def code_spread(codes) -> CodeSpread:
+    """Distinct codes among ``codes`` (n, K) (±1, see the module's input conventions; n ≥ 1) and
+    the share of the most common one."""
+    c = _codes(codes, "codes")
+    if c.shape[0] == 0:
+        raise ValueError("argument 'codes': expected at least one code, got shape (0, K)")
+    _, counts = np.unique(np.packbits(c > 0, axis=1), axis=0, return_counts=True)
+    return CodeSpread(int(counts.size), float(counts.max()) / c.shape[0])
+
+
+def warn_if_collapsed(codes, what: str, *, stacklevel: int = 2) -> CodeSpread:
+    """Issue a :class:`CollapseWarning` naming ``what`` when more than ``COLLAPSE_SHARE`` of
+    ``codes`` are one code; returns :func:`code_spread` either way. ``saat.train`` checks the
+    training images' codes after training, ``saat.experiments.robustness_table`` every model's
+    database codes."""
+    spread = code_spread(codes)
+    if spread.commonest_share > COLLAPSE_SHARE:
+        import warnings
+        n = len(codes)
+        warnings.warn(f"{what}: {round(spread.commonest_share * n)} of {n} codes "
+                      f"({100 * spread.commonest_share:.0f}%) are one code ({spread.distinct} distinct in all): the model "
+                      "has collapsed or is not trained yet, and MAP measured on it is near the share of relevant "
+                      "items. Train longer, pretrain the backbone or lower the learning rate.",
+                      CollapseWarning, stacklevel=stacklevel + 1)
+    return spread
 
 
 # ------------------------------------------------------------------------------ perceptibility

@@ -10,6 +10,7 @@ from . import _schema
 from ._convert import as_real_array
 from ._loop import run_training
 from ._validate import check_int
+from .metrics import warn_if_collapsed
 from .models import HashingModel
 
 __all__ = ["train", "TrainResult", "pretrain_backbone", "channel_stats"]
@@ -52,7 +53,9 @@ def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint
     sums over the batch. Rank 0 alone writes ``checkpoint`` and shows the progress bar;
     ``resume`` must name a file every rank can read. Needs ``pip install 'saat[mpi]'``.
 
-    Returns a :class:`TrainResult` with the per-epoch mean loss ``history``. Ctrl-C stops within
+    Returns a :class:`TrainResult` with the per-epoch mean loss ``history``. Warns
+    (:class:`saat.metrics.CollapseWarning`) when more than half of the training images end with
+    one code (the signs of the loss memory). Ctrl-C stops within
     one batch and raises KeyboardInterrupt; the model keeps the weights of the last finished
     batch. A loss that becomes NaN/inf raises :class:`saat.TrainingDiverged` (a ValueError).
     """
@@ -61,6 +64,8 @@ def train(model: HashingModel, images, labels=None, *, progress=True, checkpoint
     history, memory = run_training("hashing", model, images, labels, params, progress=progress, checkpoint=checkpoint,
                                    checkpoint_every=checkpoint_every, resume=resume, memory_out=True,
                                    desc=f"train {params.get('loss', _schema.defaults(_HASHING)['loss'])}", comm=comm)
+    if memory is not None and len(memory):
+        warn_if_collapsed(np.where(memory > 0, 1, -1).astype(np.int8), "saat.train: the training images' codes")
     return TrainResult(history=history, memory=memory)
 
 
