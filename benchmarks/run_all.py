@@ -3,7 +3,10 @@
 Paper scale (``paper_part``): alexnet and vgg11 at 224×224, batch 16, 32 bits: forward, forward +
 backward to the input, PGD-10, one SAAT adversarial-training step and its peak memory, each side
 in processes of its own (PyTorch: the twin model of ``torch_peers.py``); then every convolution of
-the two backbones (batch 4) in GFLOP/s of direct-convolution FLOPs against sgemm 2048³.
+the two backbones (at the network rows' batch, 16 by default) in GFLOP/s of direct-convolution
+FLOPs against sgemm 2048³. Each call goes through ``saat.kernels.conv2d``, which transforms a
+Winograd layer's filters and allocates its scratch on every call (a model's layers keep both
+between calls): at batch 4 those fixed costs were half of a 13 or 14 px layer's time.
 
 Rows of the first table (cnn-small = the reference CNN of the project brief, batch 64, 32 bits, 2 threads):
   forward; forward + backward to the input; PGD-10 (l-inf 8/255, step 2/255, random start);
@@ -343,7 +346,7 @@ PAPER_CONVS = [
 ]
 
 
-def paper_conv_rows(repeats, torch, batch=4):
+def paper_conv_rows(repeats, torch, batch):
     """Forward GFLOP/s of every paper-backbone convolution (direct-convolution FLOPs, so a fast
     algorithm can exceed the GEMM), against sgemm on the layer's per-image im2col GEMM shape
     (O × C·k² × OH·OW) and against sgemm 2048³; torch's conv2d on the same input when installed."""
@@ -555,7 +558,7 @@ def paper_part(args, torch):
         print_rows(rows)
     if args.no_layers or args.fast:
         return
-    conv, g2048 = paper_conv_rows(max(2, args.paper_repeats), torch)
+    conv, g2048 = paper_conv_rows(max(3, args.paper_repeats), torch, args.paper_batch)
     rows = []
     for name, flop, t in conv:
         gf = flop / t["conv"] / 1e9
@@ -564,7 +567,7 @@ def paper_part(args, torch):
         rows.append((f"{name}", gf, g2048, "GFLOP/s", target,
                      f"{100 * gf / (flop / t['gemm'] / 1e9):.0f}% of sgemm on its im2col shape"
                      + (f"; torch {flop / t['torch'] / 1e9:.0f} GFLOP/s" if "torch" in t else "")))
-    print("\nper-layer forward, batch 4, direct-convolution FLOPs; peer = sgemm 2048^3 on this machine "
+    print(f"\nper-layer forward, batch {args.paper_batch}, direct-convolution FLOPs; peer = sgemm 2048^3 on this machine "
           "(saat.kernels.sgemm); saat/peer = fraction of it\n")
     print_rows(rows)
 
