@@ -1,5 +1,6 @@
 import XCTest
 import NumericBounds
+import CBLAS
 @testable import HashKernels
 
 /// The optimised kernels (im2col + sgemm convolution, SIMD/branch-free max-pool) against
@@ -326,6 +327,83 @@ final class ReferenceKernelTests: XCTestCase {
                 XCTAssertEqual(dx, refDx, "\(name) fused ∂x (\(threads) threads)")
                 XCTAssertEqual(dw, refDw, "\(name) fused ∂w (\(threads) threads)")
                 XCTAssertEqual(db, refDb, "\(name) fused ∂b (\(threads) threads)")
+            }
+        }
+    }
+
+    // MARK: every paper layer at its real size: input and weight gradients
+
+    /// (name, C, O, H, k, padding): every stride-1 convolution of alexnet and vgg11 at 224×224,
+    /// at its real size (one image). The two first layers (C = 3, `DirectConv`) are checked at
+    /// full size in `testFewInputChannelConvMatchesReferenceLoops`; the forward of every layer in
+    /// pytest (tests/test_kernels.py).
+    private let paperGradientShapes: [(String, Int, Int, Int, Int, Int)] = [
+        ("alexnet c2 64->192 5x5 @27", 64, 192, 27, 5, 2), ("alexnet c3 192->384 @13", 192, 384, 13, 3, 1),
+        ("alexnet c4 384->256 @13", 384, 256, 13, 3, 1), ("alexnet c5 256->256 @13", 256, 256, 13, 3, 1),
+        ("vgg11 c2 64->128 @112", 64, 128, 112, 3, 1), ("vgg11 c3 128->256 @56", 128, 256, 56, 3, 1),
+        ("vgg11 c4 256->256 @56", 256, 256, 56, 3, 1), ("vgg11 c5 256->512 @28", 256, 512, 28, 3, 1),
+        ("vgg11 c6 512->512 @28", 512, 512, 28, 3, 1), ("vgg11 c7,c8 512->512 @14", 512, 512, 14, 3, 1),
+    ]
+
+    /// ∂x and ∂w of every paper layer at its real size against a float64 reference (im2col and
+    /// double-precision BLAS, which is exact enough: its own error is ~1e-16 relative), within
+    /// the float32 bounds of the algorithm the layer runs (Winograd's magnitude for ∂x where it
+    /// applies, γ_{O·k²+1}·Σ|w·δ| otherwise; γ_{P+2}·Σ|δ·x| for ∂w, P = OH·OW); and, as a
+    /// summary, max |error| ≤ 1e-4 · max |reference| for both.
+    func testPaperLayerGradientsAtRealSizeMatchFloat64() {
+        for (t, (name, C, O, H, k, p)) in paperGradientShapes.enumerated() {
+            let g = Conv2DGeometry(batch: 1, inChannels: C, height: H, width: H, outChannels: O, kernel: k, padding: p)
+            let x = random(g.inputCount, seed: UInt64(2100 + t)), w = random(g.weightCount, seed: UInt64(2200 + t))
+            let dy = random(g.outputCount, seed: UInt64(2300 + t))
+            var dx = [Float](repeating: .nan, count: g.inputCount), dw = [Float](repeating: 0, count: g.weightCount)
+            Conv2D.backward(x: x, weight: w, dy: dy, geometry: g, dx: &dx, dWeight: &dw, dBias: nil, threads: 2)
+
+            // The float64 column matrix (K × P) of the image, its absolute values, and |w|, |δ|.
+            let K = g.patchSize, P = g.outPlane
+            var cols = [Double](repeating: 0, count: K * P)
+            for c in 0..<C { for u in 0..<k { for v in 0..<k { for i in 0..<H { for j in 0..<H {
+                let h = i - p + u, ww = j - p + v
+                if h >= 0 && h < H && ww >= 0 && ww < H { cols[((c * k + u) * k + v) * P + i * H + j] = Double(x[(c * H + h) * H + ww]) }
+            } } } } }
+            let wd = w.map(Double.init), dd = dy.map(Double.init)
+            let colsAbs = cols.map(abs), wAbs = wd.map(abs), dAbs = dd.map(abs)
+            /// Wᵀ·δ (K × P) scattered back to the image (col2im).
+            func inputGradient(_ w: [Double], _ d: [Double]) -> [Double] {
+                var dcols = [Double](repeating: 0, count: K * P)
+                cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(K), Int32(P), Int32(O), 1, w, Int32(K), d,
+                            Int32(P), 0, &dcols, Int32(P))
+                var out = [Double](repeating: 0, count: g.inputCount)
+                for c in 0..<C { for u in 0..<k { for v in 0..<k { for i in 0..<H { for j in 0..<H {
+                    let h = i - p + u, ww = j - p + v
+                    if h >= 0 && h < H && ww >= 0 && ww < H { out[(c * H + h) * H + ww] += dcols[((c * k + u) * k + v) * P + i * H + j] }
+                } } } } }
+                return out
+            }
+            /// δ·colsᵀ (O × K).
+            func weightGradient(_ d: [Double], _ cols: [Double]) -> [Double] {
+                var out = [Double](repeating: 0, count: O * K)
+                cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(O), Int32(K), Int32(P), 1, d, Int32(P), cols,
+                            Int32(P), 0, &out, Int32(K))
+                return out
+            }
+            let dxRef = inputGradient(wd, dd), dwRef = weightGradient(dd, cols)
+            let dxBound: [Double]
+            if let m = Winograd.tileSize(g) {
+                dxBound = winogradConvBounds(x: x, w: w, b: [Float](repeating: 0, count: O), dy: dy, batch: 1, inChannels: C,
+                                             outChannels: O, height: H, width: H, tile: m, kernel: k).dx!
+            } else {
+                dxBound = inputGradient(wAbs, dAbs).map { gamma(O * k * k + 1) * $0 }
+            }
+            let dwBound = weightGradient(dAbs, colsAbs).map { gamma(P + 2) * $0 }
+            let rx = assertWithinBounds(dx, dxRef, dxBound, "\(name) ∂x")
+            let rw = assertWithinBounds(dw, dwRef, dwBound, "\(name) ∂w")
+            // Not vacuous: rounding shows as a visible fraction of the bounds (2e-4 to 3e-2 of
+            // them, measured; 3e-5 for vgg11 c2's ∂w).
+            XCTAssertGreaterThan(max(rx.worstRatio, rw.worstRatio), 1e-4, "\(name): worst |error|/bound")
+            for (label, got, want) in [("∂x", dx, dxRef), ("∂w", dw, dwRef)] {
+                var worst = 0.0, largest = 0.0
+                for i in got.indices { worst = max(worst, abs(Double(got[i]) - want[i])); largest = max(largest, abs(want[i])) }
+                XCTAssertLessThanOrEqual(worst, 1e-4 * largest, "\(name) \(label): max |error| \(worst), max |reference| \(largest)")
             }
         }
     }
