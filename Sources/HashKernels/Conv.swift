@@ -246,8 +246,7 @@ public enum Conv2D {
                                         into U: UnsafeMutablePointer<Float>, threads: Int = 0) {
         guard let tile = Winograd.tileSize(g) else { preconditionFailure("Conv2D.transformFilters: not a Winograd layer") }
         Winograd.transformFilters(w, outChannels: g.outChannels, inChannels: g.inChannels, tile: tile,
-                                  kernel: g.kernel, adjoint: adjoint, into: U,
-                                  threads: threads > 0 ? threads : ParallelFor.computeThreads)
+                                  kernel: g.kernel, adjoint: adjoint, into: U, threads: threads)
     }
 
     @inlinable static func partStride(_ g: Conv2DGeometry) -> Int {

@@ -225,9 +225,17 @@ public enum Winograd {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: V8.self)
     }
 
-    /// All lanes of a short vector at p (unaligned).
-    @inline(__always) static func storePart<T: SIMD>(_ v: T, _ p: UnsafeMutablePointer<Float>) where T.Scalar == Float {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: T.self)
+    /// The four phases of a group of image columns w … (w ≡ 0 mod 4) of an F(4×4) padded row
+    /// `dst` (phase stride `ph`, q = w/4): `l0`…`l3` hold the columns l ≡ 0 … 3 (mod 4); column
+    /// w + l is padded column w + l + 1, phase (l + 1) mod 4 at index q + (l + 1)/4.
+    @inline(__always) static func storePhases4<T: SIMD>(_ l0: T, _ l1: T, _ l2: T, _ l3: T,
+                                                        _ dst: UnsafeMutablePointer<Float>, q: Int, ph: Int)
+        where T.Scalar == Float {
+        let raw = UnsafeMutableRawPointer(dst)
+        raw.storeBytes(of: l3, toByteOffset: 4 * (q + 1), as: T.self)
+        raw.storeBytes(of: l0, toByteOffset: 4 * (ph + q), as: T.self)
+        raw.storeBytes(of: l1, toByteOffset: 4 * (2 * ph + q), as: T.self)
+        raw.storeBytes(of: l2, toByteOffset: 4 * (3 * ph + q), as: T.self)
     }
 
     /// The first `count` (≤ 16) lanes of v at p: whole 8-lane halves, then single lanes.
@@ -452,29 +460,24 @@ public enum Winograd {
                 let src = x + (c * H + h) * W, dst = pad + c * padPlane + (h + p) * rowStride
                 var w = 0
                 if m == 4 {
-                    // p = 1: image column w + l (w ≡ 0 mod 4) is padded column w + l + 1, phase
-                    // (l + 1) mod 4 at index w/4 + (l + 1)/4; 32 columns split into their 4 phases.
+                    // p = 1: 32 columns at a time split into their 4 phases by even/odd lane
+                    // shuffles (`storePhases4`), then one group of 16 and one of 8 (vgg11's 28
+                    // and 56 px rows).
                     while w + 32 <= W {
                         let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD32<Float>.self)
-                        let e = v.evenHalf, o = v.oddHalf, q = w / 4
-                        store(o.oddHalf, dst + q + 1)          // l ≡ 3: phase 0
-                        store(e.evenHalf, dst + ph + q)        // l ≡ 0: phase 1
-                        store(o.evenHalf, dst + 2 * ph + q)    // l ≡ 1: phase 2
-                        store(e.oddHalf, dst + 3 * ph + q)     // l ≡ 2: phase 3
+                        let e = v.evenHalf, o = v.oddHalf
+                        storePhases4(e.evenHalf, o.evenHalf, e.oddHalf, o.oddHalf, dst, q: w / 4, ph: ph)
                         w += 32
                     }
-                    // The same for one group of 16 and one of 8 columns (vgg11's 28 and 56 px rows).
                     if w + 16 <= W {
                         let v = UnsafeRawPointer(src + w).loadUnaligned(as: SIMD16<Float>.self)
-                        let e = v.evenHalf, o = v.oddHalf, q = w / 4
-                        storePart(o.oddHalf, dst + q + 1); storePart(e.evenHalf, dst + ph + q)
-                        storePart(o.evenHalf, dst + 2 * ph + q); storePart(e.oddHalf, dst + 3 * ph + q)
+                        let e = v.evenHalf, o = v.oddHalf
+                        storePhases4(e.evenHalf, o.evenHalf, e.oddHalf, o.oddHalf, dst, q: w / 4, ph: ph)
                         w += 16
                     }
                     if w + 8 <= W {
-                        let v = load(src + w), e = v.evenHalf, o = v.oddHalf, q = w / 4
-                        storePart(o.oddHalf, dst + q + 1); storePart(e.evenHalf, dst + ph + q)
-                        storePart(o.evenHalf, dst + 2 * ph + q); storePart(e.oddHalf, dst + 3 * ph + q)
+                        let v = load(src + w), e = v.evenHalf, o = v.oddHalf
+                        storePhases4(e.evenHalf, o.evenHalf, e.oddHalf, o.oddHalf, dst, q: w / 4, ph: ph)
                         w += 8
                     }
                 } else {

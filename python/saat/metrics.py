@@ -30,6 +30,7 @@ Input conventions, shared by every function here:
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -297,7 +298,6 @@ def warn_if_collapsed(codes, what: str, *, stacklevel: int = 2) -> CodeSpread:
     database codes."""
     spread = code_spread(codes)
     if spread.commonest_share > COLLAPSE_SHARE:
-        import warnings
         n = len(codes)
         warnings.warn(f"{what}: {round(spread.commonest_share * n)} of {n} codes "
                       f"({100 * spread.commonest_share:.0f}%) are one code ({spread.distinct} distinct in all): the model "
